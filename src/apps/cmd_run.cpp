@@ -1,0 +1,168 @@
+// dualrs run: executes a job manifest's stages in order on this allocation.
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "common.h"
+#include "dualrs/core/error.h"
+#include "dualrs/io/atomic_file.h"
+#include "dualrs/io/provenance.h"
+
+namespace dualrs::app {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Replaces every "${out}" in the strings of `value`.
+void substitute_out(json& value, const std::string& out) {
+  if (value.is_string()) {
+    std::string s = value.get<std::string>();
+    for (std::size_t pos; (pos = s.find("${out}")) != std::string::npos;) s.replace(pos, 6, out);
+    value = s;
+  } else if (value.is_array() || value.is_object()) {
+    for (auto& item : value) substitute_out(item, out);
+  }
+}
+
+struct Stage {
+  std::string name;
+  std::string command;
+  ExperimentConfig config;
+  std::vector<std::string> inputs;
+  std::string dir;
+  std::string fingerprint;
+};
+
+std::vector<Stage> plan_job(const std::string& job_path, const std::string& out_dir) {
+  const json job = read_json_file(job_path);
+  validate_schema(job, SchemaKind::kJob, job_path);
+  const std::string job_dir = fs::absolute(job_path).parent_path().string();
+  const std::string config_path = (fs::path(job_dir) / job.at("config").get<std::string>()).lexically_normal().string();
+  std::vector<Stage> stages;
+  std::vector<ConfigIssue> issues;
+  std::string chain = io::sha256_hex(job.dump());
+  for (std::size_t i = 0; i < job.at("stages").size(); ++i) {
+    json stage = job["stages"][i];
+    substitute_out(stage, out_dir);
+    const std::string pointer = "/stages/" + std::to_string(i);
+    try {
+      auto config = ExperimentConfig::load(config_path, stage.value("set", json::object()), job_dir);
+      Stage s{stage.at("name").get<std::string>(), stage.at("command").get<std::string>(), config, {}, "", ""};
+      for (const auto& input : stage.value("inputs", json::array())) {
+        s.inputs.push_back((fs::path(job_dir) / input.get<std::string>()).lexically_normal().string());
+      }
+      s.dir = stage.contains("out") ? fs::absolute(stage["out"].get<std::string>()).lexically_normal().string()
+                                    : (fs::path(out_dir) / s.name).string();
+      // Parse the sections the command needs now, so every problem shows before any work.
+      if (s.command == "train-base") { config.train_base(); config.model(); config.dataset(); }
+      if (s.command == "certify") { config.certify(); config.model(); config.dataset(); }
+      if (s.command == "predict") { config.predict(); config.model(); config.dataset(); }
+      if (s.command == "table" && s.inputs.empty()) issues.push_back({pointer + "/inputs", "a table stage needs inputs"});
+      // A stage's fingerprint covers its own resolved config and every earlier stage's, so a
+      // changed upstream stage re-runs everything after it.
+      chain = io::sha256_hex(chain + s.command + config.doc().dump() + json(s.inputs).dump());
+      s.fingerprint = chain;
+      stages.push_back(std::move(s));
+    } catch (const ConfigError& e) {
+      for (const auto& issue : e.issues()) issues.push_back({pointer + " (" + e.source() + ") " + issue.pointer, issue.message});
+    }
+  }
+  if (!issues.empty()) throw ConfigError(job_path, std::move(issues));
+  return stages;
+}
+
+bool stage_done(const Stage& stage) {
+  const fs::path marker = fs::path(stage.dir) / ("stage-" + stage.name + ".json");
+  if (!fs::exists(marker)) return false;
+  try {
+    return read_json_file(marker.string()).value("fingerprint", "") == stage.fingerprint;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+int cmd_run(const Invocation& inv) {
+  po::options_description options("options");
+  options.add_options()
+      ("job", po::value<std::string>()->required(), "job manifest (JSON, see data_schemas/job.schema.json)")
+      ("out,o", po::value<std::string>()->required(), "output folder; stage outputs go to OUT/<stage name>/")
+      ("dry-run,n", "print the stage plan and exit")
+      ("force", "re-run stages even when their outputs are up to date");
+  add_common_options(options);
+  po::positional_options_description positional;
+  positional.add("job", 1);
+  po::variables_map vm;
+  if (!parse_args(inv, options, positional, vm, "JOB --out DIR [--dry-run] [--force]",
+                  "dualrs run jobs/mnist_standard_rs.json --out runs/mnist_standard_rs")) {
+    return 0;
+  }
+  const Verbosity verbosity = verbosity_from(vm);
+  const std::string out_dir = fs::absolute(vm["out"].as<std::string>()).lexically_normal().string();
+  const std::vector<Stage> stages = plan_job(vm["job"].as<std::string>(), out_dir);
+  if (vm.count("dry-run")) {
+    std::cout << "job " << vm["job"].as<std::string>() << " -> " << out_dir << '\n';
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+      std::cout << "  " << i + 1 << ". " << stages[i].name << " (" << stages[i].command << ")"
+                << (stage_done(stages[i]) ? " [up to date]" : "") << '\n';
+    }
+    return 0;
+  }
+  io::ensure_directory(out_dir);
+  const auto job_start = std::chrono::steady_clock::now();
+  json summary = {{"job", vm["job"].as<std::string>()}, {"out", out_dir}, {"started_utc", io::utc_now()},
+                  {"stages", json::array()}};
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    const Stage& stage = stages[i];
+    if (!vm.count("force") && stage_done(stage)) {
+      if (verbosity != Verbosity::kQuiet) std::fprintf(stderr, "[%zu/%zu] %s: up to date, skipped\n", i + 1, stages.size(), stage.name.c_str());
+      summary["stages"].push_back({{"name", stage.name}, {"skipped", true}});
+      continue;
+    }
+    if (verbosity != Verbosity::kQuiet) std::fprintf(stderr, "[%zu/%zu] %s (%s)\n", i + 1, stages.size(), stage.name.c_str(), stage.command.c_str());
+    const auto start = std::chrono::steady_clock::now();
+    if (stage.command == "train-base") run_train_base(stage.config, stage.dir, verbosity);
+    else if (stage.command == "certify") run_certify(stage.config, stage.dir, verbosity);
+    else if (stage.command == "predict") run_predict(stage.config, stage.dir, verbosity);
+    else if (stage.command == "table") run_table(stage.inputs, stage.config.table(), stage.dir, verbosity);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    io::ensure_directory(stage.dir);
+    io::write_file_atomic((fs::path(stage.dir) / ("stage-" + stage.name + ".json")).string(),
+                          json({{"name", stage.name}, {"command", stage.command}, {"fingerprint", stage.fingerprint},
+                                {"seconds", seconds}, {"finished_utc", io::utc_now()}}).dump(2) + "\n");
+    summary["stages"].push_back({{"name", stage.name}, {"seconds", seconds}});
+    if (verbosity != Verbosity::kQuiet) std::fprintf(stderr, "[%zu/%zu] %s done in %s\n", i + 1, stages.size(), stage.name.c_str(), format_duration(seconds).c_str());
+  }
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - job_start).count();
+  summary["seconds"] = total;
+  summary["finished_utc"] = io::utc_now();
+  io::write_file_atomic((fs::path(out_dir) / "job_summary.json").string(), summary.dump(2) + "\n");
+  if (verbosity != Verbosity::kQuiet) std::fprintf(stderr, "job finished in %s; outputs in %s\n", format_duration(total).c_str(), out_dir.c_str());
+  return 0;
+}
+
+int cmd_validate(const Invocation& inv) {
+  po::options_description options("options");
+  options.add_options()("file", po::value<std::string>()->required(), "config or job file (JSON)");
+  add_common_options(options);
+  po::positional_options_description positional;
+  positional.add("file", 1);
+  po::variables_map vm;
+  if (!parse_args(inv, options, positional, vm, "FILE", "dualrs validate configs/mnist.json")) return 0;
+  const std::string path = vm["file"].as<std::string>();
+  const json doc = read_json_file(path);
+  if (doc.is_object() && doc.contains("stages")) {
+    plan_job(path, fs::absolute("dualrs-validate-out").string());
+    std::cout << path << ": valid job\n";
+  } else {
+    ExperimentConfig::load(path);
+    std::cout << path << ": valid config\n";
+  }
+  return 0;
+}
+
+}  // namespace dualrs::app

@@ -1,0 +1,65 @@
+// dualrs table: certified-accuracy tables from certification result files.
+
+#include <filesystem>
+#include <iostream>
+
+#include "common.h"
+#include "dualrs/core/error.h"
+#include "dualrs/io/atomic_file.h"
+#include "dualrs/io/result_files.h"
+#include "dualrs/report/certified_accuracy.h"
+
+namespace dualrs::app {
+
+void run_table(const std::vector<std::string>& inputs, const TableConfig& table, const std::string& out_dir,
+               Verbosity verbosity) {
+  if (inputs.empty()) throw ConfigError("command line", "inputs", "no result files given");
+  std::vector<io::CertifyResults> results;
+  for (const auto& path : inputs) results.push_back(io::read_certify_results(path));
+  const std::vector<double> radii = table.radii.empty() ? report::default_radii() : table.radii;
+  std::vector<report::Convention> conventions;
+  if (table.convention == "inclusive" || table.convention == "both") conventions.push_back(report::Convention::kInclusive);
+  if (table.convention == "strict" || table.convention == "both") conventions.push_back(report::Convention::kStrict);
+  if (conventions.empty()) throw ConfigError("", "/table/convention", "must be inclusive, strict or both");
+
+  std::vector<report::MethodSummary> summaries;
+  for (const auto& r : results) summaries.push_back(report::summarize(r));
+  std::string markdown;
+  for (auto convention : conventions) markdown += report::markdown_table(results, radii, convention) + "\n";
+
+  io::ensure_directory(out_dir);
+  const std::filesystem::path dir(out_dir);
+  io::write_file_atomic((dir / "certified_accuracy.csv").string(),
+                        report::tidy_csv(report::accuracy_rows(results, radii, conventions)));
+  io::write_file_atomic((dir / "summary.csv").string(), report::summary_csv(summaries));
+  io::write_file_atomic((dir / "certified_accuracy.md").string(), markdown);
+  if (verbosity != Verbosity::kQuiet) std::cout << markdown;
+}
+
+int cmd_table(const Invocation& inv) {
+  po::options_description options("options");
+  options.add_options()
+      ("inputs", po::value<std::vector<std::string>>()->multitoken(), "certify.h5 result files (positional)")
+      ("out,o", po::value<std::string>()->required(),
+       "output folder: certified_accuracy.csv (tidy), summary.csv, certified_accuracy.md")
+      ("radii", po::value<std::string>()->default_value("0:2.5:0.25"),
+       "radii: comma list or start:stop:step (l2, pixel units)")
+      ("convention", po::value<std::string>()->default_value("both"),
+       "inclusive (radius >= r, Cohen), strict (radius > r, Dual RS paper) or both");
+  add_common_options(options);
+  po::positional_options_description positional;
+  positional.add("inputs", -1);
+  po::variables_map vm;
+  if (!parse_args(inv, options, positional, vm, "RESULT.h5... --out DIR [--radii R] [--convention C]",
+                  "dualrs table runs/mnist/certify_sigma_0.25/certify.h5 runs/mnist/certify_sigma_0.5/certify.h5 -o runs/mnist")) {
+    return 0;
+  }
+  TableConfig table;
+  table.radii = parse_number_list(vm["radii"].as<std::string>(), "--radii");
+  table.convention = vm["convention"].as<std::string>();
+  const auto inputs = vm.count("inputs") ? vm["inputs"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  run_table(inputs, table, vm["out"].as<std::string>(), verbosity_from(vm));
+  return 0;
+}
+
+}  // namespace dualrs::app

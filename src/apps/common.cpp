@@ -1,0 +1,89 @@
+#include "common.h"
+
+#include <iostream>
+#include <sstream>
+
+#include "dualrs/core/error.h"
+
+namespace dualrs::app {
+
+void add_common_options(po::options_description& options) {
+  options.add_options()
+      ("help,h", "show this help and exit")
+      ("quiet,q", "no progress lines (errors only)")
+      ("verbose,v", "more detail in progress output");
+}
+
+Verbosity verbosity_from(const po::variables_map& vm) {
+  if (vm.count("quiet")) return Verbosity::kQuiet;
+  if (vm.count("verbose")) return Verbosity::kVerbose;
+  return Verbosity::kNormal;
+}
+
+bool parse_args(const Invocation& inv, const po::options_description& options,
+                const po::positional_options_description& positional, po::variables_map& vm,
+                const std::string& usage, const std::string& example) {
+  try {
+    po::store(po::command_line_parser(inv.args).options(options).positional(positional).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: dualrs " << inv.name << ' ' << usage << "\n\n" << options << "\nexample:\n  " << example
+                << "\n";
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw ConfigError("command line", "", std::string(e.what()) + " (see 'dualrs " + inv.name + " --help')");
+  }
+  return true;
+}
+
+nlohmann::json overrides_from_flags(const po::variables_map& vm, const std::vector<FlagMapping>& mappings) {
+  nlohmann::json patch = nlohmann::json::object();
+  for (const auto& m : mappings) {
+    if (!vm.count(m.flag) || vm[m.flag].defaulted()) continue;
+    const nlohmann::json::json_pointer pointer(m.pointer);
+    switch (m.type) {
+      case FlagMapping::Type::kDouble: patch[pointer] = vm[m.flag].as<double>(); break;
+      case FlagMapping::Type::kInt: patch[pointer] = vm[m.flag].as<long long>(); break;
+      case FlagMapping::Type::kUInt: patch[pointer] = vm[m.flag].as<unsigned long long>(); break;
+      case FlagMapping::Type::kString: patch[pointer] = vm[m.flag].as<std::string>(); break;
+      case FlagMapping::Type::kDoubleList:
+        patch[pointer] = parse_number_list(vm[m.flag].as<std::string>(), "--" + m.flag);
+        break;
+    }
+  }
+  return patch;
+}
+
+std::vector<double> parse_number_list(const std::string& text, const std::string& what) {
+  auto to_double = [&](const std::string& s) {
+    std::size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(s, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != s.size()) throw ConfigError("command line", what, "not a number: '" + s + "'");
+    return v;
+  };
+  std::vector<double> out;
+  if (text.find(':') != std::string::npos) {
+    std::vector<std::string> parts;
+    std::stringstream ss(text);
+    for (std::string p; std::getline(ss, p, ':');) parts.push_back(p);
+    if (parts.size() != 3) throw ConfigError("command line", what, "expected start:stop:step, got '" + text + "'");
+    const double start = to_double(parts[0]), stop = to_double(parts[1]), step = to_double(parts[2]);
+    if (!(step > 0) || stop < start) throw ConfigError("command line", what, "need step > 0 and stop >= start");
+    for (long i = 0; start + static_cast<double>(i) * step <= stop + 1e-9 * step; ++i) {
+      out.push_back(start + static_cast<double>(i) * step);
+    }
+    return out;
+  }
+  std::stringstream ss(text);
+  for (std::string p; std::getline(ss, p, ',');) out.push_back(to_double(p));
+  if (out.empty()) throw ConfigError("command line", what, "empty list");
+  return out;
+}
+
+}  // namespace dualrs::app

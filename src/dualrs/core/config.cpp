@@ -1,0 +1,305 @@
+#include "dualrs/core/config.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validation_results.hpp>
+#include <valijson/validator.hpp>
+
+#include "dualrs/core/error.h"
+#include "dualrs/core/schemas_embedded.h"
+
+namespace dualrs {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::string& schema_text(SchemaKind kind) {
+  static const std::string config(embedded::kConfigSchema);
+  static const std::string job(embedded::kJobSchema);
+  return kind == SchemaKind::kConfig ? config : job;
+}
+
+namespace {
+std::string escape_token(const std::string& token) {
+  std::string out;
+  for (char c : token) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+
+// valijson context: {"<root>", "[certify]", "[sigma]"} -> "/certify/sigma".
+std::string context_to_pointer(const std::vector<std::string>& context) {
+  std::string out;
+  for (const auto& part : context) {
+    if (part == "<root>") continue;
+    std::string token = part;
+    if (token.size() >= 2 && token.front() == '[' && token.back() == ']') token = token.substr(1, token.size() - 2);
+    out += "/" + escape_token(token);
+  }
+  return out;
+}
+
+bool is_prefix(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  return a.size() < b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+const valijson::Schema& parsed_schema(SchemaKind kind) {
+  static const auto make = [](SchemaKind k) {
+    auto schema = std::make_unique<valijson::Schema>();
+    const json doc = json::parse(schema_text(k));
+    valijson::SchemaParser parser;
+    valijson::adapters::NlohmannJsonAdapter adapter(doc);
+    parser.populateSchema(adapter, *schema);
+    return schema;
+  };
+  static const auto config = make(SchemaKind::kConfig);
+  static const auto job = make(SchemaKind::kJob);
+  return kind == SchemaKind::kConfig ? *config : *job;
+}
+
+// Reads `key` of `obj` as T, or returns `fallback` when absent.
+template <typename T>
+T get_or(const json& obj, const char* key, T fallback) {
+  auto it = obj.find(key);
+  return it == obj.end() ? fallback : it->get<T>();
+}
+
+SelectionConfig read_selection(const json& section, const SelectionConfig& defaults) {
+  SelectionConfig s = defaults;
+  auto it = section.find("selection");
+  if (it == section.end()) return s;
+  s.split = get_or<std::string>(*it, "split", s.split);
+  s.begin = get_or<std::int64_t>(*it, "begin", s.begin);
+  s.end = get_or<std::int64_t>(*it, "end", s.end);
+  s.skip = get_or<std::int64_t>(*it, "skip", s.skip);
+  return s;
+}
+
+std::string make_absolute(const std::string& path, const std::string& base_dir) {
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  return (fs::path(base_dir) / path).lexically_normal().string();
+}
+}  // namespace
+
+void validate_schema(const json& doc, SchemaKind kind, const std::string& source) {
+  valijson::Validator validator;
+  valijson::ValidationResults results;
+  valijson::adapters::NlohmannJsonAdapter target(doc);
+  if (validator.validate(parsed_schema(kind), target, &results)) return;
+  std::vector<valijson::ValidationResults::Error> errors;
+  valijson::ValidationResults::Error error;
+  while (results.popError(error)) errors.push_back(error);
+  // valijson reports a failure at every level of nesting; keep the innermost ones.
+  std::vector<ConfigIssue> issues;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (const auto& e : errors) {
+    bool has_deeper = false;
+    for (const auto& other : errors) has_deeper = has_deeper || is_prefix(e.context, other.context);
+    if (has_deeper) continue;
+    std::string pointer = context_to_pointer(e.context);
+    std::string message = e.description;
+    // Name the unknown key itself, not only the object holding it.
+    const std::string marker = "could not be validated using 'properties' or 'additionalProperties' constraints: '";
+    if (auto pos = message.find(marker); pos != std::string::npos) {
+      const std::string key = message.substr(pos + marker.size(), message.rfind('\'') - pos - marker.size());
+      pointer += "/" + escape_token(key);
+      message = "unknown key '" + key + "'";
+    }
+    if (seen.insert({pointer, message}).second) issues.push_back({pointer, message});
+  }
+  throw ConfigError(source, std::move(issues));
+}
+
+json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) DUALRS_THROW(IoError, "cannot open ", path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  try {
+    return json::parse(buffer.str());
+  } catch (const json::parse_error& e) {
+    throw ConfigError(path, "", std::string("not valid JSON (") + e.what() + ")");
+  }
+}
+
+void absolutize_config_paths(json& doc, const std::string& base_dir) {
+  if (!doc.is_object()) return;
+  auto fix = [&](json& obj, const char* key) {
+    if (obj.is_object() && obj.contains(key) && obj[key].is_string()) {
+      obj[key] = make_absolute(obj[key].get<std::string>(), base_dir);
+    }
+  };
+  if (doc.contains("dataset") && doc["dataset"].is_object()) {
+    json& ds = doc["dataset"];
+    fix(ds, "images");
+    fix(ds, "labels");
+    if (ds.contains("splits") && ds["splits"].is_object()) {
+      for (auto& [name, value] : ds["splits"].items()) {
+        if (value.is_string()) value = make_absolute(value.get<std::string>(), base_dir);
+      }
+    }
+  }
+  if (doc.contains("model")) {
+    fix(doc["model"], "checkpoint");
+    fix(doc["model"], "torchscript");
+  }
+}
+
+ExperimentConfig ExperimentConfig::load(const std::string& path, const json& patch, const std::string& patch_base_dir) {
+  json doc = read_json_file(path);
+  const std::string base = fs::absolute(fs::path(path)).parent_path().string();
+  absolutize_config_paths(doc, base);
+  if (!patch.is_null() && !patch.empty()) {
+    json p = patch;
+    absolutize_config_paths(p, patch_base_dir.empty() ? fs::current_path().string() : patch_base_dir);
+    doc.merge_patch(p);
+  }
+  return from_json(std::move(doc), path);
+}
+
+ExperimentConfig ExperimentConfig::from_json(json doc, std::string source) {
+  validate_schema(doc, SchemaKind::kConfig, source);
+  ExperimentConfig config(std::move(doc), std::move(source));
+  return config;
+}
+
+DatasetConfig ExperimentConfig::dataset() const {
+  if (!has("dataset")) throw ConfigError(source_, "/dataset", "missing section (this command needs a dataset)");
+  const json& j = doc_.at("dataset");
+  DatasetConfig c;
+  c.name = get_or<std::string>(j, "name", "");
+  c.format = get_or<std::string>(j, "format", c.format);
+  c.images = j.at("images").get<std::string>();
+  c.labels = j.at("labels").get<std::string>();
+  if (j.contains("splits")) c.splits = j.at("splits").get<std::map<std::string, std::string>>();
+  return c;
+}
+
+ModelConfig ExperimentConfig::model() const {
+  if (!has("model")) throw ConfigError(source_, "/model", "missing section (this command needs a model)");
+  const json& j = doc_.at("model");
+  ModelConfig c;
+  c.arch = get_or<std::string>(j, "arch", "");
+  c.checkpoint = get_or<std::string>(j, "checkpoint", "");
+  c.torchscript = get_or<std::string>(j, "torchscript", "");
+  c.num_classes = get_or<std::int64_t>(j, "num_classes", c.num_classes);
+  c.device = get_or<std::string>(j, "device", c.device);
+  if (!c.torchscript.empty() && !c.arch.empty()) {
+    throw ConfigError(source_, "/model", "give either 'arch' (native model) or 'torchscript', not both");
+  }
+  if (c.torchscript.empty() && c.arch.empty()) {
+    throw ConfigError(source_, "/model", "needs 'arch' (native model) or 'torchscript'");
+  }
+  return c;
+}
+
+CertifyConfig ExperimentConfig::certify() const {
+  CertifyConfig c;
+  const json j = doc_.value("certify", json::object());
+  c.method = get_or<std::string>(j, "method", c.method);
+  c.sigma = get_or<double>(j, "sigma", c.sigma);
+  c.n0 = get_or<std::int64_t>(j, "n0", c.n0);
+  c.n = get_or<std::int64_t>(j, "n", c.n);
+  c.alpha = get_or<double>(j, "alpha", c.alpha);
+  c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
+  c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
+  c.selection = read_selection(j, c.selection);
+  return c;
+}
+
+PredictConfig ExperimentConfig::predict() const {
+  PredictConfig c;
+  const json j = doc_.value("predict", json::object());
+  c.sigma = get_or<double>(j, "sigma", c.sigma);
+  c.n = get_or<std::int64_t>(j, "n", c.n);
+  c.alpha = get_or<double>(j, "alpha", c.alpha);
+  c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
+  c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
+  c.selection = read_selection(j, c.selection);
+  return c;
+}
+
+TrainBaseConfig ExperimentConfig::train_base() const {
+  TrainBaseConfig c;
+  const json j = doc_.value("train_base", json::object());
+  c.epochs = get_or<std::int64_t>(j, "epochs", c.epochs);
+  c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
+  c.lr = get_or<double>(j, "lr", c.lr);
+  c.weight_decay = get_or<double>(j, "weight_decay", c.weight_decay);
+  c.lr_step_epochs = get_or<std::int64_t>(j, "lr_step_epochs", c.lr_step_epochs);
+  c.lr_gamma = get_or<double>(j, "lr_gamma", c.lr_gamma);
+  if (j.contains("sigma")) c.sigma = j.at("sigma").get<double>();
+  c.sigma_candidates = get_or<std::vector<double>>(j, "sigma_candidates", {});
+  c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
+  c.selection = read_selection(j, c.selection);
+  if (c.sigma && !c.sigma_candidates.empty()) {
+    throw ConfigError(source_, "/train_base/sigma", "give either 'sigma' or 'sigma_candidates', not both");
+  }
+  if (!c.sigma && c.sigma_candidates.empty()) {
+    throw ConfigError(source_, "/train_base", "needs a noise level: 'sigma' or 'sigma_candidates'");
+  }
+  return c;
+}
+
+TableConfig ExperimentConfig::table() const {
+  TableConfig c;
+  const json j = doc_.value("table", json::object());
+  c.radii = get_or<std::vector<double>>(j, "radii", {});
+  c.convention = get_or<std::string>(j, "convention", c.convention);
+  return c;
+}
+
+json to_json(const SelectionConfig& c) {
+  return {{"split", c.split}, {"begin", c.begin}, {"end", c.end}, {"skip", c.skip}};
+}
+json to_json(const DatasetConfig& c) {
+  return {{"name", c.name}, {"format", c.format}, {"images", c.images}, {"labels", c.labels}, {"splits", c.splits}};
+}
+json to_json(const ModelConfig& c) {
+  json j = {{"num_classes", c.num_classes}, {"device", c.device}};
+  if (!c.arch.empty()) j["arch"] = c.arch;
+  if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;
+  if (!c.torchscript.empty()) j["torchscript"] = c.torchscript;
+  return j;
+}
+json to_json(const CertifyConfig& c) {
+  return {{"method", c.method}, {"sigma", c.sigma}, {"n0", c.n0}, {"n", c.n}, {"alpha", c.alpha},
+          {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)}};
+}
+json to_json(const PredictConfig& c) {
+  return {{"sigma", c.sigma}, {"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size},
+          {"seed", c.seed}, {"selection", to_json(c.selection)}};
+}
+json to_json(const TrainBaseConfig& c) {
+  json j = {{"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr}, {"weight_decay", c.weight_decay},
+            {"lr_step_epochs", c.lr_step_epochs}, {"lr_gamma", c.lr_gamma}, {"seed", c.seed},
+            {"selection", to_json(c.selection)}};
+  if (c.sigma) j["sigma"] = *c.sigma;
+  else j["sigma_candidates"] = c.sigma_candidates;
+  return j;
+}
+
+std::string format_decimal(double value) {
+  char buf[64];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, value);
+    if (std::strtod(buf, nullptr) == value) break;
+  }
+  std::string s(buf);
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string global_method_name(double sigma) { return "global_sigma_" + format_decimal(sigma); }
+
+}  // namespace dualrs

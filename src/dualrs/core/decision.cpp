@@ -1,0 +1,71 @@
+#include "dualrs/core/decision.h"
+
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "dualrs/core/stats.h"
+
+namespace dualrs {
+
+std::int64_t argmax_lowest(const Counts& counts) {
+  if (counts.empty()) throw std::invalid_argument("argmax of empty counts");
+  std::size_t best = 0;
+  for (std::size_t i = 1; i < counts.size(); ++i) {
+    if (counts[i] > counts[best]) best = i;
+  }
+  return static_cast<std::int64_t>(best);
+}
+
+Certificate radius_from_count(std::int64_t n_a, std::int64_t n, double sigma, double alpha) {
+  if (!(sigma > 0.0)) throw std::invalid_argument("sigma must be > 0, got " + std::to_string(sigma));
+  Certificate cert;
+  cert.n_a = n_a;
+  cert.p_a_lower = stats::clopper_pearson_lower(n_a, n, alpha);
+  if (cert.p_a_lower < 0.5) return cert;
+  cert.prediction = 0;
+  cert.radius = sigma * stats::norm_ppf(cert.p_a_lower);
+  return cert;
+}
+
+Certificate certify_from_counts(const Counts& selection, const Counts& estimation, double sigma, double alpha,
+                                std::int64_t n) {
+  if (selection.size() != estimation.size()) {
+    throw std::invalid_argument("selection and estimation counts differ in size (" + std::to_string(selection.size()) +
+                                " vs " + std::to_string(estimation.size()) + ")");
+  }
+  const std::int64_t c_hat = argmax_lowest(selection);
+  const std::int64_t votes = std::accumulate(estimation.begin(), estimation.end(), std::int64_t{0});
+  if (n < 0) n = votes;
+  if (n < votes) {
+    throw std::invalid_argument("n = " + std::to_string(n) + " is less than the " + std::to_string(votes) + " votes counted");
+  }
+  Certificate cert = radius_from_count(estimation[static_cast<std::size_t>(c_hat)], n, sigma, alpha);
+  cert.selected = c_hat;
+  if (!cert.abstained()) cert.prediction = c_hat;
+  return cert;
+}
+
+Prediction predict_from_counts(const Counts& counts, double alpha) {
+  if (counts.size() < 2) throw std::invalid_argument("PREDICT needs at least 2 classes");
+  if (!(alpha > 0.0 && alpha < 1.0)) throw std::invalid_argument("alpha must be in (0, 1), got " + std::to_string(alpha));
+  std::size_t first = 0, second = 1;
+  if (counts[1] > counts[0]) std::swap(first, second);
+  for (std::size_t i = 2; i < counts.size(); ++i) {
+    if (counts[i] > counts[first]) {
+      second = first;
+      first = i;
+    } else if (counts[i] > counts[second]) {
+      second = i;
+    }
+  }
+  Prediction out;
+  out.count1 = counts[first];
+  out.count2 = counts[second];
+  if (out.count1 + out.count2 == 0) throw std::invalid_argument("PREDICT needs at least one vote");
+  out.p_value = stats::binom_test_two_sided(out.count1, out.count1 + out.count2, 0.5);
+  if (out.p_value <= alpha) out.prediction = static_cast<std::int64_t>(first);
+  return out;
+}
+
+}  // namespace dualrs

@@ -1,0 +1,73 @@
+#pragma once
+/// \file
+/// Per-example result records and the sink interface that receives them (STYLE.md:
+/// computation separate from reporting). HDF5 and TSV sinks live in `dualrs/io`.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dualrs/core/decision.h"
+
+namespace dualrs {
+
+/// One certified example (standard RS, METHOD.md §2).
+struct CertifyRecord {
+  std::int64_t idx = 0;          ///< dataset index (position in the IDX file)
+  std::int64_t label = 0;        ///< true class
+  std::int64_t prediction = kAbstain;  ///< certified class, or kAbstain (-1)
+  double radius = 0.0;           ///< certified ℓ2 radius, pixel units; 0 when abstaining
+  double p_a_lower = 0.0;        ///< Clopper–Pearson lower bound on p_A
+  double sigma = 0.0;            ///< noise level used
+  std::int64_t n_a = 0;          ///< estimation votes for the selected class
+  double time_s = 0.0;           ///< wall time spent on this example, seconds
+  Counts counts_selection;       ///< [K] votes of the n0 selection copies
+  Counts counts;                 ///< [K] votes of the n estimation copies
+  bool correct() const { return prediction == label; }
+};
+
+/// One predicted example (PREDICT, METHOD.md §2).
+struct PredictRecord {
+  std::int64_t idx = 0;
+  std::int64_t label = 0;
+  std::int64_t prediction = kAbstain;
+  double p_value = 1.0;          ///< two-sided binomial test p-value of top-1 vs top-2
+  double time_s = 0.0;
+  Counts counts;                 ///< [K] votes of the n copies
+  bool correct() const { return prediction == label; }
+};
+
+/// Receives records as they are produced; `finish` publishes the result (a sink that is
+/// destroyed without `finish` leaves no partial output behind).
+class ResultSink {
+ public:
+  virtual ~ResultSink() = default;
+  virtual void write(const CertifyRecord& record) = 0;
+  virtual void write(const PredictRecord& record) = 0;
+  virtual void finish() = 0;
+};
+
+/// Keeps records in memory (tests, tables).
+class MemorySink : public ResultSink {
+ public:
+  void write(const CertifyRecord& record) override { certified.push_back(record); }
+  void write(const PredictRecord& record) override { predicted.push_back(record); }
+  void finish() override { finished = true; }
+  std::vector<CertifyRecord> certified;
+  std::vector<PredictRecord> predicted;
+  bool finished = false;
+};
+
+/// Sends every record to several sinks (e.g. HDF5 and TSV).
+class TeeSink : public ResultSink {
+ public:
+  explicit TeeSink(std::vector<ResultSink*> sinks) : sinks_(std::move(sinks)) {}
+  void write(const CertifyRecord& r) override { for (auto* s : sinks_) s->write(r); }
+  void write(const PredictRecord& r) override { for (auto* s : sinks_) s->write(r); }
+  void finish() override { for (auto* s : sinks_) s->finish(); }
+
+ private:
+  std::vector<ResultSink*> sinks_;
+};
+
+}  // namespace dualrs

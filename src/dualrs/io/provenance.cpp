@@ -1,0 +1,124 @@
+#include "dualrs/io/provenance.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <boost/version.hpp>
+#include <cstdlib>
+#include <ctime>
+#include <string>
+
+#include "dualrs/config.h"
+#include "dualrs/core/error.h"
+#include "dualrs/io/hdf5_file.h"
+
+namespace dualrs::io {
+namespace {
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::string(v) : std::string();
+}
+
+/// World size from the launcher's environment. The app, which holds the communicator, should
+/// overwrite it with the communicator's size; this is the best guess without MPI state.
+int world_size_from_env() {
+  // Open MPI's own variable first: under `mpirun` inside an allocation SLURM_NTASKS describes
+  // the allocation, not this job.
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS"}) {
+    const std::string v = env_or_empty(name);
+    if (v.empty()) continue;
+    char* end = nullptr;
+    const long n = std::strtol(v.c_str(), &end, 10);
+    if (end != v.c_str() && *end == '\0' && n > 0) return static_cast<int>(n);
+  }
+  return 1;
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
+  return buf;
+}
+
+std::string boost_version() {
+  std::string v = BOOST_LIB_VERSION;  // "1_74"
+  for (char& c : v) {
+    if (c == '_') c = '.';
+  }
+  return v;
+}
+
+}  // namespace
+
+std::string sha256_hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    DUALRS_THROW(Error, "OpenSSL EVP_Digest(SHA-256) failed");
+  }
+  static const char* const kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * length);
+  for (unsigned int i = 0; i < length; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Provenance make_provenance(std::string schema, std::string command, const nlohmann::json& config,
+                           std::uint64_t seed, int rng_layout_version) {
+  Provenance p;
+  p.schema = std::move(schema);
+  p.schema_version = 1;
+  p.command = std::move(command);
+  p.config = config;
+  p.config_sha256 = sha256_hex(config.dump());
+  p.git_revision = DUALRS_GIT_REVISION;
+  p.dualrs_version = DUALRS_VERSION;
+  p.seed = seed;
+  p.rng_layout_version = rng_layout_version;
+  // Torch is not a dependency of this layer; the app appends "; torch X.Y.Z" itself.
+  p.library_versions = "hdf5 " + hdf5_version() + "; boost " + boost_version() + "; nlohmann_json " +
+                       std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." +
+                       std::to_string(NLOHMANN_JSON_VERSION_MINOR) + "." +
+                       std::to_string(NLOHMANN_JSON_VERSION_PATCH) + "; " + OpenSSL_version(OPENSSL_VERSION);
+  p.world_size = world_size_from_env();
+  p.slurm_job_id = env_or_empty("SLURM_JOB_ID");
+  p.hostname = host_name();
+  p.created_utc = utc_now();
+  return p;
+}
+
+nlohmann::json to_json(const Provenance& p) {
+  return nlohmann::json{
+      {"schema", p.schema},
+      {"schema_version", p.schema_version},
+      {"command", p.command},
+      {"config", p.config},
+      {"config_sha256", p.config_sha256},
+      {"git_revision", p.git_revision},
+      {"dualrs_version", p.dualrs_version},
+      {"seed", p.seed},
+      {"rng_layout_version", p.rng_layout_version},
+      {"library_versions", p.library_versions},
+      {"world_size", p.world_size},
+      {"slurm_job_id", p.slurm_job_id},
+      {"hostname", p.hostname},
+      {"created_utc", p.created_utc},
+      {"finished_utc", p.finished_utc},
+  };
+}
+
+}  // namespace dualrs::io

@@ -1,0 +1,49 @@
+#pragma once
+/// \file
+/// Provenance of every output file (ARCHITECTURE.md "Outputs"): what made it, from what
+/// configuration, with which seeds and libraries, when and where.
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace dualrs::io {
+
+struct Provenance {
+  std::string schema;                 ///< e.g. "dualrs.certify"
+  int schema_version = 1;
+  std::string command;                ///< subcommand that wrote the file, e.g. "certify"
+  nlohmann::json config;              ///< resolved config (defaults filled in)
+  std::string config_sha256;          ///< SHA-256 of config.dump() (hex)
+  std::string git_revision;           ///< of the dualrs build
+  std::string dualrs_version;
+  std::uint64_t seed = 0;
+  int rng_layout_version = 0;
+  std::string library_versions;       ///< "torch 1.13.0; hdf5 1.10.8; boost 1.74; ..."
+  int world_size = 1;
+  std::string slurm_job_id;           ///< $SLURM_JOB_ID or ""
+  std::string hostname;
+  std::string created_utc;            ///< ISO 8601, e.g. "2026-11-21T12:00:00Z"
+  std::string finished_utc;
+};
+
+/// Fills the build/environment fields (git revision, versions, Slurm ids, host, created
+/// time) and the config with its SHA-256 (of `config.dump()`). `library_versions` lists HDF5,
+/// Boost, nlohmann_json and OpenSSL; this layer does not link Torch, so the app appends
+/// "; torch X.Y.Z". `world_size` is read from $OMPI_COMM_WORLD_SIZE / $SLURM_NTASKS (else 1);
+/// the app should overwrite it with its communicator's size. `finished_utc` is left empty.
+/// \throws dualrs::Error when OpenSSL fails.
+Provenance make_provenance(std::string schema, std::string command, const nlohmann::json& config,
+                           std::uint64_t seed, int rng_layout_version);
+
+/// Lower-case hex SHA-256 of `bytes` (OpenSSL EVP), 64 characters. \throws dualrs::Error.
+std::string sha256_hex(const std::string& bytes);
+
+/// Current UTC time, ISO 8601 with seconds ("2026-11-21T12:00:00Z").
+std::string utc_now();
+
+/// All provenance fields as one JSON object (for sidecars and logs).
+nlohmann::json to_json(const Provenance& p);
+
+}  // namespace dualrs::io

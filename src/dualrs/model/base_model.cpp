@@ -1,0 +1,74 @@
+#include "dualrs/model/base_model.h"
+
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "dualrs/core/error.h"
+#include "dualrs/model/mnist_cnn.h"
+#include "dualrs/model/torchscript_model.h"
+
+namespace dualrs::model {
+
+std::unique_ptr<BaseModel> make_native_model(const std::string& arch, std::int64_t num_classes) {
+  if (arch == "mnist_cnn") return make_mnist_cnn(num_classes);
+  throw ConfigError("", "/model/arch", "unknown architecture '" + arch + "'");
+}
+
+std::unique_ptr<BaseModel> load_model(const ModelConfig& config) {
+  if (!config.torchscript.empty()) return load_torchscript_model(config.torchscript, config.num_classes, config.device);
+  if (config.checkpoint.empty()) throw ConfigError("", "/model/checkpoint", "a native model needs a checkpoint to load");
+  auto model = make_native_model(config.arch, config.num_classes);
+  load_checkpoint(*model, config.checkpoint);
+  return model;
+}
+
+void save_checkpoint(BaseModel& model, const std::string& path) {
+  torch::nn::Module* module = model.module();
+  DUALRS_CHECK(module != nullptr, ModelError, "model ", model.describe(), " has no native weights to save");
+  const std::string tmp = path + ".tmp";
+  try {
+    torch::serialize::OutputArchive archive;
+    module->save(archive);
+    archive.save_to(tmp);
+  } catch (const c10::Error& e) {
+    std::remove(tmp.c_str());
+    DUALRS_THROW(ModelError, "cannot write checkpoint ", path, ": ", e.what_without_backtrace());
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) DUALRS_THROW(ModelError, "cannot publish checkpoint ", path, ": ", ec.message());
+}
+
+void load_checkpoint(BaseModel& model, const std::string& path) {
+  torch::nn::Module* module = model.module();
+  DUALRS_CHECK(module != nullptr, ModelError, "model ", model.describe(), " has no native weights to load");
+  if (!std::filesystem::exists(path)) DUALRS_THROW(ModelError, "checkpoint not found: ", path);
+  // Module::load replaces tensors wholesale, whatever their shape: check shapes ourselves so
+  // a checkpoint of another architecture or class count is refused, not silently adopted.
+  std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected;
+  for (const auto& item : module->named_parameters()) expected.emplace_back(item.key(), item.value().sizes().vec());
+  for (const auto& item : module->named_buffers()) expected.emplace_back(item.key(), item.value().sizes().vec());
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    module->load(archive);
+  } catch (const c10::Error& e) {
+    DUALRS_THROW(ModelError, "cannot load checkpoint ", path, " into ", model.describe(), ": ",
+                 e.what_without_backtrace());
+  }
+  auto params = module->named_parameters();
+  auto buffers = module->named_buffers();
+  for (const auto& [name, sizes] : expected) {
+    const torch::Tensor* t = params.find(name);
+    if (t == nullptr) t = buffers.find(name);
+    if (t == nullptr || t->sizes().vec() != sizes) {
+      DUALRS_THROW(ModelError, "checkpoint ", path, " does not fit ", model.describe(), ": tensor '", name, "' has shape ",
+                   t == nullptr ? std::string("(missing)") : c10::str(t->sizes()), ", expected ", c10::str(c10::IntArrayRef(sizes)));
+    }
+  }
+  model.set_training(false);
+}
+
+}  // namespace dualrs::model

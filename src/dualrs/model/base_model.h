@@ -1,0 +1,50 @@
+#pragma once
+/// \file
+/// The base classifier f of randomized smoothing (METHOD.md §1): images in [0, 1] pixel space
+/// in, logits out. Normalisation belongs inside the model, never before the noise.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+
+#include "dualrs/core/config.h"
+
+namespace torch::nn {
+class Module;
+}
+
+namespace dualrs::model {
+
+class BaseModel {
+ public:
+  virtual ~BaseModel() = default;
+  /// \param x  float `[B, C, H, W]`, pixels in [0, 1] (plus noise)
+  /// \return   float `[B, K]` logits. \throws ModelError when the model breaks its contract.
+  virtual at::Tensor logits(const at::Tensor& x) = 0;
+  /// K, the number of classes.
+  virtual std::int64_t num_classes() const = 0;
+  /// For messages and provenance, e.g. "mnist_cnn(/path/model.pt)".
+  virtual std::string describe() const = 0;
+  /// The trainable module of a native model; nullptr for frozen (TorchScript) models.
+  virtual torch::nn::Module* module() { return nullptr; }
+  /// Switches training mode (dropout, batch norm) where the model has one.
+  virtual void set_training(bool training) = 0;
+};
+
+/// Builds a native architecture with fresh weights. \param arch "mnist_cnn".
+/// \throws ConfigError on an unknown architecture.
+std::unique_ptr<BaseModel> make_native_model(const std::string& arch, std::int64_t num_classes);
+
+/// The model a config names: a native architecture loaded from `checkpoint`, or a
+/// TorchScript file. \throws ModelError naming the file when it cannot be loaded.
+std::unique_ptr<BaseModel> load_model(const ModelConfig& config);
+
+/// Saves a native model's weights to `path` atomically (tmp + rename). \throws ModelError.
+void save_checkpoint(BaseModel& model, const std::string& path);
+
+/// Loads weights saved by save_checkpoint into `model`. \throws ModelError naming the path.
+void load_checkpoint(BaseModel& model, const std::string& path);
+
+}  // namespace dualrs::model

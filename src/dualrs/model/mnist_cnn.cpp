@@ -1,0 +1,54 @@
+#include "dualrs/model/mnist_cnn.h"
+
+#include <torch/torch.h>
+
+#include "dualrs/core/error.h"
+
+namespace dualrs::model {
+namespace {
+
+struct MnistCnnImpl : torch::nn::Module {
+  explicit MnistCnnImpl(std::int64_t num_classes)
+      : conv1(register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 16, 3).padding(1)))),
+        conv2(register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(16, 32, 3).padding(1)))),
+        fc1(register_module("fc1", torch::nn::Linear(32 * 7 * 7, 128))),
+        fc2(register_module("fc2", torch::nn::Linear(128, num_classes))) {}
+
+  torch::Tensor forward(torch::Tensor x) {
+    x = (x - 0.1307) / 0.3081;  // MNIST statistics; inside the model, after the noise
+    x = torch::max_pool2d(torch::relu(conv1(x)), 2);
+    x = torch::max_pool2d(torch::relu(conv2(x)), 2);
+    x = torch::relu(fc1(x.flatten(1)));
+    return fc2(x);
+  }
+
+  torch::nn::Conv2d conv1, conv2;
+  torch::nn::Linear fc1, fc2;
+};
+TORCH_MODULE(MnistCnn);
+
+class MnistCnnModel : public BaseModel {
+ public:
+  explicit MnistCnnModel(std::int64_t num_classes) : net_(num_classes), num_classes_(num_classes) {}
+  at::Tensor logits(const at::Tensor& x) override {
+    DUALRS_CHECK(x.dim() == 4 && x.size(1) == 1 && x.size(2) == 28 && x.size(3) == 28, ModelError,
+                 "mnist_cnn expects [B, 1, 28, 28] input, got ", x.sizes());
+    return net_->forward(x);
+  }
+  std::int64_t num_classes() const override { return num_classes_; }
+  std::string describe() const override { return "mnist_cnn"; }
+  torch::nn::Module* module() override { return net_.get(); }
+  void set_training(bool training) override { net_->train(training); }
+
+ private:
+  MnistCnn net_;
+  std::int64_t num_classes_;
+};
+
+}  // namespace
+
+std::unique_ptr<BaseModel> make_mnist_cnn(std::int64_t num_classes) {
+  return std::make_unique<MnistCnnModel>(num_classes);
+}
+
+}  // namespace dualrs::model

@@ -1,0 +1,19 @@
+#pragma once
+/// \file
+/// A base classifier loaded from TorchScript. Contract (data_schemas/models.md):
+/// `forward(x: float [B, C, H, W] in [0, 1]) -> float [B, K]`.
+
+#include <memory>
+#include <string>
+
+#include "dualrs/model/base_model.h"
+
+namespace dualrs::model {
+
+/// Loads `path` with torch::jit::load, on `device`, in eval mode.
+/// \throws ModelError naming the path when the file is missing or not TorchScript. Each
+/// logits() call checks the output is `[B, num_classes]` and throws ModelError otherwise.
+std::unique_ptr<BaseModel> load_torchscript_model(const std::string& path, std::int64_t num_classes,
+                                                  const std::string& device = "cpu");
+
+}  // namespace dualrs::model

@@ -1,0 +1,150 @@
+#include "dualrs/report/certified_accuracy.h"
+
+#include <cstdio>
+#include <set>
+#include <sstream>
+
+#include "dualrs/core/config.h"
+
+namespace dualrs::report {
+namespace {
+std::string fixed(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+std::string full(double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", value);
+  return buf;
+}
+bool counts(const CertifyRecord& r, double radius, Convention convention) {
+  if (r.prediction == kAbstain || !r.correct()) return false;
+  return convention == Convention::kInclusive ? r.radius >= radius : r.radius > radius;
+}
+}  // namespace
+
+std::string to_string(Convention convention) {
+  return convention == Convention::kInclusive ? "inclusive" : "strict";
+}
+
+double certified_accuracy(const std::vector<CertifyRecord>& records, double r, Convention convention) {
+  if (records.empty()) return 0.0;
+  std::int64_t hits = 0;
+  for (const auto& rec : records) hits += counts(rec, r, convention) ? 1 : 0;
+  return static_cast<double>(hits) / static_cast<double>(records.size());
+}
+
+double average_certified_radius(const std::vector<CertifyRecord>& records) {
+  if (records.empty()) return 0.0;
+  double sum = 0.0;
+  for (const auto& rec : records) {
+    if (rec.prediction != kAbstain && rec.correct()) sum += rec.radius;
+  }
+  return sum / static_cast<double>(records.size());
+}
+
+MethodSummary summarize(const io::CertifyResults& results) {
+  MethodSummary s;
+  s.method = results.info.method;
+  s.num_examples = static_cast<std::int64_t>(results.records.size());
+  s.n0 = results.info.n0;
+  s.n = results.info.n;
+  s.alpha = results.info.alpha;
+  if (results.records.empty()) return s;
+  std::int64_t correct = 0, abstained = 0;
+  for (const auto& rec : results.records) {
+    if (rec.prediction == kAbstain) ++abstained;
+    else if (rec.correct()) ++correct;
+  }
+  s.clean_accuracy = static_cast<double>(correct) / static_cast<double>(s.num_examples);
+  s.abstain_rate = static_cast<double>(abstained) / static_cast<double>(s.num_examples);
+  s.acr = average_certified_radius(results.records);
+  return s;
+}
+
+std::vector<double> default_radii() {
+  std::vector<double> radii;
+  for (int i = 0; i <= 10; ++i) radii.push_back(0.25 * i);
+  return radii;
+}
+
+std::vector<AccuracyRow> accuracy_rows(const std::vector<io::CertifyResults>& results, const std::vector<double>& radii,
+                                       const std::vector<Convention>& conventions) {
+  std::vector<AccuracyRow> rows;
+  for (const auto& res : results) {
+    for (Convention convention : conventions) {
+      for (double r : radii) {
+        AccuracyRow row;
+        row.method = res.info.method;
+        row.radius = r;
+        row.convention = convention;
+        row.num_examples = static_cast<std::int64_t>(res.records.size());
+        for (const auto& rec : res.records) row.num_certified += counts(rec, r, convention) ? 1 : 0;
+        row.certified_accuracy = certified_accuracy(res.records, r, convention);
+        rows.push_back(row);
+      }
+    }
+  }
+  return rows;
+}
+
+std::string tidy_csv(const std::vector<AccuracyRow>& rows) {
+  std::ostringstream os;
+  os << "method,radius,convention,certified_accuracy,num_certified,num_examples\n";
+  for (const auto& row : rows) {
+    os << row.method << ',' << format_decimal(row.radius) << ',' << to_string(row.convention) << ','
+       << full(row.certified_accuracy) << ',' << row.num_certified << ',' << row.num_examples << '\n';
+  }
+  return os.str();
+}
+
+std::string summary_csv(const std::vector<MethodSummary>& summaries) {
+  std::ostringstream os;
+  os << "method,num_examples,clean_accuracy,abstain_rate,acr,n0,n,alpha\n";
+  for (const auto& s : summaries) {
+    os << s.method << ',' << s.num_examples << ',' << full(s.clean_accuracy) << ',' << full(s.abstain_rate) << ','
+       << full(s.acr) << ',' << s.n0 << ',' << s.n << ',' << full(s.alpha) << '\n';
+  }
+  return os.str();
+}
+
+std::string markdown_table(const std::vector<io::CertifyResults>& results, const std::vector<double>& radii,
+                           Convention convention) {
+  std::ostringstream os;
+  std::set<std::int64_t> examples, n0s, ns;
+  std::set<double> alphas;
+  for (const auto& res : results) {
+    examples.insert(static_cast<std::int64_t>(res.records.size()));
+    n0s.insert(res.info.n0);
+    ns.insert(res.info.n);
+    alphas.insert(res.info.alpha);
+  }
+  auto join = [](const auto& values) {
+    std::ostringstream j;
+    bool first = true;
+    for (const auto& v : values) {
+      j << (first ? "" : "/") << v;
+      first = false;
+    }
+    return j.str();
+  };
+  os << "Certified accuracy (%) at ℓ2 radius r, " << to_string(convention) << " convention (radius "
+     << (convention == Convention::kInclusive ? "≥" : ">") << " r); " << join(examples) << " examples; n0 = "
+     << join(n0s) << ", n = " << join(ns) << ", α = " << join(alphas) << ".\n\n";
+  os << "| method |";
+  for (double r : radii) os << ' ' << format_decimal(r) << " |";
+  os << " clean acc. | abstain | ACR |\n|---|";
+  for (std::size_t i = 0; i < radii.size(); ++i) os << "---:|";
+  os << "---:|---:|---:|\n";
+  for (const auto& res : results) {
+    const MethodSummary s = summarize(res);
+    os << "| " << res.info.method << " |";
+    for (double r : radii) os << ' ' << fixed(100.0 * certified_accuracy(res.records, r, convention), 1) << " |";
+    os << ' ' << fixed(100.0 * s.clean_accuracy, 1) << " | " << fixed(100.0 * s.abstain_rate, 1) << " | "
+       << fixed(s.acr, 3) << " |\n";
+  }
+  return os.str();
+}
+
+}  // namespace dualrs::report

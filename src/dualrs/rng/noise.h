@@ -1,0 +1,56 @@
+#pragma once
+/// \file
+/// Reproducible Gaussian noise from the counter-based Philox4x32-10 generator (Random123).
+/// Source: Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011; CLUSTER.md
+/// "Reproducible noise".
+///
+/// Layout (version kRngLayoutVersion):
+///   key     = splitmix64(seed ^ splitmix64(stage)), split into two 32-bit words;
+///   counter = {element block, sample index, sigma index, example index};
+///   one Philox call gives four 32-bit words -> two Box–Muller pairs -> elements 4b..4b+3.
+/// The numbers for (example, sigma index, sample, element) therefore do not depend on batch
+/// size, rank count, shard order or device.
+
+#include <cstdint>
+
+namespace dualrs {
+
+/// Bumped whenever the mapping from (seed, stage, counter) to numbers changes; written into
+/// every output so results made with different layouts are never mixed.
+inline constexpr int kRngLayoutVersion = 1;
+
+/// Independent noise streams per use. Never renumber an existing entry.
+enum class NoiseStage : std::uint32_t {
+  kCertifySelection = 1,   ///< CERTIFY: the n0 copies that pick the class
+  kCertifyEstimation = 2,  ///< CERTIFY: the n fresh copies that bound p_A
+  kPredict = 3,            ///< PREDICT
+  kLabel = 4,              ///< per-σ radius labels (Dual RS §5.2.1)
+  kEstimateSigma = 5,      ///< smoothed estimator's σ choice on the train set
+};
+
+/// Stateless generator of σ·z, z ~ N(0, 1), for any (example, sigma index, sample, element).
+class NoiseSource {
+ public:
+  NoiseSource(std::uint64_t seed, NoiseStage stage);
+
+  /// Writes `count` consecutive samples [first_sample, first_sample + count), each of
+  /// `numel` values (C·H·W of one image), scaled by `sigma`, to `out` (count · numel floats,
+  /// sample-major). Thread-safe; any split of a sample range gives the same numbers.
+  /// \throws std::out_of_range when an index does not fit its 32-bit counter word.
+  /// With `offset` (numel floats, e.g. the clean image) each value is `offset[e] + sigma·z`,
+  /// which saves a second pass over the batch.
+  void fill(float* out, std::int64_t numel, std::int64_t example, std::uint32_t sigma_index,
+            std::int64_t first_sample, std::int64_t count, float sigma, const float* offset = nullptr) const;
+
+  std::uint64_t seed() const { return seed_; }
+  NoiseStage stage() const { return stage_; }
+  std::uint32_t key0() const { return key_[0]; }
+  std::uint32_t key1() const { return key_[1]; }
+
+ private:
+  std::uint64_t seed_;
+  NoiseStage stage_;
+  std::uint32_t key_[2];
+};
+
+}  // namespace dualrs

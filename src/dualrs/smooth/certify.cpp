@@ -1,0 +1,98 @@
+#include "dualrs/smooth/certify.h"
+
+#include <chrono>
+
+#include "dualrs/core/error.h"
+#include "dualrs/smooth/sample_counts.h"
+
+namespace dualrs::smooth {
+namespace {
+void check_common(std::vector<ConfigIssue>& issues, const std::string& section, double sigma, double alpha,
+                  std::int64_t n, std::int64_t batch_size) {
+  if (!(sigma > 0)) issues.push_back({section + "/sigma", "must be > 0, got " + std::to_string(sigma)});
+  if (!(alpha > 0 && alpha < 1)) issues.push_back({section + "/alpha", "must be in (0, 1), got " + std::to_string(alpha)});
+  if (n < 1) issues.push_back({section + "/n", "must be >= 1, got " + std::to_string(n)});
+  if (batch_size < 1) issues.push_back({section + "/batch_size", "must be >= 1, got " + std::to_string(batch_size)});
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+}  // namespace
+
+void validate(const CertifyConfig& config) {
+  std::vector<ConfigIssue> issues;
+  check_common(issues, "/certify", config.sigma, config.alpha, config.n, config.batch_size);
+  if (config.n0 < 1) issues.push_back({"/certify/n0", "must be >= 1, got " + std::to_string(config.n0)});
+  if (!issues.empty()) throw ConfigError("", std::move(issues));
+}
+
+void validate(const PredictConfig& config) {
+  std::vector<ConfigIssue> issues;
+  check_common(issues, "/predict", config.sigma, config.alpha, config.n, config.batch_size);
+  if (!issues.empty()) throw ConfigError("", std::move(issues));
+}
+
+CertifyRecord certify_example(model::BaseModel& model, const Example& example, const CertifyConfig& config,
+                              std::uint32_t sigma_index) {
+  const auto start = std::chrono::steady_clock::now();
+  const NoiseSource selection_noise(config.seed, NoiseStage::kCertifySelection);
+  const NoiseSource estimation_noise(config.seed, NoiseStage::kCertifyEstimation);
+  NoiseRequest request{example.idx, sigma_index, config.sigma, 0, config.n0, config.batch_size};
+  const SampleCounts selection = sample_counts(model, example.image, selection_noise, request);
+  request.count = config.n;
+  const SampleCounts estimation = sample_counts(model, example.image, estimation_noise, request);
+  // Copies with non-finite logits count as trials that voted for no class.
+  const Certificate cert = certify_from_counts(selection.votes, estimation.votes, config.sigma, config.alpha, config.n);
+  CertifyRecord record;
+  record.idx = example.idx;
+  record.label = example.label;
+  record.prediction = cert.prediction;
+  record.radius = cert.radius;
+  record.p_a_lower = cert.p_a_lower;
+  record.sigma = config.sigma;
+  record.n_a = cert.n_a;
+  record.counts_selection = selection.votes;
+  record.counts = estimation.votes;
+  record.time_s = seconds_since(start);
+  return record;
+}
+
+PredictRecord predict_example(model::BaseModel& model, const Example& example, const PredictConfig& config,
+                              std::uint32_t sigma_index) {
+  const auto start = std::chrono::steady_clock::now();
+  const NoiseSource noise(config.seed, NoiseStage::kPredict);
+  const SampleCounts counts =
+      sample_counts(model, example.image, noise, {example.idx, sigma_index, config.sigma, 0, config.n, config.batch_size});
+  const Prediction prediction = predict_from_counts(counts.votes, config.alpha);
+  PredictRecord record;
+  record.idx = example.idx;
+  record.label = example.label;
+  record.prediction = prediction.prediction;
+  record.p_value = prediction.p_value;
+  record.counts = counts.votes;
+  record.time_s = seconds_since(start);
+  return record;
+}
+
+void certify_all(model::BaseModel& model, std::int64_t count, const ExampleFn& examples, const CertifyConfig& config,
+                 ResultSink& sink, ProgressMeter* progress) {
+  validate(config);
+  model.set_training(false);
+  for (std::int64_t i = 0; i < count; ++i) {
+    sink.write(certify_example(model, examples(i), config));
+    if (progress != nullptr) progress->update(i + 1);
+  }
+}
+
+void predict_all(model::BaseModel& model, std::int64_t count, const ExampleFn& examples, const PredictConfig& config,
+                 ResultSink& sink, ProgressMeter* progress) {
+  validate(config);
+  model.set_training(false);
+  for (std::int64_t i = 0; i < count; ++i) {
+    sink.write(predict_example(model, examples(i), config));
+    if (progress != nullptr) progress->update(i + 1);
+  }
+}
+
+}  // namespace dualrs::smooth

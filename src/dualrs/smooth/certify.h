@@ -1,0 +1,54 @@
+#pragma once
+/// \file
+/// Standard randomized smoothing over a model: CERTIFY and PREDICT of Cohen, Rosenfeld,
+/// Kolter (ICML 2019) with counter-based noise, for one example or a list of them.
+
+#include <cstdint>
+#include <functional>
+
+#include <ATen/core/Tensor.h>
+
+#include "dualrs/core/config.h"
+#include "dualrs/core/progress.h"
+#include "dualrs/core/records.h"
+#include "dualrs/model/base_model.h"
+
+namespace dualrs::smooth {
+
+/// One input: its dataset index, true label and image (float `[C, H, W]` in [0, 1]).
+struct Example {
+  std::int64_t idx = 0;
+  std::int64_t label = 0;
+  at::Tensor image;
+};
+
+/// Supplies example number `position` (0-based) of a list of `count`.
+using ExampleFn = std::function<Example(std::int64_t position)>;
+
+/// CERTIFY(f, σ, x, n0, n, α): n0 selection copies (NoiseStage::kCertifySelection) pick ĉ,
+/// n fresh copies (kCertifyEstimation) bound p_A; abstain below 0.5, else radius σΦ⁻¹(p_A).
+/// \param sigma_index the counter's σ word (0 for global σ; the index in Σ for Dual RS).
+/// \throws ConfigError on invalid settings, DataError on NaN pixels, ModelError.
+CertifyRecord certify_example(model::BaseModel& model, const Example& example, const CertifyConfig& config,
+                              std::uint32_t sigma_index = 0);
+
+/// PREDICT(f, σ, x, n, α) with noise stage kPredict. Same errors as certify_example.
+PredictRecord predict_example(model::BaseModel& model, const Example& example, const PredictConfig& config,
+                              std::uint32_t sigma_index = 0);
+
+/// Certifies `count` examples in order, sending each record to `sink` (not finished here).
+/// \param progress optional; updated after every example.
+void certify_all(model::BaseModel& model, std::int64_t count, const ExampleFn& examples, const CertifyConfig& config,
+                 ResultSink& sink, ProgressMeter* progress = nullptr);
+
+/// Predicts `count` examples in order (see certify_all).
+void predict_all(model::BaseModel& model, std::int64_t count, const ExampleFn& examples, const PredictConfig& config,
+                 ResultSink& sink, ProgressMeter* progress = nullptr);
+
+/// Checks a CertifyConfig's values (σ > 0, α in (0,1), n0, n, batch_size >= 1).
+/// \throws ConfigError listing every problem with its pointer under `/certify`.
+void validate(const CertifyConfig& config);
+/// Same for PREDICT settings, under `/predict`.
+void validate(const PredictConfig& config);
+
+}  // namespace dualrs::smooth

@@ -1,0 +1,47 @@
+#pragma once
+/// \file
+/// Monte Carlo votes of the base classifier under Gaussian noise: the inner loop of every
+/// smoothing method (noise → forward → argmax → counts).
+
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+#include "dualrs/core/decision.h"
+#include "dualrs/model/base_model.h"
+#include "dualrs/rng/noise.h"
+
+namespace dualrs::smooth {
+
+/// Which noisy copies to draw for one example.
+struct NoiseRequest {
+  std::int64_t example = 0;        ///< dataset index: the counter's example word
+  std::uint32_t sigma_index = 0;   ///< index of sigma in Σ (0 for a single global sigma)
+  double sigma = 0.25;             ///< noise level, pixel units, > 0
+  std::int64_t first_sample = 0;   ///< first sample index of the range
+  std::int64_t count = 0;          ///< number of noisy copies
+  std::int64_t batch_size = 1000;  ///< copies per forward pass (fix it for bit-identical runs)
+};
+
+/// Votes over the requested copies. `non_finite` counts copies whose logits had a NaN/Inf:
+/// they vote for no class (a certificate built on them stays sound: they count as trials).
+struct SampleCounts {
+  Counts votes;                  ///< [K]
+  std::int64_t non_finite = 0;
+  std::int64_t total() const;    ///< requested copies = sum(votes) + non_finite
+};
+
+/// Draws the copies x + δ, δ = noise.fill(...) (so the numbers depend only on the noise
+/// source and the request), runs the model in batches under inference mode and counts the
+/// argmax class of each copy. \param x float `[C, H, W]` in [0, 1].
+/// \throws DataError when x holds NaN/Inf pixels (naming the example), ModelError when the
+/// model's output is not `[B, K]`.
+SampleCounts sample_counts(model::BaseModel& model, const at::Tensor& x, const NoiseSource& noise,
+                           const NoiseRequest& request);
+
+/// Fills `out` (float `[count, C, H, W]`, contiguous) with x + noise for samples
+/// [first_sample, first_sample + count), in parallel. Shared by training code and benches.
+void fill_noisy_copies(at::Tensor& out, const at::Tensor& x, const NoiseSource& noise, std::int64_t example,
+                       std::uint32_t sigma_index, double sigma, std::int64_t first_sample);
+
+}  // namespace dualrs::smooth

@@ -1,0 +1,95 @@
+#include "dualrs/train/train_base.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "dualrs/core/error.h"
+
+namespace dualrs::train {
+
+void validate(const TrainBaseConfig& config) {
+  std::vector<ConfigIssue> issues;
+  if (config.epochs < 1) issues.push_back({"/train_base/epochs", "must be >= 1"});
+  if (config.batch_size < 1) issues.push_back({"/train_base/batch_size", "must be >= 1"});
+  if (!(config.lr > 0)) issues.push_back({"/train_base/lr", "must be > 0"});
+  if (config.sigma && !(*config.sigma > 0)) issues.push_back({"/train_base/sigma", "must be > 0"});
+  for (std::size_t i = 0; i < config.sigma_candidates.size(); ++i) {
+    if (!(config.sigma_candidates[i] > 0)) {
+      issues.push_back({"/train_base/sigma_candidates/" + std::to_string(i), "must be > 0"});
+    }
+  }
+  if (!config.sigma && config.sigma_candidates.empty()) {
+    issues.push_back({"/train_base", "needs 'sigma' or 'sigma_candidates'"});
+  }
+  if (!issues.empty()) throw ConfigError("", std::move(issues));
+}
+
+std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDataset& dataset,
+                                   const std::vector<std::int64_t>& indices, const TrainBaseConfig& config,
+                                   const EpochCallback& on_epoch, Verbosity verbosity) {
+  validate(config);
+  torch::nn::Module* module = model.module();
+  DUALRS_CHECK(module != nullptr, ModelError, "model ", model.describe(), " is not trainable");
+  DUALRS_CHECK(!indices.empty(), DataError, "no training examples selected");
+  torch::manual_seed(config.seed);
+  auto generator = at::detail::createCPUGenerator(config.seed);
+  torch::optim::AdamW optimizer(module->parameters(),
+                                torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
+  const std::vector<double> sigmas =
+      config.sigma ? std::vector<double>{*config.sigma} : config.sigma_candidates;
+  const at::Tensor sigma_table = torch::tensor(sigmas, torch::kFloat32);
+  const at::Tensor all_indices = torch::tensor(indices, torch::kInt64);
+  const auto n = static_cast<std::int64_t>(indices.size());
+  std::vector<EpochStats> history;
+  double lr = config.lr;
+  for (std::int64_t epoch = 1; epoch <= config.epochs; ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    model.set_training(true);
+    const at::Tensor order = torch::randperm(n, generator, torch::kInt64);
+    double loss_sum = 0.0;
+    std::int64_t correct = 0;
+    ProgressMeter progress("train-base epoch " + std::to_string(epoch) + "/" + std::to_string(config.epochs), n, "ex",
+                           verbosity);
+    for (std::int64_t begin = 0; begin < n; begin += config.batch_size) {
+      const std::int64_t b = std::min(config.batch_size, n - begin);
+      const at::Tensor positions = order.narrow(0, begin, b);
+      const at::Tensor batch_indices = all_indices.index_select(0, positions);
+      std::vector<std::int64_t> idx(batch_indices.data_ptr<std::int64_t>(), batch_indices.data_ptr<std::int64_t>() + b);
+      at::Tensor x = dataset.batch(idx);
+      std::vector<std::int64_t> labels(static_cast<std::size_t>(b));
+      for (std::int64_t i = 0; i < b; ++i) labels[static_cast<std::size_t>(i)] = dataset.label(idx[static_cast<std::size_t>(i)]);
+      const at::Tensor y = torch::tensor(labels, torch::kInt64);
+      const at::Tensor which = torch::randint(static_cast<std::int64_t>(sigmas.size()), {b}, generator, torch::kInt64);
+      const at::Tensor sigma = sigma_table.index_select(0, which).view({b, 1, 1, 1});
+      x = x + sigma * torch::randn(x.sizes(), generator);
+      optimizer.zero_grad();
+      const at::Tensor logits = model.logits(x);
+      const at::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+      loss.backward();
+      optimizer.step();
+      loss_sum += loss.item<double>() * static_cast<double>(b);
+      correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
+      progress.update(begin + b);
+    }
+    progress.finish();
+    EpochStats stats;
+    stats.epoch = epoch;
+    stats.loss = loss_sum / static_cast<double>(n);
+    stats.accuracy = static_cast<double>(correct) / static_cast<double>(n);
+    stats.lr = lr;
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    history.push_back(stats);
+    model.set_training(false);
+    if (on_epoch) on_epoch(stats);
+    if (config.lr_step_epochs > 0 && epoch % config.lr_step_epochs == 0) {
+      lr *= config.lr_gamma;
+      for (auto& group : optimizer.param_groups()) {
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+      }
+    }
+  }
+  return history;
+}
+
+}  // namespace dualrs::train

@@ -1,0 +1,173 @@
+// Config validation: every problem reported at once, each with its JSON pointer.
+
+#include "dualrs/core/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "dualrs/core/error.h"
+
+namespace dualrs {
+namespace {
+using nlohmann::json;
+
+json valid_config() {
+  return json::parse(R"({
+    "name": "t",
+    "dataset": {"format": "mnist_idx", "images": "/d/i.gz", "labels": "/d/l.gz", "splits": {"test": "/d/test.txt"}},
+    "model": {"arch": "mnist_cnn", "num_classes": 10},
+    "certify": {"sigma": 0.5, "n0": 10, "n": 100, "alpha": 0.01, "batch_size": 50,
+                "selection": {"split": "test", "begin": 0, "end": 20}}
+  })");
+}
+
+std::vector<ConfigIssue> issues_of(const json& doc) {
+  try {
+    ExperimentConfig::from_json(doc, "cfg.json");
+  } catch (const ConfigError& e) {
+    return e.issues();
+  }
+  return {};
+}
+
+bool has_pointer(const std::vector<ConfigIssue>& issues, const std::string& pointer) {
+  for (const auto& i : issues) {
+    if (i.pointer == pointer) return true;
+  }
+  return false;
+}
+
+TEST(ConfigTest, ValidConfigParsesWithDefaults) {
+  json doc = valid_config();
+  doc["certify"].erase("n0");
+  const auto config = ExperimentConfig::from_json(doc, "cfg.json");
+  const CertifyConfig c = config.certify();
+  EXPECT_EQ(c.sigma, 0.5);
+  EXPECT_EQ(c.n0, 100);  // default
+  EXPECT_EQ(c.n, 100);
+  EXPECT_EQ(c.selection.end, 20);
+  EXPECT_EQ(config.model().arch, "mnist_cnn");
+  EXPECT_EQ(config.dataset().splits.at("test"), "/d/test.txt");
+}
+
+TEST(ConfigTest, UnknownKeyIsAnErrorNamingTheKey) {
+  json doc = valid_config();
+  doc["certify"]["sigmaa"] = 0.5;
+  const auto issues = issues_of(doc);
+  ASSERT_TRUE(has_pointer(issues, "/certify/sigmaa")) << issues.size();
+}
+
+TEST(ConfigTest, UnknownTopLevelKey) {
+  json doc = valid_config();
+  doc["certfy"] = json::object();
+  EXPECT_TRUE(has_pointer(issues_of(doc), "/certfy"));
+}
+
+TEST(ConfigTest, WrongTypeNamesThePointer) {
+  json doc = valid_config();
+  doc["certify"]["n"] = "many";
+  EXPECT_TRUE(has_pointer(issues_of(doc), "/certify/n"));
+}
+
+TEST(ConfigTest, EveryProblemIsReportedAtOnce) {
+  json doc = valid_config();
+  doc["certify"]["sigma"] = 0.0;
+  doc["certify"]["alpha"] = 1.5;
+  doc["certify"]["n0"] = 0;
+  doc["certify"]["n"] = -3;
+  doc["certify"]["batch_size"] = 0;
+  const auto issues = issues_of(doc);
+  for (const char* p : {"/certify/sigma", "/certify/alpha", "/certify/n0", "/certify/n", "/certify/batch_size"}) {
+    EXPECT_TRUE(has_pointer(issues, p)) << p;
+  }
+}
+
+TEST(ConfigTest, NegativeSigmaAndAlphaZeroRejected) {
+  json doc = valid_config();
+  doc["certify"]["sigma"] = -0.25;
+  doc["certify"]["alpha"] = 0.0;
+  const auto issues = issues_of(doc);
+  EXPECT_TRUE(has_pointer(issues, "/certify/sigma"));
+  EXPECT_TRUE(has_pointer(issues, "/certify/alpha"));
+}
+
+TEST(ConfigTest, ErrorMessageNamesSourceAndPointer) {
+  json doc = valid_config();
+  doc["certify"]["sigma"] = -1;
+  try {
+    ExperimentConfig::from_json(doc, "configs/x.json");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("configs/x.json"), std::string::npos) << what;
+    EXPECT_NE(what.find("/certify/sigma"), std::string::npos) << what;
+  }
+}
+
+TEST(ConfigTest, ModelNeedsExactlyOneSource) {
+  json doc = valid_config();
+  doc["model"]["torchscript"] = "/m.pt";
+  const auto config = ExperimentConfig::from_json(doc, "cfg.json");
+  EXPECT_THROW(config.model(), ConfigError);
+  doc["model"].erase("arch");
+  doc["model"].erase("torchscript");
+  EXPECT_THROW(ExperimentConfig::from_json(doc, "cfg.json").model(), ConfigError);
+}
+
+TEST(ConfigTest, TrainBaseNeedsOneNoiseMode) {
+  json doc = valid_config();
+  doc["train_base"] = {{"sigma", 0.25}, {"sigma_candidates", {0.25, 0.5}}};
+  EXPECT_THROW(ExperimentConfig::from_json(doc, "c").train_base(), ConfigError);
+  doc["train_base"] = {{"epochs", 2}};
+  EXPECT_THROW(ExperimentConfig::from_json(doc, "c").train_base(), ConfigError);
+  doc["train_base"] = {{"sigma_candidates", {0.25, -0.5}}};
+  EXPECT_TRUE(has_pointer(issues_of(doc), "/train_base/sigma_candidates/1"));
+}
+
+TEST(ConfigTest, LoadMakesPathsRelativeToTheFileAndAppliesPatch) {
+  const auto dir = std::filesystem::temp_directory_path() / "dualrs_config_test";
+  std::filesystem::create_directories(dir / "sub");
+  json doc = valid_config();
+  doc["dataset"]["images"] = "../data/i.gz";
+  doc["dataset"]["splits"]["test"] = "split/test.txt";
+  std::ofstream(dir / "sub" / "c.json") << doc.dump();
+  const json patch = {{"certify", {{"sigma", 1.0}}}, {"model", {{"checkpoint", "/abs/model.pt"}}}};
+  const auto config = ExperimentConfig::load((dir / "sub" / "c.json").string(), patch);
+  EXPECT_EQ(config.dataset().images, (dir / "data" / "i.gz").string());
+  EXPECT_EQ(config.dataset().splits.at("test"), (dir / "sub" / "split" / "test.txt").string());
+  EXPECT_EQ(config.certify().sigma, 1.0);
+  EXPECT_EQ(config.model().checkpoint, "/abs/model.pt");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ConfigTest, MissingFileAndBadJson) {
+  EXPECT_THROW(ExperimentConfig::load("/nonexistent/dualrs.json"), IoError);
+  const auto path = std::filesystem::temp_directory_path() / "dualrs_bad.json";
+  std::ofstream(path) << "{\"certify\": {";
+  EXPECT_THROW(ExperimentConfig::load(path.string()), ConfigError);
+  std::filesystem::remove(path);
+}
+
+TEST(ConfigTest, JobSchemaRejectsUnknownCommand) {
+  const json job = json::parse(R"({"name": "j", "config": "c.json", "stages": [{"name": "a", "command": "certfy"}]})");
+  try {
+    validate_schema(job, SchemaKind::kJob, "job.json");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(has_pointer(e.issues(), "/stages/0/command"));
+  }
+}
+
+TEST(ConfigTest, DecimalFormattingAndMethodNames) {
+  EXPECT_EQ(format_decimal(0.25), "0.25");
+  EXPECT_EQ(format_decimal(1.0), "1.0");
+  EXPECT_EQ(format_decimal(0.1), "0.1");
+  EXPECT_EQ(format_decimal(2.5), "2.5");
+  EXPECT_EQ(global_method_name(0.5), "global_sigma_0.5");
+  EXPECT_EQ(global_method_name(1.0), "global_sigma_1.0");
+}
+
+}  // namespace
+}  // namespace dualrs
