@@ -14,6 +14,8 @@
 #include "dualrs/model/base_model.h"
 #include "dualrs/rng/noise.h"
 #include "dualrs/smooth/certify.h"
+#include "dualrs/smooth/dual.h"
+#include "stage_support.h"
 
 namespace dualrs::app {
 namespace {
@@ -38,106 +40,135 @@ void add_selection_options(po::options_description& options) {
       ("torchscript", po::value<std::string>(), "TorchScript model file (overrides /model/torchscript)");
 }
 
-io::Provenance provenance_for(const std::string& schema, const std::string& command, const ExperimentConfig& config,
-                              const nlohmann::json& section, std::uint64_t seed) {
-  nlohmann::json resolved = {{"name", config.doc().value("name", "")},
-                             {"dataset", to_json(config.dataset())},
-                             {"model", to_json(config.model())},
-                             {command, section}};
-  io::Provenance p = io::make_provenance(schema, command, resolved, seed, kRngLayoutVersion);
-  p.library_versions += "; torch " + std::string(TORCH_VERSION);
-  return p;
+}  // namespace
+
+namespace {
+
+// Method name written into result files and tables.
+std::string method_name(const std::string& method, double sigma, bool routing, const std::string& prefix) {
+  if (method == "global") return prefix + "global_sigma_" + format_decimal(sigma);
+  if (method == "dual") return routing ? "dual_rs_routing" : "dual_rs";
+  return routing ? "multiscale_routing" : "multiscale";
 }
 
-struct Loaded {
-  data::ImageDataset dataset;
-  std::vector<std::int64_t> indices;
-  std::unique_ptr<model::BaseModel> model;
-};
-
-Loaded load_inputs(const ExperimentConfig& config, const SelectionConfig& selection, const std::string& section) {
-  Loaded in;
-  const DatasetConfig dataset_config = config.dataset();
-  const ModelConfig model_config = config.model();
-  in.dataset = data::load_dataset(dataset_config);
-  in.indices = data::select_indices(dataset_config, in.dataset.size(), selection, config.source(),
-                                    "/" + section + "/selection");
-  in.model = model::load_model(model_config);
-  if (in.model->num_classes() != in.dataset.num_classes()) {
-    throw ConfigError(config.source(), "/model/num_classes",
-                      std::to_string(in.model->num_classes()) + " classes but the dataset has " +
-                          std::to_string(in.dataset.num_classes()));
-  }
-  return in;
+io::ResultInfo result_info(const std::string& kind, const std::string& method, double sigma, std::int64_t n0,
+                           std::int64_t n, double alpha, std::int64_t num_classes, const DataSelection& in,
+                           const std::string& split) {
+  io::ResultInfo info;
+  info.kind = kind;
+  info.method = method;
+  info.sigma = sigma;
+  info.n0 = n0;
+  info.n = n;
+  info.alpha = alpha;
+  info.num_classes = num_classes;
+  info.dataset = in.dataset.name();
+  info.split = split;
+  return info;
 }
 
-smooth::ExampleFn example_fn(const Loaded& in) {
-  return [&in](std::int64_t position) {
-    const std::int64_t idx = in.indices[static_cast<std::size_t>(position)];
-    return smooth::Example{idx, in.dataset.label(idx), in.dataset.image(idx)};
-  };
+AlphaSplit alpha_split(const std::string& name) {
+  return name == "reference" ? AlphaSplit::kReference : AlphaSplit::kBonferroni;
 }
 
 }  // namespace
 
 void run_certify(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity) {
   const CertifyConfig certify = config.certify();
-  try {
-    smooth::validate(certify);
-  } catch (const ConfigError& e) {
-    throw ConfigError(config.source(), e.issues());
-  }
+  with_source(config, [&] { smooth::validate(certify); });
   dist::single_process_world();
-  Loaded in = load_inputs(config, certify.selection, "certify");
+  DualConfig dual;
+  if (certify.method != "global") dual = config.dual();
+  DataSelection in = load_selection(config, certify.selection, "/certify/selection");
+  const std::int64_t k = in.dataset.num_classes();
+  nlohmann::json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
+                             {"certify", to_json(certify)}};
+  if (!dual.routing()) resolved["model"] = to_json(config.model());
+  if (certify.method != "global") resolved["dual"] = to_json(dual);
+  io::ResultInfo info = result_info("certify", method_name(certify.method, certify.sigma, dual.routing(), ""),
+                                    certify.method == "global" ? certify.sigma : 0.0, certify.n0, certify.n,
+                                    certify.alpha, k, in, certify.selection.split);
+  if (certify.method != "global") {
+    info.sigma_candidates = dual.sigma_candidates;
+    if (certify.method == "dual") {
+      info.sigma_e = dual.sigma_e;
+      info.alpha_e = certify.alpha_e;
+      info.alpha_c = certify.alpha_c;
+    }
+  }
   io::ensure_directory(out_dir);
-  io::ResultInfo info;
-  info.method = global_method_name(certify.sigma);
-  info.kind = "certify";
-  info.sigma = certify.sigma;
-  info.n0 = certify.n0;
-  info.n = certify.n;
-  info.alpha = certify.alpha;
-  info.num_classes = in.model->num_classes();
-  info.dataset = in.dataset.name();
-  info.split = certify.selection.split;
   io::Hdf5ResultSink h5((std::filesystem::path(out_dir) / "certify.h5").string(), info,
-                        provenance_for("dualrs.certify", "certify", config, to_json(certify), certify.seed));
+                        stage_provenance("dualrs.certify", "certify", resolved, certify.seed, kRngLayoutVersion));
   io::TsvResultSink tsv((std::filesystem::path(out_dir) / "certify.tsv").string());
   TeeSink sink({&h5, &tsv});
-  ProgressMeter progress("certify " + info.method, static_cast<std::int64_t>(in.indices.size()), "ex", verbosity);
-  smooth::certify_all(*in.model, static_cast<std::int64_t>(in.indices.size()), example_fn(in), certify, sink,
-                      &progress);
+  const auto count = static_cast<std::int64_t>(in.indices.size());
+  ProgressMeter progress("certify " + info.method, count, "ex", verbosity);
+  const smooth::ExampleFn examples = example_fn(in);
+  if (certify.method == "global") {
+    auto model = load_classifier(config, k);
+    smooth::certify_all(*model, count, examples, certify, sink, &progress);
+  } else {
+    ClassifierSet classifiers = load_classifiers(config, dual, k);
+    const smooth::PerSigmaSettings ps{dual.sigma_candidates, certify.n0, certify.n, certify.batch_size, certify.seed};
+    std::unique_ptr<model::BaseModel> estimator;
+    if (certify.method == "dual") estimator = load_estimator(config, dual);
+    for (std::int64_t i = 0; i < count; ++i) {
+      if (certify.method == "dual") {
+        sink.write(smooth::dual_certify_example(*estimator, classifiers.pool, examples(i),
+                                                {ps, dual.sigma_e, certify.alpha_e, certify.alpha_c}));
+      } else {
+        sink.write(smooth::multiscale_certify_example(classifiers.pool, examples(i), ps, certify.alpha,
+                                                      alpha_split(certify.alpha_split)));
+      }
+      progress.update(i + 1);
+    }
+  }
   sink.finish();
   progress.finish();
 }
 
 void run_predict(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity) {
   const PredictConfig predict = config.predict();
-  try {
-    smooth::validate(predict);
-  } catch (const ConfigError& e) {
-    throw ConfigError(config.source(), e.issues());
-  }
+  with_source(config, [&] { smooth::validate(predict); });
   dist::single_process_world();
-  Loaded in = load_inputs(config, predict.selection, "predict");
+  DualConfig dual;
+  if (predict.method != "global") dual = config.dual();
+  DataSelection in = load_selection(config, predict.selection, "/predict/selection");
+  const std::int64_t k = in.dataset.num_classes();
+  nlohmann::json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
+                             {"predict", to_json(predict)}};
+  if (!dual.routing()) resolved["model"] = to_json(config.model());
+  if (predict.method != "global") resolved["dual"] = to_json(dual);
+  io::ResultInfo info = result_info("predict", method_name(predict.method, predict.sigma, dual.routing(), "predict_"),
+                                    predict.method == "global" ? predict.sigma : 0.0, 0, predict.n, predict.alpha, k,
+                                    in, predict.selection.split);
   io::ensure_directory(out_dir);
-  io::ResultInfo info;
-  info.method = "predict_sigma_" + format_decimal(predict.sigma);
-  info.kind = "predict";
-  info.sigma = predict.sigma;
-  info.n = predict.n;
-  info.alpha = predict.alpha;
-  info.num_classes = in.model->num_classes();
-  info.dataset = in.dataset.name();
-  info.split = predict.selection.split;
   io::Hdf5ResultSink h5((std::filesystem::path(out_dir) / "predict.h5").string(), info,
-                        provenance_for("dualrs.predict", "predict", config, to_json(predict), predict.seed));
+                        stage_provenance("dualrs.predict", "predict", resolved, predict.seed, kRngLayoutVersion));
   io::TsvResultSink tsv((std::filesystem::path(out_dir) / "predict.tsv").string());
   TeeSink sink({&h5, &tsv});
-  ProgressMeter progress("predict sigma=" + format_decimal(predict.sigma), static_cast<std::int64_t>(in.indices.size()),
-                         "ex", verbosity);
-  smooth::predict_all(*in.model, static_cast<std::int64_t>(in.indices.size()), example_fn(in), predict, sink,
-                      &progress);
+  const auto count = static_cast<std::int64_t>(in.indices.size());
+  ProgressMeter progress("predict " + info.method, count, "ex", verbosity);
+  const smooth::ExampleFn examples = example_fn(in);
+  if (predict.method == "global") {
+    auto model = load_classifier(config, k);
+    smooth::predict_all(*model, count, examples, predict, sink, &progress);
+  } else {
+    ClassifierSet classifiers = load_classifiers(config, dual, k);
+    const smooth::PerSigmaSettings ps{dual.sigma_candidates, 0, predict.n, predict.batch_size, predict.seed};
+    std::unique_ptr<model::BaseModel> estimator;
+    if (predict.method == "dual") estimator = load_estimator(config, dual);
+    for (std::int64_t i = 0; i < count; ++i) {
+      if (predict.method == "dual") {
+        sink.write(smooth::dual_predict_example(*estimator, classifiers.pool, examples(i),
+                                                {ps, dual.sigma_e, predict.alpha / 2, predict.alpha / 2}));
+      } else {
+        sink.write(smooth::multiscale_predict_example(classifiers.pool, examples(i), ps, predict.alpha,
+                                                      alpha_split(predict.alpha_split)));
+      }
+      progress.update(i + 1);
+    }
+  }
   sink.finish();
   progress.finish();
 }
@@ -148,7 +179,7 @@ int cmd_certify(const Invocation& inv) {
   options.add_options()
       ("config,c", po::value<std::string>()->required(), "experiment config (JSON, see data_schemas/config.schema.json)")
       ("out,o", po::value<std::string>()->required(), "output folder: certify.h5 and certify.tsv are written there")
-      ("method", po::value<std::string>(), "certification method: global (standard RS at one sigma)")
+      ("method", po::value<std::string>(), "global (standard RS at --sigma), dual (Dual RS over /dual) or multiscale")
       ("sigma", po::value<double>(), "noise level sigma, [0,1]-pixel units (> 0)")
       ("n0", po::value<long long>(), "noisy copies to select the class (default 100)")
       ("n", po::value<long long>(), "noisy copies to bound p_A (default 1000)")
@@ -179,6 +210,7 @@ int cmd_predict(const Invocation& inv) {
   options.add_options()
       ("config,c", po::value<std::string>()->required(), "experiment config (JSON)")
       ("out,o", po::value<std::string>()->required(), "output folder: predict.h5 and predict.tsv")
+      ("method", po::value<std::string>(), "global, dual or multiscale")
       ("sigma", po::value<double>(), "noise level sigma (> 0)")
       ("n", po::value<long long>(), "noisy copies (default 1000)")
       ("alpha", po::value<double>(), "abstain unless the binomial test p-value <= alpha (default 0.001)")
@@ -191,7 +223,8 @@ int cmd_predict(const Invocation& inv) {
                   "dualrs predict -c configs/mnist.json -o runs/pred --checkpoint runs/base/model.pt --sigma 0.25")) {
     return 0;
   }
-  std::vector<FlagMapping> flags = {{"sigma", "/predict/sigma", T::kDouble}, {"n", "/predict/n", T::kInt},
+  std::vector<FlagMapping> flags = {{"method", "/predict/method", T::kString},
+                                    {"sigma", "/predict/sigma", T::kDouble}, {"n", "/predict/n", T::kInt},
                                     {"alpha", "/predict/alpha", T::kDouble}, {"batch-size", "/predict/batch_size", T::kInt},
                                     {"seed", "/predict/seed", T::kUInt}};
   for (auto& f : selection_flags("predict")) flags.push_back(f);

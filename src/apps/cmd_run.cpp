@@ -58,9 +58,15 @@ std::vector<Stage> plan_job(const std::string& job_path, const std::string& out_
                                     : (fs::path(out_dir) / s.name).string();
       // Parse the sections the command needs now, so every problem shows before any work.
       if (s.command == "train-base") { config.train_base(); config.model(); config.dataset(); }
-      if (s.command == "certify") { config.certify(); config.model(); config.dataset(); }
+      if (s.command == "label") { config.dual(); config.label(); config.dataset(); }
+      if (s.command == "train-estimator" || s.command == "estimate-sigma") { config.dual(); config.dataset(); }
+      if (s.command == "finetune") { config.dual(); config.finetune(); config.model(); }
+      if ((s.command == "table" || s.command == "analyze") && s.inputs.empty()) {
+        issues.push_back({pointer + "/inputs", "a " + s.command + " stage needs inputs"});
+      }
+      if (s.command == "certify") { if (config.certify().method != "global") config.dual(); config.model(); config.dataset(); }
+      if (s.command == "predict") { if (config.predict().method != "global") config.dual(); }
       if (s.command == "predict") { config.predict(); config.model(); config.dataset(); }
-      if (s.command == "table" && s.inputs.empty()) issues.push_back({pointer + "/inputs", "a table stage needs inputs"});
       // A stage's fingerprint covers its own resolved config and every earlier stage's, so a
       // changed upstream stage re-runs everything after it.
       chain = io::sha256_hex(chain + s.command + config.doc().dump() + json(s.inputs).dump());
@@ -129,6 +135,11 @@ int cmd_run(const Invocation& inv) {
     else if (stage.command == "certify") run_certify(stage.config, stage.dir, verbosity);
     else if (stage.command == "predict") run_predict(stage.config, stage.dir, verbosity);
     else if (stage.command == "table") run_table(stage.inputs, stage.config.table(), stage.dir, verbosity);
+    else if (stage.command == "label") run_label(stage.config, stage.dir, verbosity);
+    else if (stage.command == "train-estimator") run_train_estimator(stage.config, stage.dir, verbosity);
+    else if (stage.command == "estimate-sigma") run_estimate_sigma(stage.config, stage.dir, verbosity);
+    else if (stage.command == "finetune") run_finetune(stage.config, stage.dir, verbosity);
+    else if (stage.command == "analyze") run_analyze(stage.inputs, stage.dir, verbosity);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     io::ensure_directory(stage.dir);
     io::write_file_atomic((fs::path(stage.dir) / ("stage-" + stage.name + ".json")).string(),

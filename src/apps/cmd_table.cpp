@@ -63,3 +63,52 @@ int cmd_table(const Invocation& inv) {
 }
 
 }  // namespace dualrs::app
+
+#include "dualrs/report/analyses.h"
+
+namespace dualrs::app {
+
+void run_analyze(const std::vector<std::string>& inputs, const std::string& out_dir, Verbosity verbosity) {
+  std::vector<io::CertifyResults> global;
+  std::vector<io::CertifyResults> dual;
+  for (const auto& path : inputs) {
+    io::CertifyResults r = io::read_certify_results(path);
+    if (r.info.sigma_e > 0) dual.push_back(std::move(r));
+    else if (r.info.sigma_candidates.empty()) global.push_back(std::move(r));
+  }
+  if (dual.size() != 1) {
+    throw ConfigError("analyze", "inputs", "needs exactly one Dual RS result among the inputs, got " + std::to_string(dual.size()));
+  }
+  const report::SigmaAnalysis a = report::analyze_sigma_choice(global, dual.front());
+  io::ensure_directory(out_dir);
+  const std::filesystem::path dir(out_dir);
+  io::write_file_atomic((dir / "optimal_sigma_distribution.csv").string(), report::sigma_distribution_csv(a));
+  io::write_file_atomic((dir / "delta_radius_summary.csv").string(), report::delta_summary_csv(a));
+  io::write_file_atomic((dir / "sigma_choice_confusion.csv").string(), report::confusion_csv(a));
+  if (verbosity != Verbosity::kQuiet) {
+    std::cout << "optimal sigma vs estimator choice:\n" << report::sigma_distribution_csv(a) << '\n'
+              << report::delta_summary_csv(a);
+  }
+}
+
+int cmd_analyze(const Invocation& inv) {
+  po::options_description options("options");
+  options.add_options()
+      ("inputs", po::value<std::vector<std::string>>()->multitoken(),
+       "certify.h5 files: the global-sigma results for every sigma of Sigma and one Dual RS result (positional)")
+      ("out,o", po::value<std::string>()->required(),
+       "output folder: optimal_sigma_distribution.csv, delta_radius_summary.csv, sigma_choice_confusion.csv");
+  add_common_options(options);
+  po::positional_options_description positional;
+  positional.add("inputs", -1);
+  po::variables_map vm;
+  if (!parse_args(inv, options, positional, vm, "RESULT.h5... --out DIR",
+                  "dualrs analyze runs/dual/certify_*/certify.h5 -o runs/dual")) {
+    return 0;
+  }
+  run_analyze(vm.count("inputs") ? vm["inputs"].as<std::vector<std::string>>() : std::vector<std::string>{},
+              vm["out"].as<std::string>(), verbosity_from(vm));
+  return 0;
+}
+
+}  // namespace dualrs::app

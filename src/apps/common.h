@@ -47,6 +47,12 @@ std::vector<double> parse_number_list(const std::string& text, const std::string
 void run_train_base(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
 void run_certify(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
 void run_predict(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
+void run_label(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
+void run_train_estimator(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
+void run_estimate_sigma(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
+void run_finetune(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
+/// Method analyses (METHOD.md §8) from result files: global-σ baselines + one Dual RS file.
+void run_analyze(const std::vector<std::string>& inputs, const std::string& out_dir, Verbosity verbosity);
 void run_table(const std::vector<std::string>& inputs, const TableConfig& table, const std::string& out_dir,
                Verbosity verbosity);
 
@@ -57,6 +63,11 @@ int cmd_predict(const Invocation& inv);
 int cmd_train_base(const Invocation& inv);
 int cmd_table(const Invocation& inv);
 int cmd_run(const Invocation& inv);
+int cmd_label(const Invocation& inv);
+int cmd_train_estimator(const Invocation& inv);
+int cmd_estimate_sigma(const Invocation& inv);
+int cmd_finetune(const Invocation& inv);
+int cmd_analyze(const Invocation& inv);
 int cmd_validate(const Invocation& inv);
 
 }  // namespace dualrs::app

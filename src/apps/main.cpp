@@ -26,6 +26,11 @@ const std::map<std::string, Subcommand>& subcommands() {
   static const std::map<std::string, Subcommand> table = {
       {"radius", {cmd_radius, "certified radius for a vote count (calculator): p_a_lower, radius, abstain as JSON"}},
       {"train-base", {cmd_train_base, "train a base classifier with Gaussian noise augmentation"}},
+      {"label", {cmd_label, "per-sigma radius labels R_c(x, sigma_i) for estimator training (Dual RS)"}},
+      {"train-estimator", {cmd_train_estimator, "train the variance estimator on labels (soft CE + consistency)"}},
+      {"estimate-sigma", {cmd_estimate_sigma, "the smoothed estimator's sigma choice for each example"}},
+      {"finetune", {cmd_finetune, "fine-tune the classifier under the estimated per-example sigma"}},
+      {"analyze", {cmd_analyze, "optimal-sigma distribution and Delta R_c / Delta R_sigma summaries (CSV)"}},
       {"certify", {cmd_certify, "certify examples with randomized smoothing (HDF5 + Cohen-style TSV)"}},
       {"predict", {cmd_predict, "predict examples with the smoothed classifier (PREDICT)"}},
       {"table", {cmd_table, "certified-accuracy tables (CSV + Markdown) from result files"}},
@@ -50,7 +55,7 @@ void print_usage() {
             << ") - certified robustness with (Dual) Randomized Smoothing\n\n"
                "usage: dualrs <command> [options]    (dualrs <command> --help for its options)\n\ncommands:\n";
   for (const auto& [name, sub] : subcommands()) {
-    std::cout << "  " << name << std::string(12 - name.size(), ' ') << sub.summary << '\n';
+    std::cout << "  " << name << std::string(17 - name.size(), ' ') << sub.summary << '\n';
   }
   std::cout << "\nquick start:\n  dualrs run jobs/mnist_standard_rs.json --out runs/mnist_standard_rs\n";
 }

@@ -13,6 +13,7 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include "dualrs/core/dual.h"
 #include "dualrs/core/error.h"
 #include "dualrs/core/schemas_embedded.h"
 
@@ -153,6 +154,21 @@ void absolutize_config_paths(json& doc, const std::string& base_dir) {
     fix(doc["model"], "checkpoint");
     fix(doc["model"], "torchscript");
   }
+  if (doc.contains("dual") && doc["dual"].is_object()) {
+    json& dual = doc["dual"];
+    if (dual.contains("estimator")) {
+      fix(dual["estimator"], "checkpoint");
+      fix(dual["estimator"], "torchscript");
+    }
+    if (dual.contains("experts") && dual["experts"].is_array()) {
+      for (auto& e : dual["experts"]) {
+        fix(e, "checkpoint");
+        fix(e, "torchscript");
+      }
+    }
+  }
+  if (doc.contains("train_estimator")) fix(doc["train_estimator"], "labels");
+  if (doc.contains("finetune")) fix(doc["finetune"], "estimates");
 }
 
 ExperimentConfig ExperimentConfig::load(const std::string& path, const json& patch, const std::string& patch_base_dir) {
@@ -214,12 +230,17 @@ CertifyConfig ExperimentConfig::certify() const {
   c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
+  c.alpha_e = get_or<double>(j, "alpha_e", c.alpha / 2);
+  c.alpha_c = get_or<double>(j, "alpha_c", c.alpha / 2);
+  c.alpha_split = get_or<std::string>(j, "alpha_split", c.alpha_split);
   return c;
 }
 
 PredictConfig ExperimentConfig::predict() const {
   PredictConfig c;
   const json j = doc_.value("predict", json::object());
+  c.method = get_or<std::string>(j, "method", c.method);
+  c.alpha_split = get_or<std::string>(j, "alpha_split", c.alpha_split);
   c.sigma = get_or<double>(j, "sigma", c.sigma);
   c.n = get_or<std::int64_t>(j, "n", c.n);
   c.alpha = get_or<double>(j, "alpha", c.alpha);
@@ -259,6 +280,133 @@ TableConfig ExperimentConfig::table() const {
   return c;
 }
 
+namespace {
+ModelRef read_model_ref(const json& j) {
+  ModelRef r;
+  r.arch = get_or<std::string>(j, "arch", "");
+  r.checkpoint = get_or<std::string>(j, "checkpoint", "");
+  r.torchscript = get_or<std::string>(j, "torchscript", "");
+  r.device = get_or<std::string>(j, "device", r.device);
+  r.sigma = get_or<double>(j, "sigma", 0.0);
+  return r;
+}
+}  // namespace
+
+DualConfig ExperimentConfig::dual() const {
+  if (!has("dual")) throw ConfigError(source_, "/dual", "missing section (this command needs sigma_candidates and sigma_e)");
+  const json& j = doc_.at("dual");
+  DualConfig c;
+  c.sigma_candidates = get_or<std::vector<double>>(j, "sigma_candidates", {});
+  c.sigma_e = get_or<double>(j, "sigma_e", c.sigma_e);
+  c.allow_sigma_e_below_max = get_or<bool>(j, "allow_sigma_e_below_max", false);
+  if (j.contains("estimator")) c.estimator = read_model_ref(j.at("estimator"));
+  if (j.contains("experts")) {
+    for (const auto& e : j.at("experts")) c.experts.push_back(read_model_ref(e));
+  }
+  std::vector<ConfigIssue> issues;
+  try {
+    validate_sigma_candidates(c.sigma_candidates, "/dual/sigma_candidates");
+  } catch (const ConfigError& e) {
+    issues = e.issues();
+  }
+  if (issues.empty() && c.sigma_e < c.sigma_candidates.back() && !c.allow_sigma_e_below_max) {
+    issues.push_back({"/dual/sigma_e", "sigma_e = " + format_decimal(c.sigma_e) + " is below max sigma_candidates = " +
+                                           format_decimal(c.sigma_candidates.back()) +
+                                           " (set allow_sigma_e_below_max to permit it)"});
+  }
+  if (c.routing() && issues.empty()) {
+    for (std::size_t i = 0; i < c.sigma_candidates.size(); ++i) {
+      const std::string ptr = "/dual/experts/" + std::to_string(i);
+      if (i >= c.experts.size()) {
+        issues.push_back({"/dual/experts", "routing needs one expert per sigma: no expert for sigma = " +
+                                               format_decimal(c.sigma_candidates[i])});
+        continue;
+      }
+      if (c.experts[i].empty()) issues.push_back({ptr, "needs 'arch' (+ checkpoint) or 'torchscript'"});
+      if (c.experts[i].sigma != 0.0 && c.experts[i].sigma != c.sigma_candidates[i]) {
+        issues.push_back({ptr + "/sigma", "expert " + std::to_string(i) + " serves sigma = " + format_decimal(c.experts[i].sigma) +
+                                              " but sigma_candidates[" + std::to_string(i) + "] = " + format_decimal(c.sigma_candidates[i])});
+      }
+    }
+    if (c.experts.size() > c.sigma_candidates.size()) {
+      issues.push_back({"/dual/experts", std::to_string(c.experts.size()) + " experts for " +
+                                             std::to_string(c.sigma_candidates.size()) + " sigma_candidates"});
+    }
+  }
+  if (!issues.empty()) throw ConfigError(source_, std::move(issues));
+  return c;
+}
+
+LabelConfig ExperimentConfig::label() const {
+  LabelConfig c;
+  const json j = doc_.value("label", json::object());
+  c.n = get_or<std::int64_t>(j, "n", c.n);
+  c.alpha = get_or<double>(j, "alpha", c.alpha);
+  c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
+  c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
+  c.selection = read_selection(j, c.selection);
+  return c;
+}
+
+EstimateSigmaConfig ExperimentConfig::estimate_sigma() const {
+  EstimateSigmaConfig c;
+  const json j = doc_.value("estimate_sigma", json::object());
+  c.n = get_or<std::int64_t>(j, "n", c.n);
+  c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
+  c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
+  c.selection = read_selection(j, c.selection);
+  return c;
+}
+
+FinetuneConfig ExperimentConfig::finetune() const {
+  FinetuneConfig c;
+  const json j = doc_.value("finetune", json::object());
+  c.estimates = get_or<std::string>(j, "estimates", "");
+  c.epochs = get_or<std::int64_t>(j, "epochs", c.epochs);
+  c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
+  c.lr = get_or<double>(j, "lr", c.lr);
+  c.weight_decay = get_or<double>(j, "weight_decay", c.weight_decay);
+  c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
+  if (c.estimates.empty()) throw ConfigError(source_, "/finetune/estimates", "missing: the sigma-estimates file to fine-tune with");
+  return c;
+}
+
+json to_json(const ModelRef& c) {
+  json j = {{"device", c.device}};
+  if (!c.arch.empty()) j["arch"] = c.arch;
+  if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;
+  if (!c.torchscript.empty()) j["torchscript"] = c.torchscript;
+  if (c.sigma != 0.0) j["sigma"] = c.sigma;
+  return j;
+}
+json to_json(const DualConfig& c) {
+  json experts = json::array();
+  for (const auto& e : c.experts) experts.push_back(to_json(e));
+  return {{"sigma_candidates", c.sigma_candidates}, {"sigma_e", c.sigma_e},
+          {"allow_sigma_e_below_max", c.allow_sigma_e_below_max}, {"estimator", to_json(c.estimator)},
+          {"experts", experts}};
+}
+json to_json(const LabelConfig& c) {
+  return {{"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)}};
+}
+json to_json(const EstimateSigmaConfig& c) {
+  return {{"n", c.n}, {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)}};
+}
+json to_json(const FinetuneConfig& c) {
+  return {{"estimates", c.estimates}, {"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr},
+          {"weight_decay", c.weight_decay}, {"seed", c.seed}};
+}
+
+ModelConfig to_model_config(const ModelRef& ref, std::int64_t num_classes) {
+  ModelConfig m;
+  m.arch = ref.arch;
+  m.checkpoint = ref.checkpoint;
+  m.torchscript = ref.torchscript;
+  m.device = ref.device;
+  m.num_classes = num_classes;
+  return m;
+}
+
 json to_json(const SelectionConfig& c) {
   return {{"split", c.split}, {"begin", c.begin}, {"end", c.end}, {"skip", c.skip}};
 }
@@ -274,10 +422,11 @@ json to_json(const ModelConfig& c) {
 }
 json to_json(const CertifyConfig& c) {
   return {{"method", c.method}, {"sigma", c.sigma}, {"n0", c.n0}, {"n", c.n}, {"alpha", c.alpha},
+          {"alpha_e", c.alpha_e}, {"alpha_c", c.alpha_c}, {"alpha_split", c.alpha_split},
           {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)}};
 }
 json to_json(const PredictConfig& c) {
-  return {{"sigma", c.sigma}, {"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size},
+  return {{"method", c.method}, {"alpha_split", c.alpha_split}, {"sigma", c.sigma}, {"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size},
           {"seed", c.seed}, {"selection", to_json(c.selection)}};
 }
 json to_json(const TrainBaseConfig& c) {

@@ -68,10 +68,15 @@ struct CertifyConfig {
   std::int64_t batch_size = 1000;///< noisy copies per forward pass, >= 1
   std::uint64_t seed = 0;        ///< noise seed (counter-based RNG key)
   SelectionConfig selection;
+  double alpha_e = -1.0;         ///< dual: estimator α (-1 = alpha/2)
+  double alpha_c = -1.0;         ///< dual: classifier α (-1 = alpha/2)
+  std::string alpha_split = "bonferroni";  ///< multiscale: bonferroni | reference
 };
 
 /// PREDICT [Cohen]: abstain unless the top class beats the runner-up at level alpha.
 struct PredictConfig {
+  std::string method = "global";  ///< global | dual | multiscale
+  std::string alpha_split = "bonferroni";
   double sigma = 0.25;
   std::int64_t n = 1000;
   double alpha = 0.001;
@@ -93,6 +98,53 @@ struct TrainBaseConfig {
   std::vector<double> sigma_candidates;  ///< per-example noise levels (Σ)
   std::uint64_t seed = 0;
   SelectionConfig selection{"train", 0, -1, 1};
+};
+
+/// A model without a class count: the Dual RS estimator (|Σ| outputs) or an expert.
+struct ModelRef {
+  std::string arch;
+  std::string checkpoint;
+  std::string torchscript;
+  std::string device = "cpu";
+  double sigma = 0.0;  ///< experts: the σ it serves
+  bool empty() const { return arch.empty() && torchscript.empty(); }
+};
+
+/// Dual RS settings (DualRS §4, §5.3): Σ, σ_e, the estimator and optional experts (routing).
+struct DualConfig {
+  std::vector<double> sigma_candidates;
+  double sigma_e = 1.0;
+  bool allow_sigma_e_below_max = false;
+  ModelRef estimator;
+  std::vector<ModelRef> experts;  ///< empty, or one per σ in Σ's order (routing)
+  bool routing() const { return !experts.empty(); }
+};
+
+/// Per-σ radius labels (DualRS §5.2.1): N votes per (example, σ) at level α_label.
+struct LabelConfig {
+  std::int64_t n = 100;
+  double alpha = 0.001;
+  std::int64_t batch_size = 100;
+  std::uint64_t seed = 0;
+  SelectionConfig selection{"train", 0, -1, 1};
+};
+
+/// The smoothed estimator's σ choice for training examples (majority of n votes at σ_e).
+struct EstimateSigmaConfig {
+  std::int64_t n = 32;
+  std::int64_t batch_size = 256;
+  std::uint64_t seed = 0;
+  SelectionConfig selection{"train", 0, -1, 1};
+};
+
+/// Classifier fine-tuning under σ_c(x) (DualRS §5.2.2); AdamW.
+struct FinetuneConfig {
+  std::string estimates;  ///< σ-estimates file
+  std::int64_t epochs = 2;
+  std::int64_t batch_size = 128;
+  double lr = 1e-4;
+  double weight_decay = 0.01;
+  std::uint64_t seed = 0;
 };
 
 /// Certified-accuracy table settings (METHOD.md §8).
@@ -125,6 +177,12 @@ class ExperimentConfig {
   PredictConfig predict() const;
   TrainBaseConfig train_base() const;
   TableConfig table() const;
+  /// Dual RS section, checked: Σ strictly increasing and > 0; σ_e >= max Σ unless
+  /// allow_sigma_e_below_max; experts (if any) one per σ with matching `sigma`.
+  DualConfig dual() const;
+  LabelConfig label() const;
+  EstimateSigmaConfig estimate_sigma() const;
+  FinetuneConfig finetune() const;
 
  private:
   ExperimentConfig(nlohmann::json doc, std::string source) : doc_(std::move(doc)), source_(std::move(source)) {}
@@ -143,6 +201,14 @@ nlohmann::json to_json(const ModelConfig& c);
 nlohmann::json to_json(const CertifyConfig& c);
 nlohmann::json to_json(const PredictConfig& c);
 nlohmann::json to_json(const TrainBaseConfig& c);
+nlohmann::json to_json(const ModelRef& c);
+nlohmann::json to_json(const DualConfig& c);
+nlohmann::json to_json(const LabelConfig& c);
+nlohmann::json to_json(const EstimateSigmaConfig& c);
+nlohmann::json to_json(const FinetuneConfig& c);
+
+/// The ModelConfig for a ModelRef with `num_classes` outputs.
+ModelConfig to_model_config(const ModelRef& ref, std::int64_t num_classes);
 
 /// The method name used in result files and tables, e.g. "global_sigma_0.25",
 /// "global_sigma_1.0" (sigma printed with at least one decimal).

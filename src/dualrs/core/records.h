@@ -23,6 +23,12 @@ struct CertifyRecord {
   double time_s = 0.0;           ///< wall time spent on this example, seconds
   Counts counts_selection;       ///< [K] votes of the n0 selection copies
   Counts counts;                 ///< [K] votes of the n estimation copies
+  // Methods that choose σ per input (Dual RS, Multiscale); unused by global σ.
+  std::int64_t sigma_index = kAbstain;  ///< index in Σ of the σ used (-1: none chosen)
+  double r_sigma = 0.0;          ///< Dual RS: the estimator's certified radius R_σ
+  double r_c = 0.0;              ///< Dual RS: the classifier's certified radius R_c at the chosen σ
+  Counts estimator_counts_selection;  ///< Dual RS: [|Σ|] estimator votes of its n0 copies
+  Counts estimator_counts;            ///< Dual RS: [|Σ|] estimator votes of its n copies
   bool correct() const { return prediction == label; }
 };
 
@@ -32,6 +38,7 @@ struct PredictRecord {
   std::int64_t label = 0;
   std::int64_t prediction = kAbstain;
   double p_value = 1.0;          ///< two-sided binomial test p-value of top-1 vs top-2
+  std::int64_t sigma_index = kAbstain;  ///< Dual RS / Multiscale: index in Σ of the σ used
   double time_s = 0.0;
   Counts counts;                 ///< [K] votes of the n copies
   bool correct() const { return prediction == label; }

@@ -66,6 +66,12 @@ void write_root_attributes(Hdf5File& f, const std::string& schema, const ResultI
   f.set_attr(root, "num_classes", info.num_classes);
   f.set_attr(root, "dataset", info.dataset);
   f.set_attr(root, "split", info.split);
+  if (!info.sigma_candidates.empty()) {
+    f.set_attr(root, "sigma_candidates", info.sigma_candidates);
+    f.set_attr(root, "sigma_e", info.sigma_e);
+    f.set_attr(root, "alpha_e", info.alpha_e);
+    f.set_attr(root, "alpha_c", info.alpha_c);
+  }
   f.set_attr(root, "command", p.command);
   f.set_attr(root, "config", p.config.dump());
   f.set_attr(root, "config_sha256", p.config_sha256);
@@ -86,6 +92,19 @@ std::vector<std::int8_t> correct_column(const std::vector<std::int64_t>& predict
   std::vector<std::int8_t> out(prediction.size());
   for (std::size_t i = 0; i < out.size(); ++i) out[i] = prediction[i] == label[i] ? 1 : 0;
   return out;
+}
+
+// Per-σ datasets of methods that choose σ per input (see ResultInfo::sigma_candidates).
+void write_sigma_datasets(Hdf5File& f, const std::vector<CertifyRecord>& r, const ResultInfo& info) {
+  const std::vector<std::uint64_t> n{r.size()};
+  f.write_int64("sigma_index", column(r, [](const CertifyRecord& x) { return x.sigma_index; }), n);
+  f.write_float64("r_sigma", column(r, [](const CertifyRecord& x) { return x.r_sigma; }), n);
+  f.write_float64("r_c", column(r, [](const CertifyRecord& x) { return x.r_c; }), n);
+  if (info.sigma_e > 0) {
+    const std::vector<std::uint64_t> ns{r.size(), info.sigma_candidates.size()};
+    f.write_int64("estimator_counts_selection", counts_matrix(r, &CertifyRecord::estimator_counts_selection), ns);
+    f.write_int64("estimator_counts", counts_matrix(r, &CertifyRecord::estimator_counts), ns);
+  }
 }
 
 void write_certify_datasets(Hdf5File& f, const std::vector<CertifyRecord>& r, std::uint64_t k) {
@@ -154,6 +173,11 @@ void Hdf5ResultSink::write(const CertifyRecord& record) {
   }
   check_counts(record.counts_selection, "counts_selection", record.idx, info_.num_classes, path_);
   check_counts(record.counts, "counts", record.idx, info_.num_classes, path_);
+  if (info_.sigma_e > 0) {
+    const auto s = static_cast<std::int64_t>(info_.sigma_candidates.size());
+    check_counts(record.estimator_counts_selection, "estimator_counts_selection", record.idx, s, path_);
+    check_counts(record.estimator_counts, "estimator_counts", record.idx, s, path_);
+  }
   certified_.push_back(record);
 }
 
@@ -183,6 +207,7 @@ void Hdf5ResultSink::finish() {
       const auto k = static_cast<std::uint64_t>(info_.num_classes);
       if (certify) {
         write_certify_datasets(f, certified_, k);
+        if (!info_.sigma_candidates.empty()) write_sigma_datasets(f, certified_, info_);
       } else {
         write_predict_datasets(f, predicted_, k);
       }
@@ -274,6 +299,13 @@ CertifyResults read_certify_results(const std::string& path) {
   out.info.num_classes = f.attr_int64(root, "num_classes");
   out.info.dataset = f.attr_string(root, "dataset");
   out.info.split = f.attr_string(root, "split");
+  const bool per_sigma = f.has_attr(root, "sigma_candidates");
+  if (per_sigma) {
+    out.info.sigma_candidates = f.attr_doubles(root, "sigma_candidates");
+    out.info.sigma_e = f.attr_double(root, "sigma_e");
+    out.info.alpha_e = f.attr_double(root, "alpha_e");
+    out.info.alpha_c = f.attr_double(root, "alpha_c");
+  }
 
   out.provenance = nlohmann::json::object();
   for (const std::string& name : f.attr_names(root)) {
@@ -330,9 +362,37 @@ CertifyResults read_certify_results(const std::string& path) {
   check_length("counts_selection", counts_selection.size(), n * k);
   check_length("counts", counts.size(), n * k);
 
+  std::vector<std::int64_t> sigma_index, est_sel, est;
+  std::vector<double> r_sigma, r_c;
+  const std::size_t s = out.info.sigma_candidates.size();
+  if (per_sigma) {
+    sigma_index = f.read_int64("sigma_index");
+    r_sigma = f.read_float64("r_sigma");
+    r_c = f.read_float64("r_c");
+    check_length("sigma_index", sigma_index.size(), n);
+    check_length("r_sigma", r_sigma.size(), n);
+    check_length("r_c", r_c.size(), n);
+    if (out.info.sigma_e > 0) {
+      est_sel = f.read_int64("estimator_counts_selection");
+      est = f.read_int64("estimator_counts");
+      check_length("estimator_counts_selection", est_sel.size(), n * s);
+      check_length("estimator_counts", est.size(), n * s);
+    }
+  }
   out.records.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     CertifyRecord& r = out.records[i];
+    if (per_sigma) {
+      r.sigma_index = sigma_index[i];
+      r.r_sigma = r_sigma[i];
+      r.r_c = r_c[i];
+      if (!est.empty()) {
+        r.estimator_counts_selection.assign(est_sel.begin() + static_cast<std::ptrdiff_t>(i * s),
+                                            est_sel.begin() + static_cast<std::ptrdiff_t>((i + 1) * s));
+        r.estimator_counts.assign(est.begin() + static_cast<std::ptrdiff_t>(i * s),
+                                  est.begin() + static_cast<std::ptrdiff_t>((i + 1) * s));
+      }
+    }
     r.idx = idx[i];
     r.label = label[i];
     r.prediction = prediction[i];

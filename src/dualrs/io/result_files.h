@@ -26,6 +26,14 @@ struct ResultInfo {
   std::int64_t num_classes = 0;
   std::string dataset;       ///< dataset name
   std::string split;         ///< split the examples come from
+  /// Σ for methods that choose σ per input (dual_rs, multiscale, routing); empty for global
+  /// σ. When set, the file also holds `sigma_index`, `r_sigma`, `r_c` per example and the
+  /// root attributes `sigma_candidates`, `sigma_e`, `alpha_e`, `alpha_c`; Dual RS files
+  /// (sigma_e > 0) add `estimator_counts_selection` and `estimator_counts` [N, |Σ|].
+  std::vector<double> sigma_candidates;
+  double sigma_e = 0.0;      ///< estimator noise level (Dual RS), 0 otherwise
+  double alpha_e = 0.0;      ///< estimator failure probability (Dual RS)
+  double alpha_c = 0.0;      ///< classifier failure probability (Dual RS)
 };
 
 /// HDF5 sink: writes `path` (schema "dualrs.certify" / "dualrs.predict" from `info.kind`,

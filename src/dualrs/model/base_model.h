@@ -33,7 +33,8 @@ class BaseModel {
   virtual void set_training(bool training) = 0;
 };
 
-/// Builds a native architecture with fresh weights. \param arch "mnist_cnn".
+/// Builds a native architecture with fresh weights. \param arch "mnist_cnn", "cifar_resnet20",
+/// "cifar_resnet56", "cifar_resnet110" or "resnet50".
 /// \throws ConfigError on an unknown architecture.
 std::unique_ptr<BaseModel> make_native_model(const std::string& arch, std::int64_t num_classes);
 

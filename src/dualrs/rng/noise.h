@@ -26,6 +26,9 @@ enum class NoiseStage : std::uint32_t {
   kPredict = 3,            ///< PREDICT
   kLabel = 4,              ///< per-σ radius labels (Dual RS §5.2.1)
   kEstimateSigma = 5,      ///< smoothed estimator's σ choice on the train set
+  kEstimatorSelection = 6, ///< Dual RS: the estimator's n0 selection copies at σ_e
+  kEstimatorEstimation = 7,///< Dual RS: the estimator's n estimation copies at σ_e
+  kEstimatorPredict = 8,   ///< Dual RS PREDICT: the estimator's copies at σ_e
 };
 
 /// Stateless generator of σ·z, z ~ N(0, 1), for any (example, sigma index, sample, element).

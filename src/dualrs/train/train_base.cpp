@@ -25,10 +25,13 @@ void validate(const TrainBaseConfig& config) {
   if (!issues.empty()) throw ConfigError("", std::move(issues));
 }
 
-std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDataset& dataset,
-                                   const std::vector<std::int64_t>& indices, const TrainBaseConfig& config,
-                                   const EpochCallback& on_epoch, Verbosity verbosity) {
-  validate(config);
+namespace {
+// Shared loop: when `fixed` is non-empty, example j trains at noise fixed[j]; otherwise its
+// noise level is drawn uniformly from the config's sigma / sigma_candidates each time.
+std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::ImageDataset& dataset,
+                                         const std::vector<std::int64_t>& indices, const std::vector<double>& fixed,
+                                         const TrainBaseConfig& config, const std::string& label,
+                                         const EpochCallback& on_epoch, Verbosity verbosity) {
   torch::nn::Module* module = model.module();
   DUALRS_CHECK(module != nullptr, ModelError, "model ", model.describe(), " is not trainable");
   DUALRS_CHECK(!indices.empty(), DataError, "no training examples selected");
@@ -39,6 +42,7 @@ std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDat
   const std::vector<double> sigmas =
       config.sigma ? std::vector<double>{*config.sigma} : config.sigma_candidates;
   const at::Tensor sigma_table = torch::tensor(sigmas, torch::kFloat32);
+  const at::Tensor fixed_sigma = torch::tensor(fixed, torch::kFloat64).to(torch::kFloat32);
   const at::Tensor all_indices = torch::tensor(indices, torch::kInt64);
   const auto n = static_cast<std::int64_t>(indices.size());
   std::vector<EpochStats> history;
@@ -49,7 +53,7 @@ std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDat
     const at::Tensor order = torch::randperm(n, generator, torch::kInt64);
     double loss_sum = 0.0;
     std::int64_t correct = 0;
-    ProgressMeter progress("train-base epoch " + std::to_string(epoch) + "/" + std::to_string(config.epochs), n, "ex",
+    ProgressMeter progress(label + " epoch " + std::to_string(epoch) + "/" + std::to_string(config.epochs), n, "ex",
                            verbosity);
     for (std::int64_t begin = 0; begin < n; begin += config.batch_size) {
       const std::int64_t b = std::min(config.batch_size, n - begin);
@@ -60,8 +64,13 @@ std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDat
       std::vector<std::int64_t> labels(static_cast<std::size_t>(b));
       for (std::int64_t i = 0; i < b; ++i) labels[static_cast<std::size_t>(i)] = dataset.label(idx[static_cast<std::size_t>(i)]);
       const at::Tensor y = torch::tensor(labels, torch::kInt64);
-      const at::Tensor which = torch::randint(static_cast<std::int64_t>(sigmas.size()), {b}, generator, torch::kInt64);
-      const at::Tensor sigma = sigma_table.index_select(0, which).view({b, 1, 1, 1});
+      at::Tensor sigma;
+      if (fixed.empty()) {
+        const at::Tensor which = torch::randint(static_cast<std::int64_t>(sigmas.size()), {b}, generator, torch::kInt64);
+        sigma = sigma_table.index_select(0, which).view({b, 1, 1, 1});
+      } else {
+        sigma = fixed_sigma.index_select(0, positions).view({b, 1, 1, 1});
+      }
       x = x + sigma * torch::randn(x.sizes(), generator);
       optimizer.zero_grad();
       const at::Tensor logits = model.logits(x);
@@ -90,6 +99,32 @@ std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDat
     }
   }
   return history;
+}
+}  // namespace
+
+std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDataset& dataset,
+                                   const std::vector<std::int64_t>& indices, const TrainBaseConfig& config,
+                                   const EpochCallback& on_epoch, Verbosity verbosity) {
+  validate(config);
+  return train_with_noise(model, dataset, indices, {}, config, "train-base", on_epoch, verbosity);
+}
+
+std::vector<EpochStats> finetune_classifier(model::BaseModel& model, const data::ImageDataset& dataset,
+                                            const std::vector<std::int64_t>& indices,
+                                            const std::vector<double>& sigma_per_example, const TrainBaseConfig& config,
+                                            const EpochCallback& on_epoch, Verbosity verbosity) {
+  TrainBaseConfig checked = config;
+  checked.sigma.reset();
+  checked.sigma_candidates = {1.0};  // placeholder: the per-example levels replace it
+  validate(checked);
+  if (sigma_per_example.size() != indices.size()) {
+    throw ConfigError("", "/finetune", "need one noise level per example: " + std::to_string(indices.size()) +
+                                           " examples, " + std::to_string(sigma_per_example.size()) + " levels");
+  }
+  for (double s : sigma_per_example) {
+    if (!(s > 0)) throw ConfigError("", "/finetune", "per-example noise levels must be > 0");
+  }
+  return train_with_noise(model, dataset, indices, sigma_per_example, checked, "finetune", on_epoch, verbosity);
 }
 
 }  // namespace dualrs::train

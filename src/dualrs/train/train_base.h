@@ -36,6 +36,16 @@ std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDat
                                    const std::vector<std::int64_t>& indices, const TrainBaseConfig& config,
                                    const EpochCallback& on_epoch = {}, Verbosity verbosity = Verbosity::kNormal);
 
+/// Classifier fine-tuning under the estimator's choice (DualRS §5.2.2): as train_base, but
+/// example indices[j] always gets noise level sigma_per_example[j] (σ_c(x) from
+/// estimate-sigma). The config's own sigma / sigma_candidates are ignored.
+/// 	hrows ConfigError on bad settings or a size mismatch, ModelError, DataError.
+std::vector<EpochStats> finetune_classifier(model::BaseModel& model, const data::ImageDataset& dataset,
+                                            const std::vector<std::int64_t>& indices,
+                                            const std::vector<double>& sigma_per_example, const TrainBaseConfig& config,
+                                            const EpochCallback& on_epoch = {},
+                                            Verbosity verbosity = Verbosity::kNormal);
+
 /// Checks a TrainBaseConfig. \throws ConfigError listing every problem under `/train_base`.
 void validate(const TrainBaseConfig& config);
 

@@ -1,0 +1,59 @@
+#pragma once
+// Plumbing shared by the stage entry points: loading the dataset, models and the classifier
+// pool a config names, provenance for outputs, and example accessors.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dualrs/core/config.h"
+#include "dualrs/core/error.h"
+#include "dualrs/data/dataset.h"
+#include "dualrs/io/provenance.h"
+#include "dualrs/model/base_model.h"
+#include "dualrs/smooth/certify.h"
+#include "dualrs/smooth/dual.h"
+
+namespace dualrs::app {
+
+/// Provenance whose config is `resolved` (the typed sections the stage used).
+io::Provenance stage_provenance(const std::string& schema, const std::string& command, nlohmann::json resolved,
+                                std::uint64_t seed, int rng_layout_version);
+
+/// The dataset a config names and the indices a selection picks from it.
+struct DataSelection {
+  data::ImageDataset dataset;
+  std::vector<std::int64_t> indices;
+};
+DataSelection load_selection(const ExperimentConfig& config, const SelectionConfig& selection, const std::string& pointer);
+
+/// Example number `position` of a selection.
+smooth::ExampleFn example_fn(const DataSelection& in);
+
+/// The classifiers used at each σ: the experts (routing) or /model shared by every σ.
+struct ClassifierSet {
+  std::vector<std::unique_ptr<model::BaseModel>> owned;
+  smooth::ClassifierPool pool;
+};
+ClassifierSet load_classifiers(const ExperimentConfig& config, const DualConfig& dual, std::int64_t num_classes);
+
+/// The /model classifier, checked against the dataset's class count.
+std::unique_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes);
+
+/// The Dual RS estimator (|Σ| outputs). \throws ConfigError when /dual/estimator is missing.
+std::unique_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config, const DualConfig& dual);
+
+/// Re-throws a ConfigError from a validator with the config's file as its source.
+template <typename Fn>
+void with_source(const ExperimentConfig& config, Fn&& fn) {
+  try {
+    fn();
+  } catch (const ConfigError& e) {
+    if (!e.source().empty()) throw;
+    throw ConfigError(config.source(), e.issues());
+  }
+}
+
+}  // namespace dualrs::app

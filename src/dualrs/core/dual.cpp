@@ -1,0 +1,125 @@
+#include "dualrs/core/dual.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include "dualrs/core/error.h"
+#include "dualrs/core/stats.h"
+
+namespace dualrs {
+
+void validate_sigma_candidates(const std::vector<double>& sigmas, const std::string& pointer) {
+  std::vector<ConfigIssue> issues;
+  if (sigmas.empty()) issues.push_back({pointer, "needs at least one sigma"});
+  for (std::size_t i = 0; i < sigmas.size(); ++i) {
+    if (!(sigmas[i] > 0)) issues.push_back({pointer + "/" + std::to_string(i), "sigma must be > 0"});
+    if (i > 0 && !(sigmas[i] > sigmas[i - 1])) {
+      issues.push_back({pointer + "/" + std::to_string(i),
+                        "sigma_candidates must be strictly increasing (sorted, no duplicates)"});
+    }
+  }
+  if (!issues.empty()) throw ConfigError("", std::move(issues));
+}
+
+double label_radius(const Counts& votes, std::int64_t label, double sigma, double alpha, std::int64_t n) {
+  const std::int64_t top = argmax_lowest(votes);
+  if (n < 0) n = std::accumulate(votes.begin(), votes.end(), std::int64_t{0});
+  if (n < 1) throw std::invalid_argument("label_radius needs at least one vote");
+  const Certificate cert = radius_from_count(votes[static_cast<std::size_t>(top)], n, sigma, alpha);
+  return (top == label && !cert.abstained()) ? cert.radius : 0.0;
+}
+
+std::int64_t best_sigma_index(const std::vector<double>& radii) {
+  std::int64_t best = -1;
+  double best_radius = 0.0;
+  for (std::size_t i = 0; i < radii.size(); ++i) {
+    if (radii[i] > best_radius) {
+      best = static_cast<std::int64_t>(i);
+      best_radius = radii[i];
+    }
+  }
+  return best;
+}
+
+std::vector<double> rebalancing_weights(const std::vector<std::int64_t>& best, std::int64_t num_sigmas) {
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(num_sigmas), 0);
+  std::int64_t kept = 0;
+  for (auto b : best) {
+    if (b >= num_sigmas) throw std::invalid_argument("best sigma index out of range");
+    if (b >= 0) {
+      ++counts[static_cast<std::size_t>(b)];
+      ++kept;
+    }
+  }
+  std::vector<double> weights(best.size(), 0.0);
+  for (std::size_t i = 0; i < best.size(); ++i) {
+    if (best[i] >= 0) {
+      const double q = static_cast<double>(counts[static_cast<std::size_t>(best[i])]) / static_cast<double>(kept);
+      weights[i] = 1.0 / q;
+    }
+  }
+  return weights;
+}
+
+DualCertificate combine_dual(const Certificate& estimator, const Certificate& classifier) {
+  DualCertificate out;
+  if (estimator.abstained()) return out;
+  out.sigma_index = estimator.prediction;
+  out.r_sigma = estimator.radius;
+  if (classifier.abstained()) return out;
+  out.prediction = classifier.prediction;
+  out.r_c = classifier.radius;
+  out.radius = std::min(out.r_sigma, out.r_c);
+  return out;
+}
+
+MultiscaleStage multiscale_stage(const Counts& selection, const Counts& estimation, double sigma, double alpha_stage) {
+  if (!(sigma > 0)) throw std::invalid_argument("sigma must be > 0");
+  if (selection.size() != estimation.size() || estimation.empty()) {
+    throw std::invalid_argument("selection and estimation counts must have the same, non-zero size");
+  }
+  const std::int64_t n = std::accumulate(estimation.begin(), estimation.end(), std::int64_t{0});
+  const auto k = static_cast<double>(estimation.size());
+  MultiscaleStage stage;
+  stage.selected = argmax_lowest(selection);
+  stage.p_a_lower =
+      stats::clopper_pearson_lower(estimation[static_cast<std::size_t>(stage.selected)], n, alpha_stage / 2);
+  stage.p_high = 0.0;
+  for (auto c : estimation) stage.p_high = std::max(stage.p_high, stats::clopper_pearson_upper(c, n, alpha_stage / (2 * k)));
+  if (stage.p_a_lower >= 0.5) {
+    stage.decision = StageDecision::kCertify;
+    stage.radius = sigma * stats::norm_ppf(stage.p_a_lower);
+  } else if (stage.p_high >= 0.5) {
+    stage.decision = StageDecision::kUndecided;
+  } else {
+    stage.decision = StageDecision::kBelowHalf;
+    stage.cap = sigma * (-stats::norm_ppf(stage.p_high));
+  }
+  return stage;
+}
+
+double multiscale_stage_alpha(double alpha, std::int64_t stage, std::int64_t num_stages, AlphaSplit split) {
+  if (split == AlphaSplit::kBonferroni) return alpha / static_cast<double>(num_stages);
+  return alpha / static_cast<double>(stage + 2);  // stage s = stage + 1 (1-based): alpha / (s + 1)
+}
+
+MultiscaleCertificate combine_multiscale(const std::vector<MultiscaleStage>& stages, const std::vector<double>& sigmas) {
+  MultiscaleCertificate out;
+  if (stages.empty() || stages.back().decision != StageDecision::kCertify) return out;
+  double cap = INFINITY;
+  for (std::size_t i = 0; i + 1 < stages.size(); ++i) {
+    if (stages[i].decision != StageDecision::kBelowHalf) {
+      throw std::invalid_argument("a cascade continues only past below-half stages");
+    }
+    cap = std::min(cap, stages[i].cap);
+  }
+  out.prediction = stages.back().selected;
+  out.radius = std::min(stages.back().radius, cap);
+  out.stage = static_cast<std::int64_t>(stages.size()) - 1;
+  out.sigma = sigmas.at(stages.size() - 1);
+  return out;
+}
+
+}  // namespace dualrs

@@ -1,0 +1,130 @@
+#include "dualrs/report/analyses.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "dualrs/core/config.h"
+#include "dualrs/core/error.h"
+
+namespace dualrs::report {
+namespace {
+std::string num(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+double correct_radius(const CertifyRecord& r) { return (r.prediction != kAbstain && r.correct()) ? r.radius : 0.0; }
+}  // namespace
+
+double quantile(std::vector<double> values, double q) {
+  if (values.empty()) return NAN;
+  std::sort(values.begin(), values.end());
+  const double pos = q * static_cast<double>(values.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(pos));
+  const auto hi = std::min(lo + 1, values.size() - 1);
+  return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
+}
+
+SigmaAnalysis analyze_sigma_choice(const std::vector<io::CertifyResults>& global, const io::CertifyResults& dual) {
+  SigmaAnalysis a;
+  a.sigmas = dual.info.sigma_candidates;
+  DUALRS_CHECK(!a.sigmas.empty(), DataError, "the Dual RS results hold no sigma_candidates (method ", dual.info.method, ")");
+  std::vector<const io::CertifyResults*> by_sigma(a.sigmas.size(), nullptr);
+  for (const auto& g : global) {
+    for (std::size_t i = 0; i < a.sigmas.size(); ++i) {
+      if (g.info.sigma == a.sigmas[i]) by_sigma[i] = &g;
+    }
+  }
+  for (std::size_t i = 0; i < a.sigmas.size(); ++i) {
+    DUALRS_CHECK(by_sigma[i] != nullptr, DataError, "no global-sigma result for sigma = ", format_decimal(a.sigmas[i]),
+                 " among the analysis inputs");
+    DUALRS_CHECK(by_sigma[i]->records.size() == dual.records.size(), DataError, "global-sigma result ",
+                 by_sigma[i]->info.method, " has ", by_sigma[i]->records.size(), " examples, the Dual RS result ",
+                 dual.records.size());
+  }
+  for (std::size_t e = 0; e < dual.records.size(); ++e) {
+    const CertifyRecord& d = dual.records[e];
+    std::int64_t best = -1;
+    double best_radius = 0.0;
+    for (std::size_t i = 0; i < a.sigmas.size(); ++i) {
+      const CertifyRecord& g = by_sigma[i]->records[e];
+      DUALRS_CHECK(g.idx == d.idx, DataError, "example ", d.idx, " of the Dual RS result is example ", g.idx, " in ",
+                   by_sigma[i]->info.method, ": the files certify different examples");
+      if (correct_radius(g) > best_radius) {
+        best_radius = correct_radius(g);
+        best = static_cast<std::int64_t>(i);
+      }
+    }
+    a.idx.push_back(d.idx);
+    a.optimal_index.push_back(best);
+    a.optimal_radius.push_back(best_radius);
+    a.chosen_index.push_back(d.sigma_index);
+    if (d.sigma_index >= 0) {
+      const double r_c = d.prediction != kAbstain && d.correct() ? d.r_c : 0.0;
+      a.delta_r_c.push_back(best_radius - r_c);
+    }
+    if (d.prediction != kAbstain) a.delta_r_sigma.push_back(d.r_sigma - d.r_c);
+  }
+  return a;
+}
+
+std::string sigma_distribution_csv(const SigmaAnalysis& a) {
+  const auto n = static_cast<double>(std::max<std::size_t>(1, a.idx.size()));
+  std::ostringstream os;
+  os << "sigma,optimal_count,optimal_fraction,chosen_count,chosen_fraction\n";
+  for (std::int64_t i = -1 + 1; i <= static_cast<std::int64_t>(a.sigmas.size()); ++i) {
+    const std::int64_t key = i == static_cast<std::int64_t>(a.sigmas.size()) ? -1 : i;
+    const auto opt = std::count(a.optimal_index.begin(), a.optimal_index.end(), key);
+    const auto cho = std::count(a.chosen_index.begin(), a.chosen_index.end(), key);
+    os << (key < 0 ? std::string("none") : format_decimal(a.sigmas[static_cast<std::size_t>(key)])) << ',' << opt << ','
+       << num(static_cast<double>(opt) / n) << ',' << cho << ',' << num(static_cast<double>(cho) / n) << '\n';
+  }
+  return os.str();
+}
+
+std::string delta_summary_csv(const SigmaAnalysis& a) {
+  std::ostringstream os;
+  os << "quantity,count,mean,std,min,p10,p25,median,p75,p90,max,fraction_negative,fraction_zero\n";
+  for (const auto& [name, values] : {std::pair<std::string, const std::vector<double>*>{"delta_r_c", &a.delta_r_c},
+                                     {"delta_r_sigma", &a.delta_r_sigma}}) {
+    const auto& v = *values;
+    double mean = 0, sq = 0;
+    for (double x : v) mean += x;
+    mean = v.empty() ? NAN : mean / static_cast<double>(v.size());
+    for (double x : v) sq += (x - mean) * (x - mean);
+    const double sd = v.size() > 1 ? std::sqrt(sq / static_cast<double>(v.size() - 1)) : NAN;
+    const auto neg = std::count_if(v.begin(), v.end(), [](double x) { return x < 0; });
+    const auto zero = std::count_if(v.begin(), v.end(), [](double x) { return x == 0; });
+    const double count = static_cast<double>(std::max<std::size_t>(1, v.size()));
+    os << name << ',' << v.size() << ',' << num(mean) << ',' << num(sd) << ',' << num(quantile(v, 0)) << ','
+       << num(quantile(v, 0.1)) << ',' << num(quantile(v, 0.25)) << ',' << num(quantile(v, 0.5)) << ','
+       << num(quantile(v, 0.75)) << ',' << num(quantile(v, 0.9)) << ',' << num(quantile(v, 1)) << ','
+       << num(static_cast<double>(neg) / count) << ',' << num(static_cast<double>(zero) / count) << '\n';
+  }
+  return os.str();
+}
+
+std::string confusion_csv(const SigmaAnalysis& a) {
+  const std::size_t s = a.sigmas.size();
+  std::vector<std::vector<std::int64_t>> m(s + 1, std::vector<std::int64_t>(s + 1, 0));
+  for (std::size_t e = 0; e < a.idx.size(); ++e) {
+    const std::size_t row = a.optimal_index[e] < 0 ? s : static_cast<std::size_t>(a.optimal_index[e]);
+    const std::size_t col = a.chosen_index[e] < 0 ? s : static_cast<std::size_t>(a.chosen_index[e]);
+    ++m[row][col];
+  }
+  std::ostringstream os;
+  os << "optimal_sigma";
+  for (std::size_t j = 0; j < s; ++j) os << ",chosen_" << format_decimal(a.sigmas[j]);
+  os << ",chosen_abstain\n";
+  for (std::size_t i = 0; i <= s; ++i) {
+    os << (i == s ? std::string("none") : format_decimal(a.sigmas[i]));
+    for (std::size_t j = 0; j <= s; ++j) os << ',' << m[i][j];
+    os << '\n';
+  }
+  return os.str();
+}
+
+}  // namespace dualrs::report

@@ -1,0 +1,211 @@
+#include "dualrs/smooth/dual.h"
+
+#include <chrono>
+#include <numeric>
+
+#include "dualrs/core/error.h"
+#include "dualrs/smooth/sample_counts.h"
+
+namespace dualrs::smooth {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void check_pool(const ClassifierPool& classifiers, const PerSigmaSettings& settings) {
+  if (classifiers.size() != settings.sigma_candidates.size()) {
+    throw ConfigError("", "/dual/experts",
+                      "need one classifier per sigma: " + std::to_string(settings.sigma_candidates.size()) +
+                          " sigma_candidates but " + std::to_string(classifiers.size()) + " classifiers");
+  }
+  for (auto* c : classifiers) DUALRS_CHECK(c != nullptr, ModelError, "missing classifier in the pool");
+}
+
+void check_estimator(model::BaseModel& estimator, std::size_t num_sigmas) {
+  if (estimator.num_classes() != static_cast<std::int64_t>(num_sigmas)) {
+    DUALRS_THROW(ModelError, "estimator ", estimator.describe(), " has ", estimator.num_classes(),
+                 " outputs but |sigma_candidates| = ", num_sigmas);
+  }
+}
+
+Counts zeros(std::int64_t k) { return Counts(static_cast<std::size_t>(k), 0); }
+
+}  // namespace
+
+LabelRow label_example(const ClassifierPool& classifiers, const Example& example, const PerSigmaSettings& settings,
+                       double alpha) {
+  check_pool(classifiers, settings);
+  const NoiseSource noise(settings.seed, NoiseStage::kLabel);
+  LabelRow row;
+  for (std::size_t i = 0; i < settings.sigma_candidates.size(); ++i) {
+    const double sigma = settings.sigma_candidates[i];
+    const SampleCounts counts = sample_counts(*classifiers[i], example.image, noise,
+                                              {example.idx, static_cast<std::uint32_t>(i), sigma, 0, settings.n,
+                                               settings.batch_size});
+    row.top_count.push_back(counts.votes[static_cast<std::size_t>(argmax_lowest(counts.votes))]);
+    // Copies with non-finite logits count as trials: n stays settings.n.
+    row.radii.push_back(label_radius(counts.votes, example.label, sigma, alpha, settings.n));
+  }
+  return row;
+}
+
+SigmaVote estimate_sigma_example(model::BaseModel& estimator, const Example& example, double sigma_e, std::int64_t n,
+                                 std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas) {
+  check_estimator(estimator, static_cast<std::size_t>(num_sigmas));
+  const NoiseSource noise(seed, NoiseStage::kEstimateSigma);
+  SigmaVote vote;
+  vote.votes = sample_counts(estimator, example.image, noise,
+                             {example.idx, static_cast<std::uint32_t>(num_sigmas), sigma_e, 0, n, batch_size})
+                   .votes;
+  vote.sigma_index = argmax_lowest(vote.votes);
+  return vote;
+}
+
+CertifyRecord dual_certify_example(model::BaseModel& estimator, const ClassifierPool& classifiers,
+                                   const Example& example, const DualSettings& settings) {
+  const auto start = std::chrono::steady_clock::now();
+  const PerSigmaSettings& ps = settings.per_sigma;
+  check_pool(classifiers, ps);
+  check_estimator(estimator, ps.sigma_candidates.size());
+  const auto s = static_cast<std::uint32_t>(ps.sigma_candidates.size());
+  // Stage 1: the smoothed estimator certifies its σ choice at σ_e.
+  NoiseRequest request{example.idx, s, settings.sigma_e, 0, ps.n0, ps.batch_size};
+  const SampleCounts e_sel = sample_counts(estimator, example.image, NoiseSource(ps.seed, NoiseStage::kEstimatorSelection), request);
+  request.count = ps.n;
+  const SampleCounts e_est = sample_counts(estimator, example.image, NoiseSource(ps.seed, NoiseStage::kEstimatorEstimation), request);
+  const Certificate e_cert = certify_from_counts(e_sel.votes, e_est.votes, settings.sigma_e, settings.alpha_e, ps.n);
+
+  CertifyRecord record;
+  record.idx = example.idx;
+  record.label = example.label;
+  record.estimator_counts_selection = e_sel.votes;
+  record.estimator_counts = e_est.votes;
+  const std::int64_t k = classifiers.front()->num_classes();
+  record.counts_selection = zeros(k);
+  record.counts = zeros(k);
+  Certificate c_cert;  // abstained unless stage 2 runs
+  if (!e_cert.abstained()) {
+    // Stage 2: the classifier (or the routed expert) at the chosen σ.
+    const auto i = static_cast<std::size_t>(e_cert.prediction);
+    const double sigma = ps.sigma_candidates[i];
+    NoiseRequest c_request{example.idx, static_cast<std::uint32_t>(i), sigma, 0, ps.n0, ps.batch_size};
+    const SampleCounts c_sel = sample_counts(*classifiers[i], example.image, NoiseSource(ps.seed, NoiseStage::kCertifySelection), c_request);
+    c_request.count = ps.n;
+    const SampleCounts c_est = sample_counts(*classifiers[i], example.image, NoiseSource(ps.seed, NoiseStage::kCertifyEstimation), c_request);
+    c_cert = certify_from_counts(c_sel.votes, c_est.votes, sigma, settings.alpha_c, ps.n);
+    record.counts_selection = c_sel.votes;
+    record.counts = c_est.votes;
+    record.sigma = sigma;
+    record.n_a = c_cert.n_a;
+    record.p_a_lower = c_cert.p_a_lower;
+  }
+  const DualCertificate dual = combine_dual(e_cert, c_cert);
+  record.sigma_index = dual.sigma_index;
+  record.r_sigma = dual.r_sigma;
+  record.r_c = dual.r_c;
+  record.prediction = dual.prediction;
+  record.radius = dual.radius;
+  record.time_s = seconds_since(start);
+  return record;
+}
+
+PredictRecord dual_predict_example(model::BaseModel& estimator, const ClassifierPool& classifiers,
+                                   const Example& example, const DualSettings& settings) {
+  const auto start = std::chrono::steady_clock::now();
+  const PerSigmaSettings& ps = settings.per_sigma;
+  check_pool(classifiers, ps);
+  check_estimator(estimator, ps.sigma_candidates.size());
+  const auto s = static_cast<std::uint32_t>(ps.sigma_candidates.size());
+  const SampleCounts e = sample_counts(estimator, example.image, NoiseSource(ps.seed, NoiseStage::kEstimatorPredict),
+                                       {example.idx, s, settings.sigma_e, 0, ps.n, ps.batch_size});
+  const Prediction e_pred = predict_from_counts(e.votes, settings.alpha_e);
+  PredictRecord record;
+  record.idx = example.idx;
+  record.label = example.label;
+  record.counts = zeros(classifiers.front()->num_classes());
+  record.p_value = e_pred.p_value;
+  if (!e_pred.abstained()) {
+    const auto i = static_cast<std::size_t>(e_pred.prediction);
+    const SampleCounts c = sample_counts(*classifiers[i], example.image, NoiseSource(ps.seed, NoiseStage::kPredict),
+                                         {example.idx, static_cast<std::uint32_t>(i), ps.sigma_candidates[i], 0, ps.n,
+                                          ps.batch_size});
+    const Prediction c_pred = predict_from_counts(c.votes, settings.alpha_c);
+    record.sigma_index = e_pred.prediction;
+    record.prediction = c_pred.prediction;
+    record.p_value = c_pred.p_value;
+    record.counts = c.votes;
+  }
+  record.time_s = seconds_since(start);
+  return record;
+}
+
+CertifyRecord multiscale_certify_example(const ClassifierPool& classifiers, const Example& example,
+                                         const PerSigmaSettings& settings, double alpha, AlphaSplit split) {
+  const auto start = std::chrono::steady_clock::now();
+  check_pool(classifiers, settings);
+  const auto num = static_cast<std::int64_t>(settings.sigma_candidates.size());
+  std::vector<MultiscaleStage> stages;
+  std::vector<double> visited;
+  CertifyRecord record;
+  record.idx = example.idx;
+  record.label = example.label;
+  for (std::int64_t step = 0; step < num; ++step) {
+    const auto i = static_cast<std::size_t>(num - 1 - step);  // largest σ first
+    const double sigma = settings.sigma_candidates[i];
+    NoiseRequest request{example.idx, static_cast<std::uint32_t>(i), sigma, 0, settings.n0, settings.batch_size};
+    const SampleCounts sel = sample_counts(*classifiers[i], example.image, NoiseSource(settings.seed, NoiseStage::kCertifySelection), request);
+    request.count = settings.n;
+    const SampleCounts est = sample_counts(*classifiers[i], example.image, NoiseSource(settings.seed, NoiseStage::kCertifyEstimation), request);
+    Counts estimation = est.votes;
+    // Non-finite copies vote for no class; append them as an extra "class" that is never selected.
+    if (est.non_finite > 0) estimation.push_back(est.non_finite);
+    Counts selection = sel.votes;
+    if (est.non_finite > 0) selection.push_back(-1);
+    stages.push_back(multiscale_stage(selection, estimation, sigma, multiscale_stage_alpha(alpha, step, num, split)));
+    visited.push_back(sigma);
+    record.counts_selection = sel.votes;
+    record.counts = est.votes;
+    record.sigma = sigma;
+    record.p_a_lower = stages.back().p_a_lower;
+    record.n_a = est.votes[static_cast<std::size_t>(stages.back().selected)];
+    if (stages.back().decision != StageDecision::kBelowHalf) break;
+  }
+  const MultiscaleCertificate cert = combine_multiscale(stages, visited);
+  record.prediction = cert.prediction;
+  record.radius = cert.radius;
+  if (!cert.abstained()) {
+    record.sigma_index = num - 1 - cert.stage;
+    record.r_c = stages.back().radius;
+  }
+  record.time_s = seconds_since(start);
+  return record;
+}
+
+PredictRecord multiscale_predict_example(const ClassifierPool& classifiers, const Example& example,
+                                         const PerSigmaSettings& settings, double alpha, AlphaSplit split) {
+  const auto start = std::chrono::steady_clock::now();
+  check_pool(classifiers, settings);
+  const auto num = static_cast<std::int64_t>(settings.sigma_candidates.size());
+  PredictRecord record;
+  record.idx = example.idx;
+  record.label = example.label;
+  for (std::int64_t step = 0; step < num; ++step) {
+    const auto i = static_cast<std::size_t>(num - 1 - step);
+    const SampleCounts c = sample_counts(*classifiers[i], example.image, NoiseSource(settings.seed, NoiseStage::kPredict),
+                                         {example.idx, static_cast<std::uint32_t>(i), settings.sigma_candidates[i], 0,
+                                          settings.n, settings.batch_size});
+    const Prediction p = predict_from_counts(c.votes, multiscale_stage_alpha(alpha, step, num, split));
+    record.counts = c.votes;
+    record.p_value = p.p_value;
+    if (!p.abstained()) {
+      record.prediction = p.prediction;
+      record.sigma_index = static_cast<std::int64_t>(i);
+      break;
+    }
+  }
+  record.time_s = seconds_since(start);
+  return record;
+}
+
+}  // namespace dualrs::smooth

@@ -1,0 +1,84 @@
+#pragma once
+/// \file
+/// Methods that choose σ per input, over models: per-σ radius labels, the smoothed
+/// estimator's σ choice, Dual RS CERTIFY/PREDICT (DualRS §4) and the Multiscale cascade
+/// (Jeong & Shin, NeurIPS 2023). Decision rules are in dualrs/core/dual.h.
+///
+/// Noise streams: labels use NoiseStage::kLabel with counter σ word = i (the index in Σ);
+/// σ estimates kEstimateSigma; the Dual RS estimator kEstimatorSelection/Estimation/Predict
+/// (σ word = |Σ|); classifier stages and Multiscale stages kCertifySelection/Estimation and
+/// kPredict with σ word = i. So the classifier stage of Dual RS at σ_i draws exactly the copies
+/// a Multiscale stage at σ_i would.
+
+#include <cstdint>
+#include <vector>
+
+#include "dualrs/core/dual.h"
+#include "dualrs/core/records.h"
+#include "dualrs/model/base_model.h"
+#include "dualrs/smooth/certify.h"
+
+namespace dualrs::smooth {
+
+/// The classifier used at each σ_i: one shared model (the same pointer |Σ| times) or one
+/// expert per σ (routing, DualRS §5.3). Size |Σ|.
+using ClassifierPool = std::vector<model::BaseModel*>;
+
+/// Settings shared by the per-σ methods.
+struct PerSigmaSettings {
+  std::vector<double> sigma_candidates;  ///< Σ, strictly increasing
+  std::int64_t n0 = 100;
+  std::int64_t n = 1000;
+  std::int64_t batch_size = 1000;
+  std::uint64_t seed = 0;
+};
+
+/// Per-σ label radii of one example (METHOD.md §5): N = settings.n votes at each σ_i with
+/// classifier i; R_c(x, σ_i) from dualrs::label_radius at level alpha.
+struct LabelRow {
+  std::vector<double> radii;            ///< [|Σ|]
+  std::vector<std::int64_t> top_count;  ///< [|Σ|]
+};
+LabelRow label_example(const ClassifierPool& classifiers, const Example& example, const PerSigmaSettings& settings,
+                       double alpha);
+
+/// Votes of the smoothed estimator (output classes = indices of Σ) at σ_e over n copies
+/// (NoiseStage::kEstimateSigma) and its majority choice (ties → smaller σ).
+struct SigmaVote {
+  Counts votes;                   ///< [|Σ|]
+  std::int64_t sigma_index = 0;
+};
+SigmaVote estimate_sigma_example(model::BaseModel& estimator, const Example& example, double sigma_e, std::int64_t n,
+                                 std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas);
+
+/// Dual RS settings (METHOD.md §4): estimator at σ_e with α_e, classifier at the chosen σ
+/// with α_c; the certificate fails with probability at most α_e + α_c.
+struct DualSettings {
+  PerSigmaSettings per_sigma;
+  double sigma_e = 1.0;
+  double alpha_e = 0.0005;
+  double alpha_c = 0.0005;
+};
+
+/// Dual RS CERTIFY of one example. The record holds σ index, R_σ, ŷ, R_c, R = min(R_σ, R_c)
+/// and both stages' counts (classifier counts are zeros when the estimator abstains).
+/// \throws ConfigError on invalid settings, ModelError when the estimator's output size is not |Σ|.
+CertifyRecord dual_certify_example(model::BaseModel& estimator, const ClassifierPool& classifiers,
+                                   const Example& example, const DualSettings& settings);
+
+/// Dual RS PREDICT: PREDICT(g_e; n, α_e) then PREDICT(g_c at the chosen σ; n, α_c).
+PredictRecord dual_predict_example(model::BaseModel& estimator, const ClassifierPool& classifiers,
+                                   const Example& example, const DualSettings& settings);
+
+/// Multiscale cascade CERTIFY: σ from largest to smallest, stage α from `split`; the record's
+/// sigma_index is the deciding stage's σ index (-1 when abstaining), radius capped as in
+/// dualrs::combine_multiscale.
+CertifyRecord multiscale_certify_example(const ClassifierPool& classifiers, const Example& example,
+                                         const PerSigmaSettings& settings, double alpha, AlphaSplit split);
+
+/// Multiscale PREDICT: PREDICT at each σ from largest to smallest (stage α from `split`); the
+/// first stage that does not abstain answers.
+PredictRecord multiscale_predict_example(const ClassifierPool& classifiers, const Example& example,
+                                         const PerSigmaSettings& settings, double alpha, AlphaSplit split);
+
+}  // namespace dualrs::smooth
