@@ -27,7 +27,8 @@ std::vector<FlagMapping> selection_flags(const std::string& section) {
           {"end", "/" + section + "/selection/end", T::kInt},
           {"skip", "/" + section + "/selection/skip", T::kInt},
           {"checkpoint", "/model/checkpoint", T::kString},
-          {"torchscript", "/model/torchscript", T::kString}};
+          {"torchscript", "/model/torchscript", T::kString},
+          {"estimator", "/dual/estimator/checkpoint", T::kString}};
 }
 
 void add_selection_options(po::options_description& options) {
@@ -37,7 +38,8 @@ void add_selection_options(po::options_description& options) {
       ("end", po::value<long long>(), "one past the last position (-1 = end of split)")
       ("skip", po::value<long long>(), "take every skip-th example (default 1)")
       ("checkpoint", po::value<std::string>(), "native model checkpoint (overrides /model/checkpoint)")
-      ("torchscript", po::value<std::string>(), "TorchScript model file (overrides /model/torchscript)");
+      ("torchscript", po::value<std::string>(), "TorchScript model file (overrides /model/torchscript)")
+      ("estimator", po::value<std::string>(), "dual: estimator checkpoint (overrides /dual/estimator/checkpoint)");
 }
 
 }  // namespace

@@ -15,7 +15,8 @@ TEST_DATA = os.path.join(SOURCE, "tests", "data")
 def run(*args, check=True, env=None):
     """Runs dualrs with args; returns CompletedProcess (text)."""
     full_env = dict(os.environ)
-    full_env.setdefault("OMP_NUM_THREADS", "2")
+    full_env.setdefault("OMP_NUM_THREADS", "1")
+    full_env.setdefault("OPENBLAS_NUM_THREADS", "1")
     if env:
         full_env.update(env)
     proc = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, env=full_env)
@@ -36,8 +37,8 @@ def small_config(**sections):
                        "test": os.path.join(DATA, "split", "test.txt")},
         },
         "model": {"arch": "mnist_cnn", "num_classes": 10},
-        "train_base": {"epochs": 1, "batch_size": 64, "lr": 0.002, "sigma_candidates": [0.25, 0.5],
-                       "seed": 1, "selection": {"split": "train", "end": 800}},
+        "train_base": {"epochs": 2, "batch_size": 64, "lr": 0.002, "sigma_candidates": [0.25, 0.5],
+                       "seed": 1, "selection": {"split": "train", "end": 1500}},
         "certify": {"sigma": 0.25, "n0": 20, "n": 200, "alpha": 0.001, "batch_size": 100, "seed": 3,
                     "selection": {"split": "test", "begin": 0, "end": 12}},
     }
