@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 
 #include "common.h"
 #include "dualrs/core/error.h"
@@ -27,6 +28,26 @@ void substitute_out(json& value, const std::string& out) {
   }
 }
 
+// The config sections a command reads: a stage's fingerprint covers these only, so editing
+// one stage's section does not re-run stages before it.
+json stage_sections(const std::string& command, const json& doc) {
+  static const std::map<std::string, std::vector<std::string>> sections = {
+      {"train-base", {"dataset", "model", "train_base"}},
+      {"label", {"dataset", "model", "dual", "label"}},
+      {"train-estimator", {"dataset", "dual", "label", "train_estimator"}},
+      {"estimate-sigma", {"dataset", "dual", "estimate_sigma"}},
+      {"finetune", {"dataset", "model", "dual", "finetune"}},
+      {"certify", {"dataset", "model", "dual", "certify"}},
+      {"predict", {"dataset", "model", "dual", "predict"}},
+      {"table", {"table"}},
+      {"analyze", {}}};
+  json out = json::object();
+  for (const auto& name : sections.at(command)) {
+    if (doc.contains(name)) out[name] = doc.at(name);
+  }
+  return out;
+}
+
 struct Stage {
   std::string name;
   std::string command;
@@ -43,7 +64,7 @@ std::vector<Stage> plan_job(const std::string& job_path, const std::string& out_
   const std::string config_path = (fs::path(job_dir) / job.at("config").get<std::string>()).lexically_normal().string();
   std::vector<Stage> stages;
   std::vector<ConfigIssue> issues;
-  std::string chain = io::sha256_hex(job.dump());
+  std::string chain;
   for (std::size_t i = 0; i < job.at("stages").size(); ++i) {
     json stage = job["stages"][i];
     substitute_out(stage, out_dir);
@@ -69,7 +90,7 @@ std::vector<Stage> plan_job(const std::string& job_path, const std::string& out_
       if (s.command == "predict") { config.predict(); config.model(); config.dataset(); }
       // A stage's fingerprint covers its own resolved config and every earlier stage's, so a
       // changed upstream stage re-runs everything after it.
-      chain = io::sha256_hex(chain + s.command + config.doc().dump() + json(s.inputs).dump());
+      chain = io::sha256_hex(chain + s.command + stage_sections(s.command, config.doc()).dump() + json(s.inputs).dump());
       s.fingerprint = chain;
       stages.push_back(std::move(s));
     } catch (const ConfigError& e) {

@@ -57,7 +57,7 @@ void print_usage() {
   for (const auto& [name, sub] : subcommands()) {
     std::cout << "  " << name << std::string(17 - name.size(), ' ') << sub.summary << '\n';
   }
-  std::cout << "\nquick start:\n  dualrs run jobs/mnist_standard_rs.json --out runs/mnist_standard_rs\n";
+  std::cout << "\nquick start:\n  dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs\n";
 }
 
 }  // namespace

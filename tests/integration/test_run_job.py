@@ -45,6 +45,16 @@ class RunJobTest(TempDirTestCase):
         self.assertEqual(mtime, os.path.getmtime(os.path.join(out, "cert_a", "certify.h5")))
         dry = run("run", job, "--out", out, "--dry-run").stdout
         self.assertIn("cert_b (certify) [up to date]", dry)
+        # Changing one stage re-runs it and what follows it, not what comes before.
+        changed = json.load(open(job))
+        changed["stages"][2]["set"]["certify"]["sigma"] = 1.0
+        with open(job, "w") as f:
+            json.dump(changed, f)
+        dry = run("run", job, "--out", out, "--dry-run").stdout
+        self.assertIn("base (train-base) [up to date]", dry)
+        self.assertIn("cert_a (certify) [up to date]", dry)
+        self.assertNotIn("cert_b (certify) [up to date]", dry)
+        self.assertNotIn("table (table) [up to date]", dry)
 
     def test_invalid_stage_config_is_reported_before_any_work(self):
         job = json.load(open(self.make_job()))

@@ -11,23 +11,6 @@ namespace {
 
 constexpr std::int64_t kVersion = 1;
 
-void write_provenance(Hdf5File& f, const Provenance& p) {
-  const std::string root = "/";
-  f.set_attr(root, "command", p.command);
-  f.set_attr(root, "config", p.config.dump());
-  f.set_attr(root, "config_sha256", p.config_sha256);
-  f.set_attr(root, "git_revision", p.git_revision);
-  f.set_attr(root, "dualrs_version", p.dualrs_version);
-  f.set_attr(root, "seed", static_cast<std::uint64_t>(p.seed));
-  f.set_attr(root, "rng_layout_version", static_cast<std::int64_t>(p.rng_layout_version));
-  f.set_attr(root, "library_versions", p.library_versions);
-  f.set_attr(root, "world_size", static_cast<std::int64_t>(p.world_size));
-  f.set_attr(root, "slurm_job_id", p.slurm_job_id);
-  f.set_attr(root, "hostname", p.hostname);
-  f.set_attr(root, "created_utc", p.created_utc);
-  f.set_attr(root, "finished_utc", utc_now());
-}
-
 nlohmann::json read_provenance(const Hdf5File& f) {
   nlohmann::json out = nlohmann::json::object();
   for (const char* name : {"command", "config_sha256", "git_revision", "created_utc", "finished_utc"}) {
@@ -88,7 +71,9 @@ void write_labels(const std::string& path, const LabelSet& l, const Provenance& 
     f.set_attr("/", "dataset", l.dataset);
     f.set_attr("/", "split", l.split);
     f.set_attr("/", "routing", static_cast<std::int64_t>(l.routing ? 1 : 0));
-    write_provenance(f, provenance);
+    Provenance p = provenance;
+    p.finished_utc = utc_now();
+    write_provenance_attributes(f, p);
     std::vector<std::int8_t> kept(n);
     for (std::size_t i = 0; i < n; ++i) kept[i] = l.best[i] >= 0 ? 1 : 0;
     f.write_int64("idx", l.idx, {n});
@@ -142,7 +127,9 @@ void write_sigma_estimates(const std::string& path, const SigmaEstimates& e, con
     f.set_attr("/", "n", e.n);
     f.set_attr("/", "dataset", e.dataset);
     f.set_attr("/", "split", e.split);
-    write_provenance(f, provenance);
+    Provenance p = provenance;
+    p.finished_utc = utc_now();
+    write_provenance_attributes(f, p);
     std::vector<double> sigma(n);
     for (std::size_t i = 0; i < n; ++i) sigma[i] = e.sigma_candidates.at(static_cast<std::size_t>(e.sigma_index[i]));
     f.write_int64("idx", e.idx, {n});

@@ -121,4 +121,20 @@ nlohmann::json to_json(const Provenance& p) {
   };
 }
 
+void write_provenance_attributes(Hdf5File& f, const Provenance& p) {
+  f.set_attr("/", "command", p.command);
+  f.set_attr("/", "config", p.config.dump());
+  f.set_attr("/", "config_sha256", p.config_sha256);
+  f.set_attr("/", "git_revision", p.git_revision);
+  f.set_attr("/", "dualrs_version", p.dualrs_version);
+  f.set_attr("/", "seed", static_cast<std::uint64_t>(p.seed));
+  f.set_attr("/", "rng_layout_version", static_cast<std::int64_t>(p.rng_layout_version));
+  f.set_attr("/", "library_versions", p.library_versions);
+  f.set_attr("/", "world_size", static_cast<std::int64_t>(p.world_size));
+  f.set_attr("/", "slurm_job_id", p.slurm_job_id);
+  f.set_attr("/", "hostname", p.hostname);
+  f.set_attr("/", "created_utc", p.created_utc);
+  f.set_attr("/", "finished_utc", p.finished_utc);
+}
+
 }  // namespace dualrs::io

@@ -10,6 +10,8 @@
 
 namespace dualrs::io {
 
+class Hdf5File;
+
 struct Provenance {
   std::string schema;                 ///< e.g. "dualrs.certify"
   int schema_version = 1;
@@ -42,6 +44,10 @@ std::string sha256_hex(const std::string& bytes);
 
 /// Current UTC time, ISO 8601 with seconds ("2026-11-21T12:00:00Z").
 std::string utc_now();
+
+/// Writes every field as a root attribute of `file` (`config` as JSON text), the layout
+/// shared by all dualrs HDF5 outputs. \throws IoError.
+void write_provenance_attributes(Hdf5File& file, const Provenance& p);
 
 /// All provenance fields as one JSON object (for sidecars and logs).
 nlohmann::json to_json(const Provenance& p);

@@ -72,19 +72,7 @@ void write_root_attributes(Hdf5File& f, const std::string& schema, const ResultI
     f.set_attr(root, "alpha_e", info.alpha_e);
     f.set_attr(root, "alpha_c", info.alpha_c);
   }
-  f.set_attr(root, "command", p.command);
-  f.set_attr(root, "config", p.config.dump());
-  f.set_attr(root, "config_sha256", p.config_sha256);
-  f.set_attr(root, "git_revision", p.git_revision);
-  f.set_attr(root, "dualrs_version", p.dualrs_version);
-  f.set_attr(root, "seed", static_cast<std::uint64_t>(p.seed));
-  f.set_attr(root, "rng_layout_version", static_cast<std::int64_t>(p.rng_layout_version));
-  f.set_attr(root, "library_versions", p.library_versions);
-  f.set_attr(root, "world_size", static_cast<std::int64_t>(p.world_size));
-  f.set_attr(root, "slurm_job_id", p.slurm_job_id);
-  f.set_attr(root, "hostname", p.hostname);
-  f.set_attr(root, "created_utc", p.created_utc);
-  f.set_attr(root, "finished_utc", p.finished_utc);
+  write_provenance_attributes(f, p);
 }
 
 std::vector<std::int8_t> correct_column(const std::vector<std::int64_t>& prediction,

@@ -36,13 +36,12 @@ void validate(const PredictConfig& config) {
 CertifyRecord certify_example(model::BaseModel& model, const Example& example, const CertifyConfig& config,
                               std::uint32_t sigma_index) {
   const auto start = std::chrono::steady_clock::now();
-  const NoiseSource selection_noise(config.seed, NoiseStage::kCertifySelection);
-  const NoiseSource estimation_noise(config.seed, NoiseStage::kCertifyEstimation);
-  NoiseRequest request{example.idx, sigma_index, config.sigma, 0, config.n0, config.batch_size};
-  const SampleCounts selection = sample_counts(model, example.image, selection_noise, request);
-  request.count = config.n;
-  const SampleCounts estimation = sample_counts(model, example.image, estimation_noise, request);
-  // Copies with non-finite logits count as trials that voted for no class.
+  const CertifyVotes votes = certify_votes(model, example.image, config.seed, NoiseStage::kCertifySelection,
+                                           NoiseStage::kCertifyEstimation,
+                                           {example.idx, sigma_index, config.sigma, 0, 0, config.batch_size}, config.n0,
+                                           config.n);
+  const SampleCounts& selection = votes.selection;
+  const SampleCounts& estimation = votes.estimation;
   const Certificate cert = certify_from_counts(selection.votes, estimation.votes, config.sigma, config.alpha, config.n);
   CertifyRecord record;
   record.idx = example.idx;

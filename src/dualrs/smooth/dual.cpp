@@ -70,10 +70,11 @@ CertifyRecord dual_certify_example(model::BaseModel& estimator, const Classifier
   check_estimator(estimator, ps.sigma_candidates.size());
   const auto s = static_cast<std::uint32_t>(ps.sigma_candidates.size());
   // Stage 1: the smoothed estimator certifies its σ choice at σ_e.
-  NoiseRequest request{example.idx, s, settings.sigma_e, 0, ps.n0, ps.batch_size};
-  const SampleCounts e_sel = sample_counts(estimator, example.image, NoiseSource(ps.seed, NoiseStage::kEstimatorSelection), request);
-  request.count = ps.n;
-  const SampleCounts e_est = sample_counts(estimator, example.image, NoiseSource(ps.seed, NoiseStage::kEstimatorEstimation), request);
+  const CertifyVotes e = certify_votes(estimator, example.image, ps.seed, NoiseStage::kEstimatorSelection,
+                                       NoiseStage::kEstimatorEstimation, {example.idx, s, settings.sigma_e, 0, 0, ps.batch_size},
+                                       ps.n0, ps.n);
+  const SampleCounts& e_sel = e.selection;
+  const SampleCounts& e_est = e.estimation;
   const Certificate e_cert = certify_from_counts(e_sel.votes, e_est.votes, settings.sigma_e, settings.alpha_e, ps.n);
 
   CertifyRecord record;
@@ -89,10 +90,11 @@ CertifyRecord dual_certify_example(model::BaseModel& estimator, const Classifier
     // Stage 2: the classifier (or the routed expert) at the chosen σ.
     const auto i = static_cast<std::size_t>(e_cert.prediction);
     const double sigma = ps.sigma_candidates[i];
-    NoiseRequest c_request{example.idx, static_cast<std::uint32_t>(i), sigma, 0, ps.n0, ps.batch_size};
-    const SampleCounts c_sel = sample_counts(*classifiers[i], example.image, NoiseSource(ps.seed, NoiseStage::kCertifySelection), c_request);
-    c_request.count = ps.n;
-    const SampleCounts c_est = sample_counts(*classifiers[i], example.image, NoiseSource(ps.seed, NoiseStage::kCertifyEstimation), c_request);
+    const CertifyVotes c = certify_votes(*classifiers[i], example.image, ps.seed, NoiseStage::kCertifySelection,
+                                         NoiseStage::kCertifyEstimation,
+                                         {example.idx, static_cast<std::uint32_t>(i), sigma, 0, 0, ps.batch_size}, ps.n0, ps.n);
+    const SampleCounts& c_sel = c.selection;
+    const SampleCounts& c_est = c.estimation;
     c_cert = certify_from_counts(c_sel.votes, c_est.votes, sigma, settings.alpha_c, ps.n);
     record.counts_selection = c_sel.votes;
     record.counts = c_est.votes;
@@ -153,10 +155,12 @@ CertifyRecord multiscale_certify_example(const ClassifierPool& classifiers, cons
   for (std::int64_t step = 0; step < num; ++step) {
     const auto i = static_cast<std::size_t>(num - 1 - step);  // largest σ first
     const double sigma = settings.sigma_candidates[i];
-    NoiseRequest request{example.idx, static_cast<std::uint32_t>(i), sigma, 0, settings.n0, settings.batch_size};
-    const SampleCounts sel = sample_counts(*classifiers[i], example.image, NoiseSource(settings.seed, NoiseStage::kCertifySelection), request);
-    request.count = settings.n;
-    const SampleCounts est = sample_counts(*classifiers[i], example.image, NoiseSource(settings.seed, NoiseStage::kCertifyEstimation), request);
+    const CertifyVotes votes = certify_votes(*classifiers[i], example.image, settings.seed, NoiseStage::kCertifySelection,
+                                             NoiseStage::kCertifyEstimation,
+                                             {example.idx, static_cast<std::uint32_t>(i), sigma, 0, 0, settings.batch_size},
+                                             settings.n0, settings.n);
+    const SampleCounts& sel = votes.selection;
+    const SampleCounts& est = votes.estimation;
     Counts estimation = est.votes;
     // Non-finite copies vote for no class; append them as an extra "class" that is never selected.
     if (est.non_finite > 0) estimation.push_back(est.non_finite);

@@ -63,4 +63,15 @@ SampleCounts sample_counts(model::BaseModel& model, const at::Tensor& x, const N
   return result;
 }
 
+CertifyVotes certify_votes(model::BaseModel& model, const at::Tensor& x, std::uint64_t seed, NoiseStage selection_stage,
+                           NoiseStage estimation_stage, NoiseRequest request, std::int64_t n0, std::int64_t n) {
+  CertifyVotes votes;
+  request.first_sample = 0;
+  request.count = n0;
+  votes.selection = sample_counts(model, x, NoiseSource(seed, selection_stage), request);
+  request.count = n;
+  votes.estimation = sample_counts(model, x, NoiseSource(seed, estimation_stage), request);
+  return votes;
+}
+
 }  // namespace dualrs::smooth

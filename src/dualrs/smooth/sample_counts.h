@@ -39,6 +39,16 @@ struct SampleCounts {
 SampleCounts sample_counts(model::BaseModel& model, const at::Tensor& x, const NoiseSource& noise,
                            const NoiseRequest& request);
 
+/// The two vote sets of CERTIFY [Cohen]: n0 selection copies drawn from `selection_stage` and
+/// n fresh copies from `estimation_stage`, for the same example, σ word, σ and batch size
+/// (`request.count` and `first_sample` are ignored: each set starts at sample 0).
+struct CertifyVotes {
+  SampleCounts selection;
+  SampleCounts estimation;
+};
+CertifyVotes certify_votes(model::BaseModel& model, const at::Tensor& x, std::uint64_t seed, NoiseStage selection_stage,
+                           NoiseStage estimation_stage, NoiseRequest request, std::int64_t n0, std::int64_t n);
+
 /// Fills `out` (float `[count, C, H, W]`, contiguous) with x + noise for samples
 /// [first_sample, first_sample + count), in parallel. Shared by training code and benches.
 void fill_noisy_copies(at::Tensor& out, const at::Tensor& x, const NoiseSource& noise, std::int64_t example,
