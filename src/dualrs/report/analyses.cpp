@@ -75,7 +75,8 @@ std::string sigma_distribution_csv(const SigmaAnalysis& a) {
   const auto n = static_cast<double>(std::max<std::size_t>(1, a.idx.size()));
   std::ostringstream os;
   os << "sigma,optimal_count,optimal_fraction,chosen_count,chosen_fraction\n";
-  for (std::int64_t i = -1 + 1; i <= static_cast<std::int64_t>(a.sigmas.size()); ++i) {
+  // Rows for each σ, then "none" (key -1).
+  for (std::int64_t i = 0; i <= static_cast<std::int64_t>(a.sigmas.size()); ++i) {
     const std::int64_t key = i == static_cast<std::int64_t>(a.sigmas.size()) ? -1 : i;
     const auto opt = std::count(a.optimal_index.begin(), a.optimal_index.end(), key);
     const auto cho = std::count(a.chosen_index.begin(), a.chosen_index.end(), key);
