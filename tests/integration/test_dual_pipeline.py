@@ -120,6 +120,23 @@ class DualPipelineTest(TempDirTestCase):
                     p = stats.beta.ppf(0.0005, est[i, sel], 100 - est[i, sel] + 1)
                     self.assertAlmostEqual(r_sigma[i], 1.0 * stats.norm.ppf(p), delta=1e-9)
 
+    def test_dual_and_multiscale_predict(self):
+        root = pipeline()["root"]
+        cfg = json.load(open(pipeline()["config"]))
+        cfg["predict"] = {"n": 100, "alpha": 0.001, "batch_size": 50, "selection": {"split": "test", "end": 5}}
+        path = self.write_json("p.json", cfg)
+        for method, name in (("dual", "predict_dual"), ("multiscale", "predict_ms")):
+            run("predict", "-c", path, "-o", self.path(name), "-q", "--method", method,
+                "--estimator", os.path.join(root, "est", "estimator.pt"))
+            with h5py.File(os.path.join(self.path(name), "predict.h5"), "r") as f:
+                self.assertEqual(f.attrs["schema"], "dualrs.predict")
+                self.assertEqual(len(f["idx"]), 5)
+                counts = f["counts"][:]
+                for i in range(5):
+                    if f["prediction"][i] >= 0:
+                        # A non-abstaining answer is the top class of the votes it was decided on.
+                        self.assertEqual(f["prediction"][i], int(np.argmax(counts[i])))
+
     def test_multiscale_certify(self):
         out = self.path("ms")
         run("certify", "-c", pipeline()["config"], "-o", out, "-q", "--method", "multiscale")
