@@ -1,12 +1,25 @@
 // Certification throughput vs the bare batched forward of the same model and batch size.
 // Target (issue 2): sample_counts (noise + add + forward + vote counting) at >= 0.9x the noisy
 // samples per second of the bare forward. Run bench/run_certify_bench.sh for the ratio.
+//
+// The machine is usually shared, so the headline figure is *paired*: BM_CertifyVsForward runs
+// one bare forward and one certification batch back to back, many times (alternating which
+// goes first), and reports the median of the per-pair ratios, so a change in load hits both
+// sides alike and a preempted batch spoils one pair only. Both sides see the same model,
+// batch size, process allocator and input memory behaviour: the bare forward reads a noisy
+// batch written into a preallocated buffer, as sample_counts does.
+// Every benchmark runs warm-up batches first (Google Benchmark 1.7 has no warm-up option):
+// the first forwards pay for oneDNN primitive creation and allocator growth.
 
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <thread>
+#include <vector>
 
 #include "dualrs/model/mnist_cnn.h"
 #include "dualrs/rng/noise.h"
@@ -17,46 +30,142 @@ namespace {
 using dualrs::NoiseSource;
 using dualrs::NoiseStage;
 
-void BM_BareForward(benchmark::State& state) {
-  const std::int64_t batch = state.range(0);
-  auto model = dualrs::model::make_mnist_cnn(10);
-  model->set_training(false);
-  torch::InferenceMode guard;
-  const auto x = torch::rand({batch, 1, 28, 28});
-  for (auto _ : state) {
-    auto logits = model->logits(x);
-    benchmark::DoNotOptimize(logits.data_ptr<float>());
+constexpr int kWarmupBatches = 3;
+constexpr double kSigma = 0.5;
+
+/// Wall and process CPU clocks (CPU: all threads of the process), in seconds.
+struct Clocks {
+  double wall;
+  double cpu;
+  static Clocks now() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    return {wall, static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec)};
   }
-  state.SetItemsProcessed(state.iterations() * batch);
+  Clocks operator-(const Clocks& o) const { return {wall - o.wall, cpu - o.cpu}; }
+  Clocks& operator+=(const Clocks& o) {
+    wall += o.wall;
+    cpu += o.cpu;
+    return *this;
+  }
+};
+
+/// The q-quantile of `v` (nearest rank; v is reordered).
+double quantile(std::vector<double>& v, double q) {
+  const auto k = static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
 }
 
-void BM_SampleCounts(benchmark::State& state) {
-  const std::int64_t batch = state.range(0);
-  auto model = dualrs::model::make_mnist_cnn(10);
-  model->set_training(false);
-  const auto x = torch::rand({1, 28, 28});
-  const NoiseSource noise(0, NoiseStage::kCertifyEstimation);
-  std::int64_t first = 0;
-  for (auto _ : state) {
-    auto counts = dualrs::smooth::sample_counts(*model, x, noise, {0, 0, 0.5, first, batch, batch});
+/// Fresh weights from a fixed seed, so every run times the same network.
+std::unique_ptr<dualrs::model::BaseModel> seeded_model() {
+  torch::manual_seed(0);
+  return dualrs::model::make_mnist_cnn(10);
+}
+
+/// One fixed model, input image and noise source per benchmark.
+struct Fixture {
+  explicit Fixture(std::int64_t batch_size)
+      : batch(batch_size), model(seeded_model()), noise(0, NoiseStage::kCertifyEstimation) {
+    model->set_training(false);
+    x = torch::rand({1, 28, 28});
+    noisy = torch::empty({batch, 1, 28, 28});
+    dualrs::smooth::fill_noisy_copies(noisy, x, noise, 0, 0, kSigma, 0);
+  }
+  void forward() {
+    torch::InferenceMode guard;
+    auto logits = model->logits(noisy);
+    benchmark::DoNotOptimize(logits.data_ptr<float>());
+  }
+  void certify() {
+    const auto counts = dualrs::smooth::sample_counts(*model, x, noise, {0, 0, kSigma, first, batch, batch});
     benchmark::DoNotOptimize(counts.votes.data());
     first += batch;
   }
-  state.SetItemsProcessed(state.iterations() * batch);
-}
-
-void BM_NoiseOnly(benchmark::State& state) {
-  const std::int64_t batch = state.range(0);
-  const auto x = torch::rand({1, 28, 28});
-  auto out = torch::empty({batch, 1, 28, 28});
-  const NoiseSource noise(0, NoiseStage::kCertifyEstimation);
-  for (auto _ : state) {
-    dualrs::smooth::fill_noisy_copies(out, x, noise, 0, 0, 0.5, 0);
-    benchmark::DoNotOptimize(out.data_ptr<float>());
+  void warm_up() {
+    for (int i = 0; i < kWarmupBatches; ++i) {
+      forward();
+      certify();
+    }
   }
-  state.SetItemsProcessed(state.iterations() * batch);
+
+  std::int64_t batch;
+  std::unique_ptr<dualrs::model::BaseModel> model;
+  NoiseSource noise;
+  torch::Tensor x, noisy;
+  std::int64_t first = 0;
+};
+
+void BM_BareForward(benchmark::State& state) {
+  Fixture f(state.range(0));
+  f.warm_up();
+  for (auto _ : state) f.forward();
+  state.SetItemsProcessed(state.iterations() * f.batch);
 }
 
+void BM_SampleCounts(benchmark::State& state) {
+  Fixture f(state.range(0));
+  f.warm_up();
+  for (auto _ : state) f.certify();
+  state.SetItemsProcessed(state.iterations() * f.batch);
+}
+
+/// The headline: forward and certification back to back, `pairs` times (alternating which
+/// goes first). Counters, each the median over the pairs: samples per second of each (wall
+/// clock), `ratio` = certification / bare forward throughput of the same pair (wall), its
+/// quartiles `ratio_q1`/`ratio_q3`, and `cpu_ratio` (process CPU time, all threads). A
+/// preempted batch spoils one pair, not the median.
+void BM_CertifyVsForward(benchmark::State& state) {
+  Fixture f(state.range(0));
+  const auto pairs = static_cast<std::size_t>(state.range(1));
+  f.warm_up();
+  std::vector<double> forward_wall, certify_wall, ratio, cpu_ratio;
+  for (auto _ : state) {
+    forward_wall.clear();
+    certify_wall.clear();
+    ratio.clear();
+    cpu_ratio.clear();
+    Clocks elapsed{0, 0};
+    for (std::size_t i = 0; i < pairs; ++i) {
+      const bool forward_first = i % 2 == 0;
+      const Clocks t0 = Clocks::now();
+      if (forward_first) f.forward(); else f.certify();
+      const Clocks t1 = Clocks::now();
+      if (forward_first) f.certify(); else f.forward();
+      const Clocks t2 = Clocks::now();
+      const Clocks forward = forward_first ? t1 - t0 : t2 - t1;
+      const Clocks certify = forward_first ? t2 - t1 : t1 - t0;
+      forward_wall.push_back(forward.wall);
+      certify_wall.push_back(certify.wall);
+      ratio.push_back(forward.wall / certify.wall);
+      cpu_ratio.push_back(forward.cpu / certify.cpu);
+      elapsed += t2 - t0;
+    }
+    state.SetIterationTime(elapsed.wall);
+  }
+  const double batch = static_cast<double>(f.batch);
+  state.counters["forward_per_s"] = batch / quantile(forward_wall, 0.5);
+  state.counters["certify_per_s"] = batch / quantile(certify_wall, 0.5);
+  state.counters["ratio"] = quantile(ratio, 0.5);
+  state.counters["ratio_q1"] = quantile(ratio, 0.25);
+  state.counters["ratio_q3"] = quantile(ratio, 0.75);
+  state.counters["cpu_ratio"] = quantile(cpu_ratio, 0.5);
+}
+
+/// Noise generation alone (x + σ·z into the batch buffer), for profiling.
+void BM_NoiseOnly(benchmark::State& state) {
+  Fixture f(state.range(0));
+  for (auto _ : state) {
+    dualrs::smooth::fill_noisy_copies(f.noisy, f.x, f.noise, 0, 0, kSigma, f.first);
+    f.first += f.batch;
+    benchmark::DoNotOptimize(f.noisy.data_ptr<float>());
+  }
+  state.SetItemsProcessed(state.iterations() * f.batch);
+}
+
+// {batch size, pairs per repetition}: about 10 s per repetition on a quiet 2-core machine.
+BENCHMARK(BM_CertifyVsForward)->Args({1000, 40})->Args({250, 160})->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(1);
 BENCHMARK(BM_BareForward)->Arg(1000)->Arg(250)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SampleCounts)->Arg(1000)->Arg(250)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_NoiseOnly)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();

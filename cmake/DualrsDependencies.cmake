@@ -19,33 +19,41 @@ if(NOT TARGET hdf5::hdf5)
   target_compile_definitions(hdf5::hdf5 INTERFACE ${HDF5_C_DEFINITIONS} ${HDF5_DEFINITIONS})
 endif()
 
-# --- CUDA and NCCL: AUTO finds them when present, ON requires them, OFF skips them. -------
-set(DUALRS_HAVE_CUDA OFF)
-set(DUALRS_HAVE_NCCL OFF)
-if(NOT DUALRS_WITH_CUDA STREQUAL "OFF")
-  if(NOT DEFINED CUDAToolkit_ROOT AND EXISTS /usr/local/cuda)
-    set(CUDAToolkit_ROOT /usr/local/cuda)
+# --- Optional packages: DUALRS_WITH_<FLAG> = AUTO finds the package when present, ON requires
+# it, OFF skips it; DUALRS_HAVE_<FLAG> says what this build has.
+macro(dualrs_find_optional flag package)
+  set(DUALRS_HAVE_${flag} OFF)
+  if(NOT DUALRS_WITH_${flag} STREQUAL "OFF")
+    if(DUALRS_WITH_${flag} STREQUAL "ON")
+      find_package(${package} REQUIRED)
+    else()
+      find_package(${package} QUIET)
+    endif()
+    if(${package}_FOUND)
+      set(DUALRS_HAVE_${flag} ON)
+    endif()
   endif()
-  if(DUALRS_WITH_CUDA STREQUAL "ON")
-    find_package(CUDAToolkit REQUIRED)
-  else()
-    find_package(CUDAToolkit QUIET)
-  endif()
-  if(CUDAToolkit_FOUND)
-    set(DUALRS_HAVE_CUDA ON)
-  endif()
+endmacro()
+
+# CUDA and NCCL (the CUDA toolkit of this machine lives in /usr/local/cuda).
+if(NOT DEFINED CUDAToolkit_ROOT AND EXISTS /usr/local/cuda)
+  set(CUDAToolkit_ROOT /usr/local/cuda)
 endif()
-if(NOT DUALRS_WITH_NCCL STREQUAL "OFF")
-  if(DUALRS_WITH_NCCL STREQUAL "ON")
-    find_package(NCCL REQUIRED)
-  else()
-    find_package(NCCL QUIET)
-  endif()
-  if(NCCL_FOUND)
-    set(DUALRS_HAVE_NCCL ON)
-  endif()
+dualrs_find_optional(CUDA CUDAToolkit)
+dualrs_find_optional(NCCL NCCL)
+
+# TCMalloc: the executables' malloc. glibc 2.36 does not reuse freed blocks that LibTorch
+# allocates with posix_memalign (64-byte alignment) once they are large, so every batched
+# forward maps its activations afresh and takes ~85,000 zero-fill page faults per 1000 MNIST
+# samples; TCMalloc reuses them (dualrs certify at batch 250: 36 % less CPU time, 20x fewer
+# page faults). The target dualrs_malloc is empty when TCMalloc is off or absent.
+dualrs_find_optional(TCMALLOC TCMalloc)
+add_library(dualrs_malloc INTERFACE)
+if(DUALRS_HAVE_TCMALLOC)
+  target_link_libraries(dualrs_malloc INTERFACE TCMalloc::TCMalloc)
 endif()
-foreach(_flag CUDA NCCL)
+
+foreach(_flag CUDA NCCL TCMALLOC)
   if(DUALRS_HAVE_${_flag})
     set(DUALRS_HAVE_${_flag}_01 1)
   else()

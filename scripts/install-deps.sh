@@ -8,6 +8,7 @@ packages=(
   cmake g++ make pkg-config git ca-certificates
   libtorch-dev python3-torch           # LibTorch 1.13 (CPU) + the matching Python for fixtures
   libopenblas0-pthread                 # LibTorch's BLAS: the default reference BLAS is ~5x slower
+  libtcmalloc-minimal4                 # malloc that reuses LibTorch's large aligned blocks (glibc's page-faults them afresh)
   libhdf5-dev                          # serial HDF5 C API
   libboost-program-options-dev libboost-math-dev
   nlohmann-json3-dev libvalijson-dev   # JSON + JSON Schema

@@ -1,9 +1,11 @@
 #include "dualrs/rng/noise.h"
 
 #include <Random123/boxmuller.hpp>
-#include <Random123/philox.h>
 
+#include <algorithm>
 #include <stdexcept>
+
+#include "dualrs/rng/philox8.h"
 
 namespace dualrs {
 namespace {
@@ -27,36 +29,34 @@ void NoiseSource::fill(float* out, std::int64_t numel, std::int64_t example, std
       first_sample + count > 0x100000000LL || numel < 0 || numel / 4 > 0xFFFFFFFFLL) {
     throw std::out_of_range("NoiseSource::fill: example, sample or element index outside the 32-bit counter");
   }
-  using Philox = r123::Philox4x32_R<10>;
-  Philox philox;
-  const Philox::key_type key = {{key_[0], key_[1]}};
-  const std::int64_t full_blocks = numel / 4;
-  const std::int64_t tail = numel % 4;
+  // Eight Philox blocks (32 values) per step; Box–Muller stays Random123's scalar
+  // r123::boxmuller (glibc sincosf/logf), so the numbers are those of layout version 1.
+  constexpr std::int64_t kStep = 4 * rng_detail::kPhiloxLanes;
+  const rng_detail::Philox8Fn philox8 = rng_detail::best_philox8();
+  rng_detail::Philox8 r;
+  float z[kStep];
   for (std::int64_t s = 0; s < count; ++s) {
     float* dst = out + s * numel;
-    Philox::ctr_type ctr = {{0u, static_cast<std::uint32_t>(first_sample + s), sigma_index,
-                             static_cast<std::uint32_t>(example)}};
-    for (std::int64_t b = 0; b < full_blocks; ++b) {
-      ctr[0] = static_cast<std::uint32_t>(b);
-      const Philox::ctr_type r = philox(ctr, key);
-      const r123::float2 z01 = r123::boxmuller(r[0], r[1]);
-      const r123::float2 z23 = r123::boxmuller(r[2], r[3]);
-      dst[4 * b + 0] = sigma * z01.x;
-      dst[4 * b + 1] = sigma * z01.y;
-      dst[4 * b + 2] = sigma * z23.x;
-      dst[4 * b + 3] = sigma * z23.y;
-      if (offset != nullptr) {
-        for (int e = 0; e < 4; ++e) dst[4 * b + e] += offset[4 * b + e];
+    const auto sample = static_cast<std::uint32_t>(first_sample + s);
+    for (std::int64_t e0 = 0; e0 < numel; e0 += kStep) {
+      philox8(static_cast<std::uint32_t>(e0 / 4), sample, sigma_index, static_cast<std::uint32_t>(example), key_[0],
+              key_[1], r);
+      const std::int64_t m = std::min(kStep, numel - e0);
+      const std::int64_t lanes = (m + 3) / 4;  // the last step may need fewer blocks
+      for (std::int64_t l = 0; l < lanes; ++l) {
+        const r123::float2 z01 = r123::boxmuller(r.word[0][l], r.word[1][l]);
+        const r123::float2 z23 = r123::boxmuller(r.word[2][l], r.word[3][l]);
+        z[4 * l + 0] = z01.x;
+        z[4 * l + 1] = z01.y;
+        z[4 * l + 2] = z23.x;
+        z[4 * l + 3] = z23.y;
       }
-    }
-    if (tail > 0) {
-      ctr[0] = static_cast<std::uint32_t>(full_blocks);
-      const Philox::ctr_type r = philox(ctr, key);
-      const r123::float2 z01 = r123::boxmuller(r[0], r[1]);
-      const r123::float2 z23 = r123::boxmuller(r[2], r[3]);
-      const float z[4] = {z01.x, z01.y, z23.x, z23.y};
-      for (std::int64_t e = 0; e < tail; ++e) {
-        dst[4 * full_blocks + e] = sigma * z[e] + (offset != nullptr ? offset[4 * full_blocks + e] : 0.0f);
+      float* d = dst + e0;
+      if (offset != nullptr) {
+        const float* o = offset + e0;
+        for (std::int64_t e = 0; e < m; ++e) d[e] = sigma * z[e] + o[e];
+      } else {
+        for (std::int64_t e = 0; e < m; ++e) d[e] = sigma * z[e];
       }
     }
   }
