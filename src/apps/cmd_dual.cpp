@@ -31,7 +31,7 @@ std::string join_sigmas(const std::vector<double>& sigmas) {
 
 // The training hyper-parameters: preset first, then the keys given in /train_estimator.
 train::EstimatorTrainConfig estimator_train_config(const ExperimentConfig& config, const DualConfig& dual,
-                                                   std::string* labels_path) {
+                                                   std::string* labels_path, std::string* init_checkpoint) {
   const json j = config.doc().value("train_estimator", json::object());
   train::EstimatorTrainConfig c;
   with_source(config, [&] { c = train::estimator_preset(j.value("preset", std::string())); });
@@ -50,16 +50,19 @@ train::EstimatorTrainConfig estimator_train_config(const ExperimentConfig& confi
   c.validation_fraction = j.value("validation_fraction", c.validation_fraction);
   c.seed = j.value("seed", c.seed);
   *labels_path = j.value("labels", std::string());
+  *init_checkpoint = j.value("init_checkpoint", std::string());
   if (labels_path->empty()) throw ConfigError(config.source(), "/train_estimator/labels", "missing: the labels file from 'dualrs label'");
   with_source(config, [&] { train::validate(c); });
   return c;
 }
 
-json estimator_train_json(const train::EstimatorTrainConfig& c) {
-  return {{"preset", c.preset}, {"sigma_e", c.sigma_e}, {"epochs", c.epochs}, {"batch_size", c.batch_size},
+json estimator_train_json(const train::EstimatorTrainConfig& c, const std::string& init_checkpoint) {
+  json j = {{"preset", c.preset}, {"sigma_e", c.sigma_e}, {"epochs", c.epochs}, {"batch_size", c.batch_size},
           {"m", c.m}, {"lr", c.lr}, {"weight_decay", c.weight_decay}, {"lr_step_epochs", c.lr_step_epochs},
           {"lr_gamma", c.lr_gamma}, {"lambda", c.lambda}, {"eta", c.eta}, {"radius_weight", c.radius_weight},
           {"rebalance", c.rebalance}, {"validation_fraction", c.validation_fraction}, {"seed", c.seed}};
+  if (!init_checkpoint.empty()) j["init_checkpoint"] = init_checkpoint;  // absent: hashes of older runs stay valid
+  return j;
 }
 
 // Refuses labels made for another Σ, dataset, split or labelling config, naming the mismatch.
@@ -151,8 +154,8 @@ void run_label(const ExperimentConfig& config, const std::string& out_dir, Verbo
 
 void run_train_estimator(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity) {
   const DualConfig dual = config.dual();
-  std::string labels_path;
-  const train::EstimatorTrainConfig train_config = estimator_train_config(config, dual, &labels_path);
+  std::string labels_path, init_checkpoint;
+  const train::EstimatorTrainConfig train_config = estimator_train_config(config, dual, &labels_path, &init_checkpoint);
   dist::single_process_world();
   const io::LabelSet labels = io::read_labels(labels_path);
   check_labels_match(labels, labels_path, config, dual);
@@ -183,7 +186,7 @@ void run_train_estimator(const ExperimentConfig& config, const std::string& out_
   const std::string optimizer = (dir / "optimizer.pt").string();
   const std::string state_path = (dir / "train_state.json").string();
   json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
-                   {"dual", to_json(dual)}, {"train_estimator", estimator_train_json(train_config)},
+                   {"dual", to_json(dual)}, {"train_estimator", estimator_train_json(train_config, init_checkpoint)},
                    {"labels", {{"path", labels_path}, {"config_sha256", labels.provenance.value("config_sha256", "")}}}};
   io::Provenance provenance = stage_provenance("dualrs.estimator", "train-estimator", resolved, train_config.seed, 0);
 
@@ -197,6 +200,16 @@ void run_train_estimator(const ExperimentConfig& config, const std::string& out_
       first_epoch = state.value("epoch", 0) + 1;
       log = state.value("log", log);
       if (verbosity != Verbosity::kQuiet) std::fprintf(stderr, "train-estimator: resuming after epoch %lld\n", static_cast<long long>(first_epoch - 1));
+    }
+  }
+  if (first_epoch == 1 && !init_checkpoint.empty()) {
+    // Feature layers from the noise-trained classifier; the |Σ|-unit output layer stays fresh.
+    auto classifier = model::make_native_model(dual.estimator.arch, config.model().num_classes);
+    model::load_checkpoint(*classifier, init_checkpoint);
+    const std::int64_t copied = model::copy_matching_weights(*estimator, *classifier);
+    if (verbosity != Verbosity::kQuiet) {
+      std::fprintf(stderr, "train-estimator: %lld tensors initialised from %s\n", static_cast<long long>(copied),
+                   init_checkpoint.c_str());
     }
   }
   auto on_epoch = [&](const train::EstimatorEpochStats& e) {
@@ -342,13 +355,16 @@ int cmd_train_estimator(const Invocation& inv) {
   po::options_description extra("train-estimator options");
   extra.add_options()
       ("labels", po::value<std::string>(), "labels file (overrides /train_estimator/labels)")
+      ("init-checkpoint", po::value<std::string>(),
+       "classifier checkpoint to copy the feature layers from (overrides /train_estimator/init_checkpoint)")
       ("preset", po::value<std::string>(), "cifar10 or imagenet: the paper's recipe as defaults")
       ("epochs", po::value<long long>(), "training epochs")
       ("lr", po::value<double>(), "AdamW learning rate");
   return run_simple(inv, "--config CONFIG --out DIR [overrides]",
                     "dualrs train-estimator -c configs/mnist_dual.json -o runs/estimator --labels runs/labels/labels.h5",
                     "output folder: estimator.pt, estimator.json, train_log.csv (re-running resumes)",
-                    {{"labels", "/train_estimator/labels", T::kString}, {"preset", "/train_estimator/preset", T::kString},
+                    {{"labels", "/train_estimator/labels", T::kString},
+                     {"init-checkpoint", "/train_estimator/init_checkpoint", T::kString}, {"preset", "/train_estimator/preset", T::kString},
                      {"epochs", "/train_estimator/epochs", T::kInt}, {"lr", "/train_estimator/lr", T::kDouble}},
                     extra, run_train_estimator);
 }

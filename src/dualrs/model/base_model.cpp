@@ -76,4 +76,27 @@ void load_checkpoint(BaseModel& model, const std::string& path) {
   model.set_training(false);
 }
 
+std::int64_t copy_matching_weights(BaseModel& to, BaseModel& from) {
+  torch::nn::Module* dst = to.module();
+  torch::nn::Module* src = from.module();
+  DUALRS_CHECK(dst != nullptr && src != nullptr, ModelError, "cannot copy weights from ", from.describe(), " to ",
+               to.describe(), ": both need native weights");
+  torch::NoGradGuard no_grad;
+  std::int64_t copied = 0;
+  auto copy_all = [&](torch::OrderedDict<std::string, torch::Tensor> into, torch::OrderedDict<std::string, torch::Tensor> source) {
+    for (auto& item : into) {
+      const torch::Tensor* t = source.find(item.key());
+      if (t != nullptr && t->sizes() == item.value().sizes()) {
+        item.value().copy_(*t);
+        ++copied;
+      }
+    }
+  };
+  copy_all(dst->named_parameters(), src->named_parameters());
+  copy_all(dst->named_buffers(), src->named_buffers());
+  DUALRS_CHECK(copied > 0, ModelError, "no parameter of ", from.describe(), " matches ", to.describe(),
+               " by name and shape: not the same architecture");
+  return copied;
+}
+
 }  // namespace dualrs::model

@@ -48,4 +48,11 @@ void save_checkpoint(BaseModel& model, const std::string& path);
 /// Loads weights saved by save_checkpoint into `model`. \throws ModelError naming the path.
 void load_checkpoint(BaseModel& model, const std::string& path);
 
+/// Copies into `to` every parameter and buffer of `from` that has the same name and shape,
+/// e.g. a noise-trained classifier's feature layers into a variance estimator of the same
+/// architecture whose output layer has |Σ| instead of K units (that layer is left as is).
+/// \returns the number of tensors copied. \throws ModelError when either model has no native
+/// weights or no tensor matches (a different architecture).
+std::int64_t copy_matching_weights(BaseModel& to, BaseModel& from);
+
 }  // namespace dualrs::model

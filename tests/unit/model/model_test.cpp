@@ -84,5 +84,34 @@ TEST(NativeModelTest, CheckpointOfAnotherShapeIsRejected) {
   std::filesystem::remove(path);
 }
 
+TEST(NativeModelTest, CopyMatchingWeightsTakesTheFeatureLayersAndKeepsTheOutputLayer) {
+  torch::manual_seed(1);
+  auto classifier = make_mnist_cnn(10);
+  auto estimator = make_mnist_cnn(3);
+  const auto fresh_head = estimator->module()->named_parameters()["fc2.weight"].clone();
+  // conv1, conv2, fc1: weight and bias each; fc2 differs in shape (10 vs 3 outputs).
+  EXPECT_EQ(copy_matching_weights(*estimator, *classifier), 6);
+  auto est = estimator->module()->named_parameters();
+  auto cls = classifier->module()->named_parameters();
+  for (const char* name : {"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias"}) {
+    EXPECT_TRUE(torch::equal(est[name], cls[name])) << name;
+  }
+  EXPECT_TRUE(torch::equal(est["fc2.weight"], fresh_head));
+  // The copy is a copy: training the estimator leaves the classifier alone.
+  {
+    torch::NoGradGuard no_grad;
+    est["conv1.weight"].add_(1.0);
+  }
+  EXPECT_FALSE(torch::equal(est["conv1.weight"], cls["conv1.weight"]));
+}
+
+TEST(NativeModelTest, CopyMatchingWeightsRefusesAnotherArchitecture) {
+  auto cnn = make_mnist_cnn(3);
+  auto resnet = make_native_model("cifar_resnet20", 10);
+  EXPECT_THROW(copy_matching_weights(*cnn, *resnet), ModelError);
+  auto scripted = load_torchscript_model(fixture("ts_mean_scaled.pt"), 10);
+  EXPECT_THROW(copy_matching_weights(*cnn, *scripted), ModelError);
+}
+
 }  // namespace
 }  // namespace dualrs::model
