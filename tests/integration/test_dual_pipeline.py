@@ -94,6 +94,26 @@ class DualPipelineTest(TempDirTestCase):
         after = hashlib.sha256(open(os.path.join(root, "est", "estimator.pt"), "rb").read()).hexdigest()
         self.assertEqual(before, after)
 
+    def test_estimator_starts_from_the_classifier_layers(self):
+        # lr = 1e-12: one epoch moves no weight beyond 1e-9, so the copied layers must equal the
+        # classifier's and the output layer must be a fresh [3, 128] one.
+        import torch  # Debian's python3-torch reads LibTorch's native archives
+        cfg = json.load(open(pipeline()["config"]))
+        cfg["train_estimator"]["lr"] = 1e-12
+        out = self.path("est_init")
+        proc = run("train-estimator", "-c", self.write_json("c.json", cfg), "-o", out,
+                   "--labels", os.path.join(pipeline()["root"], "label", "labels.h5"),
+                   "--init-checkpoint", trained_checkpoint())
+        self.assertIn("6 tensors initialised from " + trained_checkpoint(), proc.stderr)
+        est = dict(torch.jit.load(os.path.join(out, "estimator.pt")).named_parameters())
+        base = dict(torch.jit.load(trained_checkpoint()).named_parameters())
+        for name in ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias"):
+            self.assertTrue(torch.allclose(est[name], base[name], rtol=0, atol=1e-9), name)
+        self.assertEqual(tuple(est["fc2.weight"].shape), (3, 128))
+        with open(os.path.join(out, "estimator.json")) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["provenance"]["config"]["train_estimator"]["init_checkpoint"], trained_checkpoint())
+
     def test_dual_certify_records(self):
         root = pipeline()["root"]
         out = self.path("dual")
@@ -202,6 +222,15 @@ class DualBadInputTest(TempDirTestCase):
             f["best"][...] = -1
         self.fails(["train-estimator", "-c", pipeline()["config"], "-o", self.path("e"), "--labels", labels],
                    "zero.h5", "radius 0")
+
+    def test_init_checkpoint_missing_or_of_another_architecture(self):
+        labels = os.path.join(pipeline()["root"], "label", "labels.h5")
+        self.fails(["train-estimator", "-c", pipeline()["config"], "-o", self.path("e1"), "--labels", labels,
+                    "--init-checkpoint", self.path("missing.pt")], "checkpoint not found", "missing.pt")
+        cfg = dual_config()
+        cfg["dual"]["estimator"]["arch"] = "cifar_resnet20"
+        self.fails(["train-estimator", "-c", self.write_json("c.json", cfg), "-o", self.path("e2"), "--labels", labels,
+                    "--init-checkpoint", trained_checkpoint()], trained_checkpoint(), "cifar_resnet20")
 
     def test_estimator_with_the_wrong_output_size(self):
         # The 10-class base classifier is not a 3-way sigma estimator.
