@@ -101,7 +101,8 @@ Provenance shard_provenance(const Provenance& base, const ShardMeta& meta) {
   return p;
 }
 
-std::string selection_sha256(const std::vector<std::int64_t>& idx) {
+std::string selection_sha256(std::vector<std::int64_t> idx) {
+  std::sort(idx.begin(), idx.end());
   std::string bytes;
   bytes.reserve(idx.size() * 8);
   for (std::int64_t v : idx) {
@@ -271,16 +272,14 @@ std::vector<ShardFileInfo> check_shard_set(const std::string& dir, std::vector<S
   return ordered;
 }
 
-/// Checks that the rows (in shard order) are exactly the selection, by its hash.
-void check_selection(const std::string& dir, const std::vector<std::int64_t>& idx_in_position_order,
-                     const ShardFileInfo& first) {
-  if (static_cast<std::int64_t>(idx_in_position_order.size()) != first.meta.selection_count ||
-      selection_sha256(idx_in_position_order) != first.meta.selection_sha256) {
-    DUALRS_THROW(IoError, "the shards in '", dir, "/shards' hold ", idx_in_position_order.size(),
-                 " rows that are not the selection's ", first.meta.selection_count,
-                 " examples (selection_sha256 differs): some index is missing or repeated");
+/// Checks that the rows of all shards are exactly the selection's examples, by its hash.
+void check_selection(const std::string& dir, const std::vector<std::int64_t>& idx, const ShardFileInfo& first) {
+  if (static_cast<std::int64_t>(idx.size()) != first.meta.selection_count ||
+      selection_sha256(idx) != first.meta.selection_sha256) {
+    DUALRS_THROW(IoError, "the shards in '", dir, "/shards' hold ", idx.size(), " rows that are not the selection's ",
+                 first.meta.selection_count, " examples (selection_sha256 differs): some index is missing or repeated");
   }
-  std::vector<std::int64_t> sorted = idx_in_position_order;
+  std::vector<std::int64_t> sorted = idx;
   std::sort(sorted.begin(), sorted.end());
   if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
     DUALRS_THROW(IoError, "the selection of '", dir, "' repeats an example index");

@@ -34,9 +34,10 @@ struct ShardMeta {
 /// `selection_count`, `selection_sha256`, `shard_rank`) and the completion mark.
 Provenance shard_provenance(const Provenance& base, const ShardMeta& meta);
 
-/// SHA-256 of the dataset indices as little-endian int64 bytes (numpy:
-/// `hashlib.sha256(np.asarray(idx, "<i8").tobytes())`).
-std::string selection_sha256(const std::vector<std::int64_t>& idx);
+/// SHA-256 of the dataset indices, sorted ascending, as little-endian int64 bytes (numpy:
+/// `hashlib.sha256(np.sort(np.asarray(idx, "<i8")).tobytes())`): the same for any order of
+/// the same examples, so that a merge can check it holds every one exactly once.
+std::string selection_sha256(std::vector<std::int64_t> idx);
 
 /// `<out_dir>/shards`
 std::string shards_folder(const std::string& out_dir);

@@ -26,6 +26,11 @@ Certificate abstain_non_finite(Certificate cert) {
   return cert;
 }
 
+Prediction predict_unless_non_finite(const Counts& votes, std::int64_t non_finite, double alpha) {
+  if (non_finite > 0) return Prediction{};
+  return predict_from_counts(votes, alpha);
+}
+
 void validate(const CertifyConfig& config) {
   std::vector<ConfigIssue> issues;
   check_common(issues, "/certify", config.sigma, config.alpha, config.n, config.batch_size);
@@ -71,12 +76,12 @@ PredictRecord predict_example(model::BaseModel& model, const Example& example, c
   const NoiseSource noise(config.seed, NoiseStage::kPredict);
   const SampleCounts counts =
       sample_counts(model, example.image, noise, {example.idx, sigma_index, config.sigma, 0, config.n, config.batch_size});
-  const Prediction prediction = predict_from_counts(counts.votes, config.alpha);
+  const Prediction prediction = predict_unless_non_finite(counts.votes, counts.non_finite, config.alpha);
   PredictRecord record;
   record.non_finite = counts.non_finite;
   record.idx = example.idx;
   record.label = example.label;
-  record.prediction = counts.non_finite > 0 ? kAbstain : prediction.prediction;
+  record.prediction = prediction.prediction;
   record.p_value = prediction.p_value;
   record.counts = counts.votes;
   record.time_s = seconds_since(start);

@@ -32,6 +32,10 @@ using ExampleFn = std::function<Example(std::int64_t position)>;
 /// `cert` turned into an abstention (prediction kAbstain, radius 0; p_a_lower kept).
 Certificate abstain_non_finite(Certificate cert);
 
+/// PREDICT on counts of which `non_finite` copies had NaN/Inf logits: predict_from_counts, or
+/// an abstention (p-value 1) when `non_finite` > 0, without testing (there may be no votes).
+Prediction predict_unless_non_finite(const Counts& votes, std::int64_t non_finite, double alpha);
+
 /// CERTIFY(f, σ, x, n0, n, α): n0 selection copies (NoiseStage::kCertifySelection) pick ĉ,
 /// n fresh copies (kCertifyEstimation) bound p_A; abstain below 0.5, else radius σΦ⁻¹(p_A);
 /// abstain when any copy's logits are not finite.

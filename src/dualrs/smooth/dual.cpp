@@ -128,22 +128,22 @@ PredictRecord dual_predict_example(model::BaseModel& estimator, const Classifier
   const auto s = static_cast<std::uint32_t>(ps.sigma_candidates.size());
   const SampleCounts e = sample_counts(estimator, example.image, NoiseSource(ps.seed, NoiseStage::kEstimatorPredict),
                                        {example.idx, s, settings.sigma_e, 0, ps.n, ps.batch_size});
-  const Prediction e_pred = predict_from_counts(e.votes, settings.alpha_e);
+  const Prediction e_pred = predict_unless_non_finite(e.votes, e.non_finite, settings.alpha_e);
   PredictRecord record;
   record.idx = example.idx;
   record.label = example.label;
   record.counts = zeros(classifiers.front()->num_classes());
   record.p_value = e_pred.p_value;
   record.non_finite = e.non_finite;
-  if (!e_pred.abstained() && e.non_finite == 0) {
+  if (!e_pred.abstained()) {
     const auto i = static_cast<std::size_t>(e_pred.prediction);
     const SampleCounts c = sample_counts(*classifiers[i], example.image, NoiseSource(ps.seed, NoiseStage::kPredict),
                                          {example.idx, static_cast<std::uint32_t>(i), ps.sigma_candidates[i], 0, ps.n,
                                           ps.batch_size});
-    const Prediction c_pred = predict_from_counts(c.votes, settings.alpha_c);
+    const Prediction c_pred = predict_unless_non_finite(c.votes, c.non_finite, settings.alpha_c);
     record.non_finite += c.non_finite;
     record.sigma_index = e_pred.prediction;
-    record.prediction = c.non_finite > 0 ? kAbstain : c_pred.prediction;
+    record.prediction = c_pred.prediction;
     record.p_value = c_pred.p_value;
     record.counts = c.votes;
   }
@@ -212,7 +212,7 @@ PredictRecord multiscale_predict_example(const ClassifierPool& classifiers, cons
     const SampleCounts c = sample_counts(*classifiers[i], example.image, NoiseSource(settings.seed, NoiseStage::kPredict),
                                          {example.idx, static_cast<std::uint32_t>(i), settings.sigma_candidates[i], 0,
                                           settings.n, settings.batch_size});
-    const Prediction p = predict_from_counts(c.votes, multiscale_stage_alpha(alpha, step, num, split));
+    const Prediction p = predict_unless_non_finite(c.votes, c.non_finite, multiscale_stage_alpha(alpha, step, num, split));
     record.counts = c.votes;
     record.p_value = p.p_value;
     record.non_finite += c.non_finite;
