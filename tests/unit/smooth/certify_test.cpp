@@ -40,14 +40,21 @@ class ThresholdModel : public model::BaseModel {
 
 constexpr std::int64_t kC = 1, kH = 4, kW = 4;
 
-// Class-1 votes computed directly from the noise source: (sigma * z0 + x0) > 0.5 in float.
-std::int64_t expected_votes(const NoiseSource& noise, std::int64_t example, float x0, float sigma, std::int64_t first,
-                            std::int64_t count) {
+// Copies whose pixel 0 exceeds `threshold`, computed directly from the noise source:
+// (sigma * z0 + x0) > threshold in float.
+std::int64_t copies_above(const NoiseSource& noise, std::int64_t example, float x0, float sigma, std::int64_t first,
+                          std::int64_t count, float threshold) {
   std::vector<float> z(static_cast<std::size_t>(count * kC * kH * kW));
   noise.fill(z.data(), kC * kH * kW, example, 0, first, count, sigma);
-  std::int64_t votes = 0;
-  for (std::int64_t s = 0; s < count; ++s) votes += (z[static_cast<std::size_t>(s * kC * kH * kW)] + x0 > 0.5f) ? 1 : 0;
-  return votes;
+  std::int64_t above = 0;
+  for (std::int64_t s = 0; s < count; ++s) above += (z[static_cast<std::size_t>(s * kC * kH * kW)] + x0 > threshold) ? 1 : 0;
+  return above;
+}
+
+// Class-1 votes of ThresholdModel.
+std::int64_t expected_votes(const NoiseSource& noise, std::int64_t example, float x0, float sigma, std::int64_t first,
+                            std::int64_t count) {
+  return copies_above(noise, example, x0, sigma, first, count, 0.5f);
 }
 
 TEST(SampleCountsTest, VotesEqualTheNoiseComputedDirectly) {
@@ -173,13 +180,9 @@ namespace dualrs::smooth {
 namespace {
 
 // Copies whose pixel (0,0,0) exceeds 1.0 get NaN logits: with x0 = 0.6 and sigma 0.5 that is
-// z0 > 0.8, about a fifth of the copies; the count follows from the noise source alone.
+// z0 > 0.8, about a fifth of the copies.
 std::int64_t expected_nan(const NoiseSource& noise, std::int64_t example, std::int64_t count) {
-  std::vector<float> z(static_cast<std::size_t>(count * kC * kH * kW));
-  noise.fill(z.data(), kC * kH * kW, example, 0, 0, count, 0.5f);
-  std::int64_t bad = 0;
-  for (std::int64_t s = 0; s < count; ++s) bad += (z[static_cast<std::size_t>(s * kC * kH * kW)] + 0.6f > 1.0f) ? 1 : 0;
-  return bad;
+  return copies_above(noise, example, 0.6f, 0.5f, 0, count, 1.0f);
 }
 
 TEST(NonFiniteTest, CertifyCountsNonFiniteCopiesAndAbstains) {
