@@ -477,6 +477,44 @@ class FaultTest(OutputsMixin, unittest.TestCase):
         self.assertIn(f"in {non_finite.sum()} noisy copies", proc.stderr)
 
 
+class WholeWorldTest(unittest.TestCase):
+    """Commands that are not sharded run unchanged under mpirun: rank 0 does the work."""
+
+    def test_root_only_commands_answer_once(self):
+        proc = mpirun(3, "radius", "--count", "9900", "--n", "10000", "--sigma", "0.25")
+        self.assertEqual(len(proc.stdout.strip().splitlines()), 1, proc.stdout)
+        self.assertEqual(json.loads(proc.stdout)["abstain"], False)
+        proc = mpirun(2, "validate", config_path())
+        self.assertEqual(proc.stdout.strip(), f"{config_path()}: valid config")
+        proc = mpirun(2, "label", "--help")
+        self.assertEqual(proc.stdout.count("usage: dualrs label"), 1)
+        self.assertIn("--expect-world-size", proc.stdout)
+        self.assertIn("--shard-subset", proc.stdout)
+
+    def test_a_job_runs_with_the_whole_world(self):
+        cfg = small_config()
+        cfg["train_base"].update({"epochs": 1, "selection": {"split": "train", "end": 300}})
+        cfg["certify"].update({"shard_size": 3, "selection": {"split": "test", "end": 9}})
+        cfg["table"] = {"radii": [0, 0.25], "convention": "inclusive"}
+        cfg_path = write_config("job_config.json", cfg)
+        job = {"name": "tiny", "config": os.path.basename(cfg_path), "stages": [
+            {"name": "base", "command": "train-base"},
+            {"name": "cert", "command": "certify", "set": {"model": {"checkpoint": "${out}/base/model.pt"}}},
+            {"name": "table", "command": "table", "out": "${out}", "inputs": ["${out}/cert/certify.h5"]}]}
+        job_path = write_config("job.json", job)
+        out = os.path.join(_root, "job-np3")
+        mpirun(3, "run", job_path, "--out", out, "-q")
+        with open(os.path.join(out, "job_summary.json")) as f:
+            summary = json.load(f)
+        self.assertEqual(summary["world_size"], 3)
+        self.assertEqual([s["name"] for s in summary["stages"]], ["base", "cert", "table"])
+        self.assertTrue(os.path.exists(os.path.join(out, "certified_accuracy.csv")))
+        self.assertEqual(len(os.listdir(os.path.join(out, "cert", "logs"))), 3)
+        # Resumes like a single process: every stage is up to date.
+        proc = mpirun(2, "run", job_path, "--out", out)
+        self.assertEqual(proc.stderr.count("up to date, skipped"), 3, proc.stderr)
+
+
 def tearDownModule():
     shutil.rmtree(_root, ignore_errors=True)
 
