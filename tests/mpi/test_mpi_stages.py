@@ -201,10 +201,14 @@ class RankCountTest(OutputsMixin, unittest.TestCase):
 
 # ---- Preemption, crashes and faults: a longer labelling job -------------------------------
 
+LONG_SHARDS = 16
+
+
 def long_config_path():
     if "long" not in _cache:
         cfg = base_config()
-        cfg["label"].update({"n": 96, "batch_size": 96, "shard_size": 2, "selection": {"split": "train", "end": 40}})
+        cfg["label"].update({"n": 64, "batch_size": 64, "shard_size": 2,
+                             "selection": {"split": "train", "end": 2 * LONG_SHARDS}})
         _cache["long"] = write_config("long.json", cfg)
     return _cache["long"]
 
@@ -295,7 +299,7 @@ class PreemptionTest(OutputsMixin, unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(out, "labels.h5")), "nothing merged")
         self.assertEqual(glob.glob(os.path.join(out, "shards", "*.tmp")), [], "no partial shard published")
         done = shard_files(out)
-        self.assertLess(len(done), 20, "the job stopped early")
+        self.assertLess(len(done), LONG_SHARDS, "the job stopped early")
         for path in done:
             with h5py.File(path, "r") as f:
                 self.assertEqual(f.attrs["shard_complete"], 1)
@@ -306,7 +310,7 @@ class PreemptionTest(OutputsMixin, unittest.TestCase):
                 self.assertIn("stopped on request", f.read(), f"rank {rank}")
         self.assertFalse(os.path.exists(os.path.join(out, "dualrs.lock")), "the lock is released")
         proc = mpirun(2, "label", "-c", long_config_path(), "-o", out)
-        self.assertIn(f"resuming: {len(done)} of 20 shards already done", proc.stderr)
+        self.assertIn(f"resuming: {len(done)} of {LONG_SHARDS} shards already done", proc.stderr)
         self.assert_same_outputs(long_reference(), out)
 
     def test_sigkill_of_a_rank_ends_the_job_and_a_rerun_gives_the_same_output(self):
@@ -484,8 +488,6 @@ class WholeWorldTest(unittest.TestCase):
         proc = mpirun(3, "radius", "--count", "9900", "--n", "10000", "--sigma", "0.25")
         self.assertEqual(len(proc.stdout.strip().splitlines()), 1, proc.stdout)
         self.assertEqual(json.loads(proc.stdout)["abstain"], False)
-        proc = mpirun(2, "validate", config_path())
-        self.assertEqual(proc.stdout.strip(), f"{config_path()}: valid config")
         proc = mpirun(2, "label", "--help")
         self.assertEqual(proc.stdout.count("usage: dualrs label"), 1)
         self.assertIn("--expect-world-size", proc.stdout)

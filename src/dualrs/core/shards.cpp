@@ -9,6 +9,8 @@ namespace dualrs {
 std::vector<Shard> make_shards(std::int64_t count, std::int64_t shard_size) {
   if (shard_size < 1) throw ConfigError("", "shard_size", "must be >= 1, got " + std::to_string(shard_size));
   if (count < 0) DUALRS_THROW(DataError, "a selection cannot have ", count, " examples");
+  // An empty selection still has one (empty) shard, so that it yields an empty output file.
+  if (count == 0) return {{0, 0, 0}};
   std::vector<Shard> shards;
   for (std::int64_t begin = 0, i = 0; begin < count; begin += shard_size, ++i) {
     shards.push_back({i, begin, std::min(count, begin + shard_size)});

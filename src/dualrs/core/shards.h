@@ -20,8 +20,9 @@ struct Shard {
   bool operator==(const Shard& o) const { return index == o.index && begin == o.begin && end == o.end; }
 };
 
-/// The shards of a selection of `count` examples. \throws ConfigError when shard_size < 1 or
-/// count < 0.
+/// The shards of a selection of `count` examples (an empty selection: one empty shard
+/// [0, 0), so that the stage still writes its — empty — output).
+/// \throws ConfigError when shard_size < 1, DataError when count < 0.
 std::vector<Shard> make_shards(std::int64_t count, std::int64_t shard_size);
 
 /// `--shard-subset I/N`: a run that does only the shards whose index ≡ I (mod N) (one element

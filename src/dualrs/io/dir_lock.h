@@ -36,14 +36,19 @@ class DirectoryLock {
   /// scope overlaps this one.
   static DirectoryLock acquire(const std::string& dir, const std::string& command, const ShardSubset& subset,
                                std::string* notice);
+  /// Holds nothing.
   DirectoryLock() = default;
+  /// Moves the ownership of the lock file; `other` holds nothing afterwards.
   DirectoryLock(DirectoryLock&& other) noexcept;
   DirectoryLock& operator=(DirectoryLock&& other) noexcept;
   DirectoryLock(const DirectoryLock&) = delete;
   DirectoryLock& operator=(const DirectoryLock&) = delete;
-  /// Removes the lock file (if it is still ours).
+  /// Releases the lock (see release()).
   ~DirectoryLock();
+  /// Removes the lock file if it still names this process (a job that took it over as stale
+  /// keeps its own); afterwards this object holds nothing. Never throws.
   void release();
+  /// The lock file, or "" when nothing is held.
   const std::string& path() const { return path_; }
 
  private:

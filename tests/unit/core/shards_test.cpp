@@ -13,7 +13,7 @@ TEST(ShardsTest, FixedRangesPartitionTheSelection) {
   const std::vector<Shard> shards = make_shards(10, 4);
   EXPECT_EQ(shards, (std::vector<Shard>{{0, 0, 4}, {1, 4, 8}, {2, 8, 10}}));
   EXPECT_EQ(make_shards(8, 4).size(), 2u);
-  EXPECT_TRUE(make_shards(0, 4).empty());
+  EXPECT_EQ(make_shards(0, 4), (std::vector<Shard>{{0, 0, 0}}));
   EXPECT_EQ(make_shards(3, 100), (std::vector<Shard>{{0, 0, 3}}));
   EXPECT_THROW(make_shards(10, 0), ConfigError);
 }
