@@ -4,8 +4,14 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <numeric>
+#include <thread>
 #include <set>
 #include <string>
 #include <vector>
@@ -203,6 +209,57 @@ TEST(MpiShardRunnerTest, AStopOnOneRankStopsEveryRankEvenThoseWithLittleWork) {
     EXPECT_EQ(work.discarded, 1);
     EXPECT_TRUE(work.published.empty());
   }
+}
+
+/// Fires on the armed rank, leaving a marker file when it does.
+class StopAndMark : public StopToken {
+ public:
+  StopAndMark(bool armed, std::string marker) : armed_(armed), marker_(std::move(marker)) {}
+  bool stop_requested() const override {
+    if (armed_ && !std::filesystem::exists(marker_)) std::ofstream(marker_) << "stop\n";
+    return armed_;
+  }
+
+ private:
+  bool armed_;
+  std::string marker_;
+};
+
+TEST(MpiShardRunnerTest, ARankWithNoWorkLeftStillPassesOnItsStopSignal) {
+  if (comm().size() < 2) GTEST_SKIP() << "needs a rank without work";
+  std::string folder;
+  if (comm().is_root()) folder = testing::TempDir() + "dualrs_mpi_stop_" + std::to_string(::getpid());
+  comm().broadcast(folder, 0);
+  if (comm().is_root()) std::filesystem::create_directories(folder);
+  comm().barrier();
+  const std::string marker = folder + "/stopped";
+  // One long shard for every rank but the last, which has nothing to do and is signalled.
+  const int idle = comm().size() - 1;
+  std::vector<Shard> shards;
+  for (int r = 0; r < idle; ++r) shards.push_back({r, 1000 * r, 1000 * (r + 1)});
+  RankWork work;
+  ShardCallbacks c = work.callbacks();
+  c.compute = [&](std::int64_t position) {
+    // Hold every working rank at its second example until the idle rank has been signalled
+    // (at most a minute: without the stop being passed on, the assertions below fail).
+    if (position % 1000 == 1) {
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!std::filesystem::exists(marker) && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    ++work.computed;
+  };
+  const StopAndMark stop(comm().rank() == idle, marker);
+  const ShardRunResult r = run_shards(comm(), stop, shards, c, nullptr, 0, describe_standard);
+  EXPECT_TRUE(r.preempted);
+  EXPECT_EQ(r.abandoned_total, idle);
+  if (comm().rank() != idle) {
+    EXPECT_EQ(work.discarded, 1);
+    EXPECT_LT(work.computed, 1000);
+  }
+  comm().barrier();
+  if (comm().is_root()) std::filesystem::remove_all(folder);
 }
 
 TEST(MpiShardRunnerTest, AFailureOnOneRankIsAgreedAfterTheOthersStop) {

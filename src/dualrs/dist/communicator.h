@@ -32,7 +32,8 @@ enum class ReduceOp { kSum, kMax, kMin };
 enum class NoticeKind : std::int64_t {
   kStop = 1,      ///< "stop at your next example boundary" (preemption or a failure elsewhere)
   kProgress = 2,  ///< value = examples the sender has finished in this run (monotone)
-  kDone = 3,      ///< value = the sender's outcome flags; the sender posts nothing after it
+  kDone = 3,      ///< to rank 0: value = examples the sender finished; it has no work left
+  kRelease = 4,   ///< from rank 0: every rank is done, meet in the closing collective
 };
 
 /// One received notice.

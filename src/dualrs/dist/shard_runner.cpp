@@ -129,8 +129,20 @@ class RankRun {
         others_done_[static_cast<std::size_t>(notice->source)] = notice->value;
         ++ranks_done_;
         break;
+      case NoticeKind::kRelease:
+        released_ = true;
+        break;
     }
     return true;
+  }
+
+  /// A stop signal of this rank, seen while it has no work left, still stops the others.
+  void pass_on_own_stop() {
+    if (!stop_seen_ && stop_.stop_requested()) {
+      stop_seen_ = true;
+      log("stop requested by signal (no work left here)");
+      announce_stop();
+    }
   }
 
   void announce_stop() {
@@ -154,21 +166,23 @@ class RankRun {
     comm_.post(0, final ? NoticeKind::kDone : NoticeKind::kProgress, done_);
   }
 
-  /// After this rank's last shard: tell rank 0, or (rank 0) wait for everyone's kDone.
+  /// After this rank's last shard: tell rank 0 and wait for its release, or (rank 0) wait
+  /// for everyone's kDone and release them.
   void finish() {
-    if (!comm_.is_root()) {
-      report_progress(true);
-      return;
-    }
-    for (auto pause = std::chrono::microseconds(100); ranks_done_ < comm_.size() - 1;) {
+    if (!comm_.is_root()) report_progress(true);
+    const auto waiting = [&] { return comm_.is_root() ? ranks_done_ < comm_.size() - 1 : !released_; };
+    for (auto pause = std::chrono::microseconds(100); waiting();) {
+      pass_on_own_stop();
       if (handle_one_notice()) {
-        report_progress(false);
+        if (comm_.is_root()) report_progress(false);  // the others post nothing after kDone
         pause = std::chrono::microseconds(100);
         continue;
       }
       std::this_thread::sleep_for(pause);
       pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(50));
     }
+    if (!comm_.is_root()) return;
+    for (int r = 1; r < comm_.size(); ++r) comm_.post(r, NoticeKind::kRelease, 0);
     report_progress(false);
   }
 
@@ -184,6 +198,7 @@ class RankRun {
   ShardRunOptions options_;
   std::vector<std::int64_t> others_done_;  // rank 0: examples each rank reported
   int ranks_done_ = 0;                     // rank 0: kDone notices received
+  bool released_ = false;                  // other ranks: kRelease received
   std::int64_t done_ = 0;                  // examples this rank computed in this run
   std::int64_t published_ = 0;
   std::int64_t abandoned_ = 0;

@@ -8,11 +8,11 @@
 /// notice from another rank. A rank that sees its own signal, or fails, posts kStop to every
 /// other rank, so all ranks stop at their next example boundary — whatever work each had
 /// left. A finished shard is published; a shard interrupted midway is discarded. Ranks that
-/// run out of work report kDone to rank 0 and wait in the closing collective; rank 0 waits
-/// for every kDone (printing the job's progress meanwhile), then all ranks meet once,
-/// agree on the outcome and drain the notices still in flight. No rank waits in a
-/// collective that another rank will not reach, so nothing hangs; a rank that dies
-/// (SIGKILL) makes the launcher end the job.
+/// run out of work report kDone to rank 0 and wait for its kRelease, still passing on a stop
+/// signal of their own; rank 0 waits for every kDone (printing the job's progress
+/// meanwhile) and releases them; then all ranks meet once, agree on the outcome and drain
+/// the notices still in flight. No rank waits in a collective that another rank will not
+/// reach, so nothing hangs; a rank that dies (SIGKILL) makes the launcher end the job.
 
 #include <cstdint>
 #include <functional>
