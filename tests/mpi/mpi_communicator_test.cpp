@@ -255,8 +255,10 @@ TEST(MpiShardRunnerTest, ARankWithNoWorkLeftStillPassesOnItsStopSignal) {
   EXPECT_TRUE(r.preempted);
   EXPECT_EQ(r.abandoned_total, idle);
   if (comm().rank() != idle) {
-    EXPECT_EQ(work.discarded, 1);
+    // Stopped before or inside its shard (which it then discarded), never finishing it.
+    EXPECT_TRUE(work.published.empty());
     EXPECT_LT(work.computed, 1000);
+    EXPECT_EQ(work.discarded, work.computed > 0 ? 1 : 0);
   }
   comm().barrier();
   if (comm().is_root()) std::filesystem::remove_all(folder);
