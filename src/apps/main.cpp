@@ -11,6 +11,7 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
@@ -48,10 +49,11 @@ const std::map<std::string, Subcommand>& subcommands() {
   return table;
 }
 
-// Intra-op threads for LibTorch: $DUALRS_NUM_THREADS, else $OMP_NUM_THREADS, else every core.
-// (Debian's OpenMP runtime may start with one thread when nothing is set.)
-void configure_threads() {
-  int threads = static_cast<int>(std::thread::hardware_concurrency());
+// Intra-op threads for LibTorch: $DUALRS_NUM_THREADS, else $OMP_NUM_THREADS, else this
+// rank's share of the node's cores (every core for a single process). (Debian's OpenMP
+// runtime may start with one thread when nothing is set.)
+void configure_threads(const dualrs::dist::World& world) {
+  int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, world.local_size));
   for (const char* name : {"OMP_NUM_THREADS", "DUALRS_NUM_THREADS"}) {
     if (const char* value = std::getenv(name); value != nullptr && std::atoi(value) > 0) threads = std::atoi(value);
   }
@@ -135,7 +137,7 @@ int main(int argc, char** argv) {
     return code;
   };
   try {
-    configure_threads();
+    configure_threads(world);
     return it->second.run(inv);
   } catch (const dist::Preempted&) {
     return exit_together(dist::kExitPreempted);  // rank 0 has said what is done and how to resume
