@@ -60,11 +60,11 @@ void ProgressMeter::print(bool final_line) {
   const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : NAN;
   const double pct = total_ > 0 ? 100.0 * static_cast<double>(done_) / static_cast<double>(total_) : 100.0;
   if (final_line) {
-    std::fprintf(stderr, "%s%s%s: %lld/%lld %s in %s (%.2f %s/s)\n", tty_ ? "\r\033[K" : "", tag_.c_str(), label_.c_str(),
+    std::fprintf(stderr, "%s%s: %lld/%lld %s in %s (%.2f %s/s)\n", tty_ ? "\r\033[K" : "", label_.c_str(),
                  static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(),
                  format_duration(elapsed).c_str(), rate, unit_.c_str());
   } else {
-    std::fprintf(stderr, "%s%s%s: %lld/%lld %s (%.1f%%), %.2f %s/s, ETA %s%s", tty_ ? "\r\033[K" : "", tag_.c_str(), label_.c_str(),
+    std::fprintf(stderr, "%s%s: %lld/%lld %s (%.1f%%), %.2f %s/s, ETA %s%s", tty_ ? "\r\033[K" : "", label_.c_str(),
                  static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(), pct, rate,
                  unit_.c_str(), format_duration(eta).c_str(), tty_ ? "" : "\n");
   }

@@ -24,8 +24,6 @@ class ProgressMeter {
   /// Says that `done` items were finished before this run (a resumed job): they count in
   /// done / total but not in the rate and ETA. Call before the first update().
   void resume_from(std::int64_t done);
-  /// Prefix of every line, e.g. "[rank 2] " (empty by default).
-  void set_tag(std::string tag) { tag_ = std::move(tag); }
   /// Prints the final line (with total time).
   void finish();
 
@@ -37,7 +35,6 @@ class ProgressMeter {
   Verbosity verbosity_;
   double log_interval_s_;
   bool tty_;
-  std::string tag_;
   std::int64_t done_ = 0;
   std::int64_t done_at_start_ = 0;
   std::chrono::steady_clock::time_point start_;
