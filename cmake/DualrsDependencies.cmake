@@ -10,6 +10,7 @@ find_package(Random123 REQUIRED)
 find_package(ZLIB REQUIRED)                       # gzip'd MNIST IDX files
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)  # SHA-256 of resolved configs (provenance)
 find_package(Threads REQUIRED)
+find_package(MPI REQUIRED COMPONENTS CXX)         # MPI::MPI_CXX (Open MPI 4.1, with PMIx for srun --mpi=pmix)
 
 # HDF5's FindHDF5 gives hdf5::hdf5 on CMake >= 3.19; build one for older module variants.
 if(NOT TARGET hdf5::hdf5)

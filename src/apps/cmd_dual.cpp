@@ -5,16 +5,17 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "common.h"
 #include "dualrs/core/dual.h"
 #include "dualrs/core/error.h"
-#include "dualrs/dist/world.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/label_files.h"
 #include "dualrs/rng/noise.h"
 #include "dualrs/train/estimator_trainer.h"
 #include "dualrs/train/train_base.h"
+#include "sharded_stage.h"
 #include "stage_support.h"
 
 namespace dualrs::app {
@@ -103,60 +104,74 @@ void write_epoch_log(const std::string& path, std::string& log, const std::strin
 
 }  // namespace
 
-void run_label(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity) {
-  const DualConfig dual = config.dual();
-  const LabelConfig label = config.label();
-  {
+void run_label(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  DualConfig dual;
+  LabelConfig label;
+  std::optional<DataSelection> in;
+  std::optional<ClassifierSet> classifiers;
+  ShardedStage stage;
+  ctx.agreed([&] {
+    dual = config.dual();
+    label = config.label();
     std::vector<ConfigIssue> issues;
     if (label.n < 1) issues.push_back({"/label/n", "must be >= 1"});
     if (!(label.alpha > 0 && label.alpha < 1)) issues.push_back({"/label/alpha", "must be in (0, 1)"});
+    if (label.shard_size < 1) issues.push_back({"/label/shard_size", "must be >= 1"});
     if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
-  }
-  dist::single_process_world();
-  DataSelection in = load_selection(config, label.selection, "/label/selection");
-  ClassifierSet classifiers = load_classifiers(config, dual, in.dataset.num_classes());
-  io::LabelSet labels;
-  labels.sigma_candidates = dual.sigma_candidates;
-  labels.n = label.n;
-  labels.alpha = label.alpha;
-  labels.dataset = in.dataset.name();
-  labels.split = label.selection.split;
-  labels.routing = dual.routing();
-  const auto count = static_cast<std::int64_t>(in.indices.size());
+    in = load_selection(config, label.selection, "/label/selection");
+    classifiers = load_classifiers(config, dual, in->dataset.num_classes(), ctx.world);
+    json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
+                     {"dual", to_json(dual)}, {"label", to_json(label)}};
+    if (!dual.routing()) resolved["model"] = to_json(config.model());
+    stage.provenance = stage_provenance("dualrs.labels", "label", resolved, label.seed, kRngLayoutVersion);
+    record_world(ctx, stage.provenance);
+  });
+  // The rows of the shard being computed.
+  io::LabelSet rows;
+  rows.sigma_candidates = dual.sigma_candidates;
+  rows.n = label.n;
+  rows.alpha = label.alpha;
+  rows.dataset = in->dataset.name();
+  rows.split = label.selection.split;
+  rows.routing = dual.routing();
+  const io::LabelSet empty = rows;
   const smooth::PerSigmaSettings ps{dual.sigma_candidates, 0, label.n, label.batch_size, label.seed};
-  const smooth::ExampleFn examples = example_fn(in);
-  ProgressMeter progress("label", count, "ex", verbosity);
-  for (std::int64_t i = 0; i < count; ++i) {
-    const smooth::Example ex = examples(i);
-    const smooth::LabelRow row = smooth::label_example(classifiers.pool, ex, ps, label.alpha);
-    labels.idx.push_back(ex.idx);
-    labels.label.push_back(ex.label);
-    labels.radii.insert(labels.radii.end(), row.radii.begin(), row.radii.end());
-    labels.top_count.insert(labels.top_count.end(), row.top_count.begin(), row.top_count.end());
-    labels.best.push_back(best_sigma_index(row.radii));
-    labels.max_radius.push_back(*std::max_element(row.radii.begin(), row.radii.end()));
-    progress.update(i + 1);
-  }
-  progress.finish();
-  labels.weight_e = rebalancing_weights(labels.best, labels.num_sigmas());
-  json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
-                   {"dual", to_json(dual)}, {"label", to_json(label)}};
-  if (!dual.routing()) resolved["model"] = to_json(config.model());
-  io::ensure_directory(out_dir);
-  io::write_labels((fs::path(out_dir) / "labels.h5").string(), labels,
-                   stage_provenance("dualrs.labels", "label", resolved, label.seed, kRngLayoutVersion));
-  if (verbosity != Verbosity::kQuiet) {
+  const smooth::ExampleFn examples = example_fn(*in);
+  stage.command = "label";
+  stage.schema = "dualrs.labels";
+  stage.indices = in->indices;
+  stage.shard_size = label.shard_size;
+  stage.compute = [&](std::int64_t position) {
+    const smooth::Example ex = examples(position);
+    const smooth::LabelRow row = smooth::label_example(classifiers->pool, ex, ps, label.alpha);
+    rows.idx.push_back(ex.idx);
+    rows.label.push_back(ex.label);
+    rows.radii.insert(rows.radii.end(), row.radii.begin(), row.radii.end());
+    rows.top_count.insert(rows.top_count.end(), row.top_count.begin(), row.top_count.end());
+    rows.non_finite.insert(rows.non_finite.end(), row.non_finite.begin(), row.non_finite.end());
+    rows.best.push_back(best_sigma_index(row.radii));
+    rows.max_radius.push_back(*std::max_element(row.radii.begin(), row.radii.end()));
+  };
+  stage.write_shard = [&](const Shard&, const std::string& path, const io::Provenance& p) {
+    io::write_labels(path, rows, p);  // weights are computed over all rows when merging
+    rows = empty;
+  };
+  stage.discard = [&] { rows = empty; };
+  if (!run_sharded_stage(ctx, out_dir, stage)) return;
+  ctx.on_root([&] {
+    const io::LabelSet labels = io::read_labels((fs::path(out_dir) / "labels.h5").string());
     const auto kept = std::count_if(labels.best.begin(), labels.best.end(), [](std::int64_t b) { return b >= 0; });
-    std::fprintf(stderr, "label: %lld of %lld examples have a non-zero radius at some sigma\n", static_cast<long long>(kept),
-                 static_cast<long long>(count));
-  }
+    say(ctx, "label: %lld of %lld examples have a non-zero radius at some sigma", static_cast<long long>(kept),
+        static_cast<long long>(labels.size()));
+  });
 }
 
-void run_train_estimator(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity) {
+namespace {
+void train_estimator_on_this_rank(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  const Verbosity verbosity = ctx.verbosity;
   const DualConfig dual = config.dual();
   std::string labels_path, init_checkpoint;
   const train::EstimatorTrainConfig train_config = estimator_train_config(config, dual, &labels_path, &init_checkpoint);
-  dist::single_process_world();
   const io::LabelSet labels = io::read_labels(labels_path);
   check_labels_match(labels, labels_path, config, dual);
   const auto s = labels.num_sigmas();
@@ -235,44 +250,68 @@ void run_train_estimator(const ExperimentConfig& config, const std::string& out_
                               {"provenance", io::to_json(provenance)}}).dump(2) + "\n");
 }
 
-void run_estimate_sigma(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity) {
-  const DualConfig dual = config.dual();
-  const EstimateSigmaConfig est = config.estimate_sigma();
-  if (est.n < 1) throw ConfigError(config.source(), "/estimate_sigma/n", "must be >= 1");
-  dist::single_process_world();
-  DataSelection in = load_selection(config, est.selection, "/estimate_sigma/selection");
-  auto estimator = load_estimator(config, dual);
-  io::SigmaEstimates out;
-  out.sigma_candidates = dual.sigma_candidates;
-  out.sigma_e = dual.sigma_e;
-  out.n = est.n;
-  out.dataset = in.dataset.name();
-  out.split = est.selection.split;
-  const auto count = static_cast<std::int64_t>(in.indices.size());
-  const auto s = static_cast<std::int64_t>(dual.sigma_candidates.size());
-  const smooth::ExampleFn examples = example_fn(in);
-  ProgressMeter progress("estimate-sigma", count, "ex", verbosity);
-  for (std::int64_t i = 0; i < count; ++i) {
-    const smooth::Example ex = examples(i);
-    const smooth::SigmaVote vote = smooth::estimate_sigma_example(*estimator, ex, dual.sigma_e, est.n, est.batch_size, est.seed, s);
-    out.idx.push_back(ex.idx);
-    out.label.push_back(ex.label);
-    out.sigma_index.push_back(vote.sigma_index);
-    out.counts.insert(out.counts.end(), vote.votes.begin(), vote.votes.end());
-    progress.update(i + 1);
-  }
-  progress.finish();
-  json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
-                   {"dual", to_json(dual)}, {"estimate_sigma", to_json(est)}};
-  io::ensure_directory(out_dir);
-  io::write_sigma_estimates((fs::path(out_dir) / "sigma_estimates.h5").string(), out,
-                            stage_provenance("dualrs.sigma_estimates", "estimate-sigma", resolved, est.seed, kRngLayoutVersion));
+}  // namespace
+
+void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  // Data-parallel training is issue 4 item 4; until then rank 0 trains while the others wait.
+  ctx.on_root([&] { train_estimator_on_this_rank(ctx, config, out_dir); });
 }
 
-void run_finetune(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity) {
+void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  DualConfig dual;
+  EstimateSigmaConfig est;
+  std::optional<DataSelection> in;
+  std::unique_ptr<model::BaseModel> estimator;
+  ShardedStage stage;
+  ctx.agreed([&] {
+    dual = config.dual();
+    est = config.estimate_sigma();
+    std::vector<ConfigIssue> issues;
+    if (est.n < 1) issues.push_back({"/estimate_sigma/n", "must be >= 1"});
+    if (est.shard_size < 1) issues.push_back({"/estimate_sigma/shard_size", "must be >= 1"});
+    if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
+    in = load_selection(config, est.selection, "/estimate_sigma/selection");
+    estimator = load_estimator(config, dual, ctx.world);
+    json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
+                     {"dual", to_json(dual)}, {"estimate_sigma", to_json(est)}};
+    stage.provenance = stage_provenance("dualrs.sigma_estimates", "estimate-sigma", resolved, est.seed, kRngLayoutVersion);
+    record_world(ctx, stage.provenance);
+  });
+  io::SigmaEstimates rows;  // of the shard being computed
+  rows.sigma_candidates = dual.sigma_candidates;
+  rows.sigma_e = dual.sigma_e;
+  rows.n = est.n;
+  rows.dataset = in->dataset.name();
+  rows.split = est.selection.split;
+  const io::SigmaEstimates empty = rows;
+  const auto s = static_cast<std::int64_t>(dual.sigma_candidates.size());
+  const smooth::ExampleFn examples = example_fn(*in);
+  stage.command = "estimate-sigma";
+  stage.schema = "dualrs.sigma_estimates";
+  stage.indices = in->indices;
+  stage.shard_size = est.shard_size;
+  stage.compute = [&](std::int64_t position) {
+    const smooth::Example ex = examples(position);
+    const smooth::SigmaVote vote = smooth::estimate_sigma_example(*estimator, ex, dual.sigma_e, est.n, est.batch_size, est.seed, s);
+    rows.idx.push_back(ex.idx);
+    rows.label.push_back(ex.label);
+    rows.sigma_index.push_back(vote.sigma_index);
+    rows.counts.insert(rows.counts.end(), vote.votes.begin(), vote.votes.end());
+    rows.non_finite.push_back(vote.non_finite);
+  };
+  stage.write_shard = [&](const Shard&, const std::string& path, const io::Provenance& p) {
+    io::write_sigma_estimates(path, rows, p);
+    rows = empty;
+  };
+  stage.discard = [&] { rows = empty; };
+  run_sharded_stage(ctx, out_dir, stage);
+}
+
+namespace {
+void finetune_on_this_rank(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  const Verbosity verbosity = ctx.verbosity;
   const DualConfig dual = config.dual();
   const FinetuneConfig ft = config.finetune();
-  dist::single_process_world();
   const io::SigmaEstimates estimates = io::read_sigma_estimates(ft.estimates);
   if (estimates.sigma_candidates != dual.sigma_candidates) {
     throw ConfigError(config.source(), "/dual/sigma_candidates",
@@ -280,7 +319,7 @@ void run_finetune(const ExperimentConfig& config, const std::string& out_dir, Ve
                           join_sigmas(estimates.sigma_candidates) + " but the config has " + join_sigmas(dual.sigma_candidates));
   }
   const data::ImageDataset dataset = data::load_dataset(config.dataset());
-  auto model = load_classifier(config, dataset.num_classes());
+  auto model = load_classifier(config, dataset.num_classes(), ctx.world);
   std::vector<double> sigma;
   for (auto i : estimates.sigma_index) sigma.push_back(dual.sigma_candidates.at(static_cast<std::size_t>(i)));
   TrainBaseConfig train;
@@ -313,20 +352,28 @@ void run_finetune(const ExperimentConfig& config, const std::string& out_dir, Ve
                               {"examples", estimates.idx.size()}, {"provenance", io::to_json(provenance)}}).dump(2) + "\n");
 }
 
+}  // namespace
+
+void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  // Data-parallel training is issue 4 item 4; until then rank 0 trains while the others wait.
+  ctx.on_root([&] { finetune_on_this_rank(ctx, config, out_dir); });
+}
+
 namespace {
 int run_simple(const Invocation& inv, const std::string& usage, const std::string& example, const std::string& out_help,
                const std::vector<FlagMapping>& flags, po::options_description extra,
-               void (*stage)(const ExperimentConfig&, const std::string&, Verbosity)) {
+               void (*stage)(StageContext&, const ExperimentConfig&, const std::string&), bool sharded) {
   po::options_description options("options");
   options.add_options()
       ("config,c", po::value<std::string>()->required(), "experiment config (JSON, see data_schemas/config.schema.json)")
       ("out,o", po::value<std::string>()->required(), out_help.c_str());
   options.add(extra);
+  if (sharded) add_shard_options(options);
   add_common_options(options);
   po::variables_map vm;
   if (!parse_args(inv, options, {}, vm, usage, example)) return 0;
-  const auto config = ExperimentConfig::load(vm["config"].as<std::string>(), overrides_from_flags(vm, flags));
-  stage(config, vm["out"].as<std::string>(), verbosity_from(vm));
+  const auto config = load_config(inv, vm["config"].as<std::string>(), [&] { return overrides_from_flags(vm, flags); });
+  stage(*inv.ctx, config, vm["out"].as<std::string>());
   return 0;
 }
 }  // namespace
@@ -340,14 +387,18 @@ int cmd_label(const Invocation& inv) {
       ("batch-size", po::value<long long>(), "noisy copies per forward pass")
       ("checkpoint", po::value<std::string>(), "classifier checkpoint (overrides /model/checkpoint)")
       ("split", po::value<std::string>(), "split to label (default train)")
-      ("end", po::value<long long>(), "label the first END examples of the split");
+      ("end", po::value<long long>(), "label the first END examples of the split")
+      ("shard-size", po::value<long long>(), "examples per shard: unit of work, output and resume (default 100)");
   return run_simple(inv, "--config CONFIG --out DIR [overrides]",
-                    "dualrs label -c configs/mnist_dual.json -o runs/labels --checkpoint runs/base/model.pt",
-                    "output folder: labels.h5 (per-sigma radii R_c, best index, weights)",
+                    "dualrs label -c configs/mnist_dual.json -o runs/labels --checkpoint runs/base/model.pt\n"
+                    "  mpirun -np 8 dualrs label -c configs/mnist_dual.json -o runs/labels --expect-world-size 8",
+                    "output folder: labels.h5 (per-sigma radii R_c, best index, weights), merged from "
+                    "shards/shard-NNNNN.h5; re-running resumes",
                     {{"n", "/label/n", T::kInt}, {"alpha", "/label/alpha", T::kDouble},
                      {"batch-size", "/label/batch_size", T::kInt}, {"checkpoint", "/model/checkpoint", T::kString},
-                     {"split", "/label/selection/split", T::kString}, {"end", "/label/selection/end", T::kInt}},
-                    extra, run_label);
+                     {"split", "/label/selection/split", T::kString}, {"end", "/label/selection/end", T::kInt},
+                     {"shard-size", "/label/shard_size", T::kInt}},
+                    extra, run_label, true);
 }
 
 int cmd_train_estimator(const Invocation& inv) {
@@ -366,7 +417,7 @@ int cmd_train_estimator(const Invocation& inv) {
                     {{"labels", "/train_estimator/labels", T::kString},
                      {"init-checkpoint", "/train_estimator/init_checkpoint", T::kString}, {"preset", "/train_estimator/preset", T::kString},
                      {"epochs", "/train_estimator/epochs", T::kInt}, {"lr", "/train_estimator/lr", T::kDouble}},
-                    extra, run_train_estimator);
+                    extra, run_train_estimator, false);
 }
 
 int cmd_estimate_sigma(const Invocation& inv) {
@@ -374,12 +425,14 @@ int cmd_estimate_sigma(const Invocation& inv) {
   po::options_description extra("estimate-sigma options");
   extra.add_options()
       ("n", po::value<long long>(), "estimator votes per example (default 32)")
-      ("estimator", po::value<std::string>(), "estimator checkpoint (overrides /dual/estimator/checkpoint)");
+      ("estimator", po::value<std::string>(), "estimator checkpoint (overrides /dual/estimator/checkpoint)")
+      ("shard-size", po::value<long long>(), "examples per shard: unit of work, output and resume (default 100)");
   return run_simple(inv, "--config CONFIG --out DIR [overrides]",
                     "dualrs estimate-sigma -c configs/mnist_dual.json -o runs/sigma --estimator runs/estimator/estimator.pt",
-                    "output folder: sigma_estimates.h5",
-                    {{"n", "/estimate_sigma/n", T::kInt}, {"estimator", "/dual/estimator/checkpoint", T::kString}},
-                    extra, run_estimate_sigma);
+                    "output folder: sigma_estimates.h5, merged from shards/shard-NNNNN.h5; re-running resumes",
+                    {{"n", "/estimate_sigma/n", T::kInt}, {"estimator", "/dual/estimator/checkpoint", T::kString},
+                     {"shard-size", "/estimate_sigma/shard_size", T::kInt}},
+                    extra, run_estimate_sigma, true);
 }
 
 int cmd_finetune(const Invocation& inv) {
@@ -394,7 +447,7 @@ int cmd_finetune(const Invocation& inv) {
                     "output folder: model.pt, model.json, train_log.csv",
                     {{"estimates", "/finetune/estimates", T::kString}, {"checkpoint", "/model/checkpoint", T::kString},
                      {"epochs", "/finetune/epochs", T::kInt}},
-                    extra, run_finetune);
+                    extra, run_finetune, false);
 }
 
 }  // namespace dualrs::app

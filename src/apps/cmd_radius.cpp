@@ -21,19 +21,21 @@ int cmd_radius(const Invocation& inv) {
                   "dualrs radius --count 9900 --n 10000 --sigma 0.25 --alpha 0.001")) {
     return 0;
   }
-  const long long count = vm["count"].as<long long>(), n = vm["n"].as<long long>();
-  const double sigma = vm["sigma"].as<double>(), alpha = vm["alpha"].as<double>();
-  std::vector<ConfigIssue> issues;
-  if (n < 1) issues.push_back({"--n", "must be >= 1, got " + std::to_string(n)});
-  if (count < 0 || count > n) issues.push_back({"--count", "must be in [0, n], got " + std::to_string(count)});
-  if (!(sigma > 0)) issues.push_back({"--sigma", "must be > 0, got " + std::to_string(sigma)});
-  if (!(alpha > 0 && alpha < 1)) issues.push_back({"--alpha", "must be in (0, 1), got " + std::to_string(alpha)});
-  if (!issues.empty()) throw ConfigError("command line", std::move(issues));
-  const Certificate cert = radius_from_count(count, n, sigma, alpha);
-  nlohmann::json out = {{"count", count},         {"n", n},           {"sigma", sigma},
-                        {"alpha", alpha},         {"p_a_lower", cert.p_a_lower},
-                        {"radius", cert.radius},  {"abstain", cert.abstained()}};
-  std::cout << out.dump() << '\n';
+  inv.ctx->on_root([&] {
+    const long long count = vm["count"].as<long long>(), n = vm["n"].as<long long>();
+    const double sigma = vm["sigma"].as<double>(), alpha = vm["alpha"].as<double>();
+    std::vector<ConfigIssue> issues;
+    if (n < 1) issues.push_back({"--n", "must be >= 1, got " + std::to_string(n)});
+    if (count < 0 || count > n) issues.push_back({"--count", "must be in [0, n], got " + std::to_string(count)});
+    if (!(sigma > 0)) issues.push_back({"--sigma", "must be > 0, got " + std::to_string(sigma)});
+    if (!(alpha > 0 && alpha < 1)) issues.push_back({"--alpha", "must be in (0, 1), got " + std::to_string(alpha)});
+    if (!issues.empty()) throw ConfigError("command line", std::move(issues));
+    const Certificate cert = radius_from_count(count, n, sigma, alpha);
+    nlohmann::json out = {{"count", count},         {"n", n},           {"sigma", sigma},
+                          {"alpha", alpha},         {"p_a_lower", cert.p_a_lower},
+                          {"radius", cert.radius},  {"abstain", cert.abstained()}};
+    std::cout << out.dump() << '\n';
+  });
   return 0;
 }
 

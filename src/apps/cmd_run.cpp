@@ -8,8 +8,11 @@
 
 #include "common.h"
 #include "dualrs/core/error.h"
+#include "dualrs/dist/shard_runner.h"
 #include "dualrs/io/atomic_file.h"
+#include "dualrs/io/dir_lock.h"
 #include "dualrs/io/provenance.h"
+#include "dualrs/io/shard_files.h"
 
 namespace dualrs::app {
 namespace fs = std::filesystem;
@@ -125,55 +128,73 @@ int cmd_run(const Invocation& inv) {
   positional.add("job", 1);
   po::variables_map vm;
   if (!parse_args(inv, options, positional, vm, "JOB --out DIR [--dry-run] [--force]",
-                  "dualrs run jobs/mnist_standard_rs.json --out runs/mnist_standard_rs")) {
+                  "dualrs run jobs/mnist_standard_rs.json --out runs/mnist_standard_rs\n"
+                  "  mpirun -np 4 dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs   "
+                  "(every stage runs with the 4 ranks)")) {
     return 0;
   }
-  const Verbosity verbosity = verbosity_from(vm);
+  StageContext& ctx = *inv.ctx;
   const std::string out_dir = fs::absolute(vm["out"].as<std::string>()).lexically_normal().string();
-  const std::vector<Stage> stages = plan_job(vm["job"].as<std::string>(), out_dir);
+  std::vector<Stage> stages;
+  ctx.agreed([&] { stages = plan_job(vm["job"].as<std::string>(), out_dir); });
   if (vm.count("dry-run")) {
-    std::cout << "job " << vm["job"].as<std::string>() << " -> " << out_dir << '\n';
-    for (std::size_t i = 0; i < stages.size(); ++i) {
-      std::cout << "  " << i + 1 << ". " << stages[i].name << " (" << stages[i].command << ")"
-                << (stage_done(stages[i]) ? " [up to date]" : "") << '\n';
-    }
+    ctx.on_root([&] {
+      std::cout << "job " << vm["job"].as<std::string>() << " -> " << out_dir << '\n';
+      for (std::size_t i = 0; i < stages.size(); ++i) {
+        std::cout << "  " << i + 1 << ". " << stages[i].name << " (" << stages[i].command << ")"
+                  << (stage_done(stages[i]) ? " [up to date]" : "") << '\n';
+      }
+    });
     return 0;
   }
-  io::ensure_directory(out_dir);
   const auto job_start = std::chrono::steady_clock::now();
   json summary = {{"job", vm["job"].as<std::string>()}, {"out", out_dir}, {"started_utc", io::utc_now()},
-                  {"stages", json::array()}};
+                  {"world_size", ctx.world.size}, {"stages", json::array()}};
+  ctx.on_root([&] { io::ensure_directory(out_dir); });
   for (std::size_t i = 0; i < stages.size(); ++i) {
     const Stage& stage = stages[i];
-    if (!vm.count("force") && stage_done(stage)) {
-      if (verbosity != Verbosity::kQuiet) std::fprintf(stderr, "[%zu/%zu] %s: up to date, skipped\n", i + 1, stages.size(), stage.name.c_str());
+    // A stop request that came during an earlier stage ends the job here; re-running resumes.
+    if (ctx.comm.any_of(ctx.signals.stop_requested())) {
+      say(ctx, "[%zu/%zu] stopped on request before %s; run the same command again to go on", i + 1, stages.size(),
+          stage.name.c_str());
+      throw dist::Preempted("job stopped on request");
+    }
+    // Rank 0 decides what is up to date, so every rank sees the same answer.
+    std::int64_t done = 0;
+    ctx.on_root([&] { done = !vm.count("force") && stage_done(stage) ? 1 : 0; });
+    ctx.comm.broadcast(&done, sizeof done, 0);
+    if (done) {
+      say(ctx, "[%zu/%zu] %s: up to date, skipped", i + 1, stages.size(), stage.name.c_str());
       summary["stages"].push_back({{"name", stage.name}, {"skipped", true}});
       continue;
     }
-    if (verbosity != Verbosity::kQuiet) std::fprintf(stderr, "[%zu/%zu] %s (%s)\n", i + 1, stages.size(), stage.name.c_str(), stage.command.c_str());
+    say(ctx, "[%zu/%zu] %s (%s)", i + 1, stages.size(), stage.name.c_str(), stage.command.c_str());
     const auto start = std::chrono::steady_clock::now();
-    if (stage.command == "train-base") run_train_base(stage.config, stage.dir, verbosity);
-    else if (stage.command == "certify") run_certify(stage.config, stage.dir, verbosity);
-    else if (stage.command == "predict") run_predict(stage.config, stage.dir, verbosity);
-    else if (stage.command == "table") run_table(stage.inputs, stage.config.table(), stage.dir, verbosity);
-    else if (stage.command == "label") run_label(stage.config, stage.dir, verbosity);
-    else if (stage.command == "train-estimator") run_train_estimator(stage.config, stage.dir, verbosity);
-    else if (stage.command == "estimate-sigma") run_estimate_sigma(stage.config, stage.dir, verbosity);
-    else if (stage.command == "finetune") run_finetune(stage.config, stage.dir, verbosity);
-    else if (stage.command == "analyze") run_analyze(stage.inputs, stage.dir, verbosity);
+    if (stage.command == "train-base") run_train_base(ctx, stage.config, stage.dir);
+    else if (stage.command == "certify") run_certify(ctx, stage.config, stage.dir);
+    else if (stage.command == "predict") run_predict(ctx, stage.config, stage.dir);
+    else if (stage.command == "table") run_table(ctx, stage.inputs, stage.config.table(), stage.dir);
+    else if (stage.command == "label") run_label(ctx, stage.config, stage.dir);
+    else if (stage.command == "train-estimator") run_train_estimator(ctx, stage.config, stage.dir);
+    else if (stage.command == "estimate-sigma") run_estimate_sigma(ctx, stage.config, stage.dir);
+    else if (stage.command == "finetune") run_finetune(ctx, stage.config, stage.dir);
+    else if (stage.command == "analyze") run_analyze(ctx, stage.inputs, stage.dir);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    io::ensure_directory(stage.dir);
-    io::write_file_atomic((fs::path(stage.dir) / ("stage-" + stage.name + ".json")).string(),
-                          json({{"name", stage.name}, {"command", stage.command}, {"fingerprint", stage.fingerprint},
-                                {"seconds", seconds}, {"finished_utc", io::utc_now()}}).dump(2) + "\n");
+    ctx.on_root([&] {
+      io::ensure_directory(stage.dir);
+      io::write_file_atomic((fs::path(stage.dir) / ("stage-" + stage.name + ".json")).string(),
+                            json({{"name", stage.name}, {"command", stage.command}, {"fingerprint", stage.fingerprint},
+                                  {"seconds", seconds}, {"world_size", ctx.world.size}, {"finished_utc", io::utc_now()}})
+                                    .dump(2) + "\n");
+    });
     summary["stages"].push_back({{"name", stage.name}, {"seconds", seconds}});
-    if (verbosity != Verbosity::kQuiet) std::fprintf(stderr, "[%zu/%zu] %s done in %s\n", i + 1, stages.size(), stage.name.c_str(), format_duration(seconds).c_str());
+    say(ctx, "[%zu/%zu] %s done in %s", i + 1, stages.size(), stage.name.c_str(), format_duration(seconds).c_str());
   }
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - job_start).count();
   summary["seconds"] = total;
   summary["finished_utc"] = io::utc_now();
-  io::write_file_atomic((fs::path(out_dir) / "job_summary.json").string(), summary.dump(2) + "\n");
-  if (verbosity != Verbosity::kQuiet) std::fprintf(stderr, "job finished in %s; outputs in %s\n", format_duration(total).c_str(), out_dir.c_str());
+  ctx.on_root([&] { io::write_file_atomic((fs::path(out_dir) / "job_summary.json").string(), summary.dump(2) + "\n"); });
+  say(ctx, "job finished in %s; outputs in %s", format_duration(total).c_str(), out_dir.c_str());
   return 0;
 }
 
@@ -185,15 +206,53 @@ int cmd_validate(const Invocation& inv) {
   positional.add("file", 1);
   po::variables_map vm;
   if (!parse_args(inv, options, positional, vm, "FILE", "dualrs validate configs/mnist.json")) return 0;
-  const std::string path = vm["file"].as<std::string>();
-  const json doc = read_json_file(path);
-  if (doc.is_object() && doc.contains("stages")) {
-    plan_job(path, fs::absolute("dualrs-validate-out").string());
-    std::cout << path << ": valid job\n";
-  } else {
-    ExperimentConfig::load(path);
-    std::cout << path << ": valid config\n";
+  inv.ctx->on_root([&] {
+    const std::string path = vm["file"].as<std::string>();
+    const json doc = read_json_file(path);
+    if (doc.is_object() && doc.contains("stages")) {
+      plan_job(path, fs::absolute("dualrs-validate-out").string());
+      std::cout << path << ": valid job\n";
+    } else {
+      ExperimentConfig::load(path);
+      std::cout << path << ": valid config\n";
+    }
+  });
+  return 0;
+}
+
+int cmd_merge(const Invocation& inv) {
+  po::options_description options("options");
+  options.add_options()("dir", po::value<std::string>()->required(),
+                        "a sharded stage's output folder, holding shards/shard-NNNNN.h5");
+  add_common_options(options);
+  po::positional_options_description positional;
+  positional.add("dir", 1);
+  po::variables_map vm;
+  if (!parse_args(inv, options, positional, vm, "DIR",
+                  "dualrs merge runs/labels   (after the array jobs 'dualrs label ... --shard-subset I/N' are done)\n\n"
+                  "Writes the stage's output into DIR from its shards, sorted by example index: labels.h5,\n"
+                  "sigma_estimates.h5, certify.h5 + certify.tsv or predict.h5 + predict.tsv. Checks that the\n"
+                  "shards share one config and selection and hold every example exactly once; shard files are\n"
+                  "only read. The stages merge by themselves unless run with --shard-subset.")) {
+    return 0;
   }
+  StageContext& ctx = *inv.ctx;
+  ctx.on_root([&] {
+    const std::string dir = vm["dir"].as<std::string>();
+    std::string notice;
+    io::DirectoryLock lock = io::DirectoryLock::acquire(dir, "dualrs merge", ShardSubset{}, &notice);
+    if (!notice.empty()) say(ctx, "merge: %s", notice.c_str());
+    const io::MergeReport report = io::merge_shards(dir);
+    std::string worlds;
+    for (std::int64_t w : report.world_sizes) worlds += (worlds.empty() ? "" : ",") + std::to_string(w);
+    say(ctx, "merge: %lld examples from %lld shards (written by worlds of %s ranks) -> %s", static_cast<long long>(report.examples),
+        static_cast<long long>(report.shards), worlds.c_str(), report.outputs.front().c_str());
+    if (report.non_finite_examples > 0) {
+      warn(ctx, "merge: %lld of %lld examples had non-finite logits (NaN/Inf) in %lld noisy copies; they abstain",
+           static_cast<long long>(report.non_finite_examples), static_cast<long long>(report.examples),
+           static_cast<long long>(report.non_finite_copies));
+    }
+  });
   return 0;
 }
 

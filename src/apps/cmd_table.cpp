@@ -11,8 +11,9 @@
 
 namespace dualrs::app {
 
-void run_table(const std::vector<std::string>& inputs, const TableConfig& table, const std::string& out_dir,
-               Verbosity verbosity) {
+namespace {
+void table_on_this_rank(const std::vector<std::string>& inputs, const TableConfig& table, const std::string& out_dir,
+                        Verbosity verbosity) {
   if (inputs.empty()) throw ConfigError("command line", "inputs", "no result files given");
   std::vector<io::CertifyResults> results;
   for (const auto& path : inputs) results.push_back(io::read_certify_results(path));
@@ -35,6 +36,12 @@ void run_table(const std::vector<std::string>& inputs, const TableConfig& table,
   io::write_file_atomic((dir / "certified_accuracy.md").string(), markdown);
   if (verbosity != Verbosity::kQuiet) std::cout << markdown;
 }
+}  // namespace
+
+void run_table(StageContext& ctx, const std::vector<std::string>& inputs, const TableConfig& table,
+               const std::string& out_dir) {
+  ctx.on_root([&] { table_on_this_rank(inputs, table, out_dir, ctx.verbosity); });
+}
 
 int cmd_table(const Invocation& inv) {
   po::options_description options("options");
@@ -55,10 +62,10 @@ int cmd_table(const Invocation& inv) {
     return 0;
   }
   TableConfig table;
-  table.radii = parse_number_list(vm["radii"].as<std::string>(), "--radii");
+  inv.ctx->agreed([&] { table.radii = parse_number_list(vm["radii"].as<std::string>(), "--radii"); });
   table.convention = vm["convention"].as<std::string>();
   const auto inputs = vm.count("inputs") ? vm["inputs"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  run_table(inputs, table, vm["out"].as<std::string>(), verbosity_from(vm));
+  run_table(*inv.ctx, inputs, table, vm["out"].as<std::string>());
   return 0;
 }
 
@@ -68,7 +75,8 @@ int cmd_table(const Invocation& inv) {
 
 namespace dualrs::app {
 
-void run_analyze(const std::vector<std::string>& inputs, const std::string& out_dir, Verbosity verbosity) {
+namespace {
+void analyze_on_this_rank(const std::vector<std::string>& inputs, const std::string& out_dir, Verbosity verbosity) {
   std::vector<io::CertifyResults> global;
   std::vector<io::CertifyResults> dual;
   for (const auto& path : inputs) {
@@ -90,6 +98,11 @@ void run_analyze(const std::vector<std::string>& inputs, const std::string& out_
               << report::delta_summary_csv(a);
   }
 }
+}  // namespace
+
+void run_analyze(StageContext& ctx, const std::vector<std::string>& inputs, const std::string& out_dir) {
+  ctx.on_root([&] { analyze_on_this_rank(inputs, out_dir, ctx.verbosity); });
+}
 
 int cmd_analyze(const Invocation& inv) {
   po::options_description options("options");
@@ -106,8 +119,8 @@ int cmd_analyze(const Invocation& inv) {
                   "dualrs analyze runs/dual/certify_*/certify.h5 -o runs/dual")) {
     return 0;
   }
-  run_analyze(vm.count("inputs") ? vm["inputs"].as<std::vector<std::string>>() : std::vector<std::string>{},
-              vm["out"].as<std::string>(), verbosity_from(vm));
+  run_analyze(*inv.ctx, vm.count("inputs") ? vm["inputs"].as<std::vector<std::string>>() : std::vector<std::string>{},
+              vm["out"].as<std::string>());
   return 0;
 }
 

@@ -8,7 +8,6 @@
 #include "common.h"
 #include "dualrs/core/error.h"
 #include "dualrs/data/dataset.h"
-#include "dualrs/dist/world.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/provenance.h"
 #include "dualrs/model/base_model.h"
@@ -16,7 +15,8 @@
 
 namespace dualrs::app {
 
-void run_train_base(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity) {
+namespace {
+void train_base_on_this_rank(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity) {
   const TrainBaseConfig train = config.train_base();
   const ModelConfig model_config = config.model();
   try {
@@ -27,7 +27,6 @@ void run_train_base(const ExperimentConfig& config, const std::string& out_dir, 
   if (model_config.arch.empty()) {
     throw ConfigError(config.source(), "/model/arch", "train-base trains a native architecture; set /model/arch");
   }
-  dist::single_process_world();
   const DatasetConfig dataset_config = config.dataset();
   const data::ImageDataset dataset = data::load_dataset(dataset_config);
   const auto indices =
@@ -70,6 +69,12 @@ void run_train_base(const ExperimentConfig& config, const std::string& out_dir, 
                          {"provenance", io::to_json(provenance)}};
   io::write_file_atomic((dir / "model.json").string(), meta.dump(2) + "\n");
 }
+}  // namespace
+
+void run_train_base(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  // Data-parallel training is issue 4 item 4; until then rank 0 trains while the others wait.
+  ctx.on_root([&] { train_base_on_this_rank(config, out_dir, ctx.verbosity); });
+}
 
 int cmd_train_base(const Invocation& inv) {
   using T = FlagMapping::Type;
@@ -91,20 +96,22 @@ int cmd_train_base(const Invocation& inv) {
                   "dualrs train-base -c configs/mnist.json -o runs/base --sigma-candidates 0.25,0.5,1.0 --epochs 6")) {
     return 0;
   }
-  nlohmann::json patch = overrides_from_flags(
-      vm, {{"epochs", "/train_base/epochs", T::kInt},
-           {"batch-size", "/train_base/batch_size", T::kInt},
-           {"lr", "/train_base/lr", T::kDouble},
-           {"sigma", "/train_base/sigma", T::kDouble},
-           {"sigma-candidates", "/train_base/sigma_candidates", T::kDoubleList},
-           {"split", "/train_base/selection/split", T::kString},
-           {"end", "/train_base/selection/end", T::kInt},
-           {"seed", "/train_base/seed", T::kUInt}});
-  // A flag for one noise mode replaces the config's other mode (merge patch: null deletes).
-  if (patch.contains("train_base") && patch["train_base"].contains("sigma")) patch["train_base"]["sigma_candidates"] = nullptr;
-  if (patch.contains("train_base") && patch["train_base"].contains("sigma_candidates")) patch["train_base"]["sigma"] = nullptr;
-  const auto config = ExperimentConfig::load(vm["config"].as<std::string>(), patch);
-  run_train_base(config, vm["out"].as<std::string>(), verbosity_from(vm));
+  const auto config = load_config(inv, vm["config"].as<std::string>(), [&] {
+    nlohmann::json patch = overrides_from_flags(
+        vm, {{"epochs", "/train_base/epochs", T::kInt},
+             {"batch-size", "/train_base/batch_size", T::kInt},
+             {"lr", "/train_base/lr", T::kDouble},
+             {"sigma", "/train_base/sigma", T::kDouble},
+             {"sigma-candidates", "/train_base/sigma_candidates", T::kDoubleList},
+             {"split", "/train_base/selection/split", T::kString},
+             {"end", "/train_base/selection/end", T::kInt},
+             {"seed", "/train_base/seed", T::kUInt}});
+    // A flag for one noise mode replaces the config's other mode (merge patch: null deletes).
+    if (patch.contains("train_base") && patch["train_base"].contains("sigma")) patch["train_base"]["sigma_candidates"] = nullptr;
+    if (patch.contains("train_base") && patch["train_base"].contains("sigma_candidates")) patch["train_base"]["sigma"] = nullptr;
+    return patch;
+  });
+  run_train_base(*inv.ctx, config, vm["out"].as<std::string>());
   return 0;
 }
 

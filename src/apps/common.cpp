@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "dualrs/core/error.h"
@@ -11,7 +12,17 @@ void add_common_options(po::options_description& options) {
   options.add_options()
       ("help,h", "show this help and exit")
       ("quiet,q", "no progress lines (errors only)")
-      ("verbose,v", "more detail in progress output");
+      ("verbose,v", "more detail in progress output")
+      ("expect-world-size", po::value<int>(),
+       "fail unless the job has exactly N MPI ranks (catches launchers that start N separate "
+       "single-rank copies), e.g. --expect-world-size 16");
+}
+
+void add_shard_options(po::options_description& options) {
+  options.add_options()
+      ("shard-subset", po::value<std::string>(),
+       "I/N: compute only the shards whose index is I mod N (0 <= I < N), e.g. one element of a Slurm array "
+       "job; nothing is merged, run 'dualrs merge OUT' when every subset is done (default: all shards, merged)");
 }
 
 Verbosity verbosity_from(const po::variables_map& vm) {
@@ -23,18 +34,34 @@ Verbosity verbosity_from(const po::variables_map& vm) {
 bool parse_args(const Invocation& inv, const po::options_description& options,
                 const po::positional_options_description& positional, po::variables_map& vm,
                 const std::string& usage, const std::string& example) {
-  try {
-    po::store(po::command_line_parser(inv.args).options(options).positional(positional).run(), vm);
-    if (vm.count("help")) {
-      std::cout << "usage: dualrs " << inv.name << ' ' << usage << "\n\n" << options << "\nexample:\n  " << example
-                << "\n";
-      return false;
+  StageContext& ctx = *inv.ctx;
+  bool help = false;
+  ctx.agreed([&] {
+    try {
+      po::store(po::command_line_parser(inv.args).options(options).positional(positional).run(), vm);
+      if (vm.count("help")) {
+        help = true;
+        return;
+      }
+      po::notify(vm);
+    } catch (const po::error& e) {
+      throw ConfigError("command line", "", std::string(e.what()) + " (see 'dualrs " + inv.name + " --help')");
     }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw ConfigError("command line", "", std::string(e.what()) + " (see 'dualrs " + inv.name + " --help')");
+    if (vm.count("expect-world-size")) dist::check_expected_world_size(ctx.world, vm["expect-world-size"].as<int>());
+    ctx.verbosity = verbosity_from(vm);
+    if (vm.count("shard-subset")) ctx.subset = parse_shard_subset(vm["shard-subset"].as<std::string>());
+  });
+  if (help && ctx.is_root()) {
+    std::cout << "usage: dualrs " << inv.name << ' ' << usage << "\n\n" << options << "\nexample:\n  " << example << "\n";
   }
-  return true;
+  return !help;
+}
+
+ExperimentConfig load_config(const Invocation& inv, const std::string& path,
+                             const std::function<nlohmann::json()>& make_overrides) {
+  std::optional<ExperimentConfig> config;
+  inv.ctx->agreed([&] { config = ExperimentConfig::load(path, make_overrides()); });
+  return *config;
 }
 
 nlohmann::json overrides_from_flags(const po::variables_map& vm, const std::vector<FlagMapping>& mappings) {

@@ -11,6 +11,7 @@
 
 #include "dualrs/core/config.h"
 #include "dualrs/core/progress.h"
+#include "stage_context.h"
 
 namespace dualrs::app {
 
@@ -20,14 +21,20 @@ namespace po = boost::program_options;
 struct Invocation {
   std::string name;                ///< subcommand name
   std::vector<std::string> args;   ///< arguments after the subcommand
+  StageContext* ctx = nullptr;     ///< the job's ranks, signals, error wording
 };
 
-/// Common switches (--quiet/--verbose) for every subcommand.
+/// Common switches for every subcommand: --quiet/--verbose and --expect-world-size.
 void add_common_options(po::options_description& options);
 Verbosity verbosity_from(const po::variables_map& vm);
 
-/// Parses `args` against `options` (+ positional), handles --help (prints usage, description
-/// and example; returns false). \throws ConfigError("command line", ...) on bad flags.
+/// --shard-subset for the sharded stages (label, estimate-sigma, certify, predict).
+void add_shard_options(po::options_description& options);
+
+/// Collective. Parses `args` against `options` (+ positional) on every rank and agrees;
+/// handles --help (rank 0 prints usage, options and example; returns false everywhere);
+/// checks --expect-world-size; sets the context's verbosity (and shard subset when the
+/// options have --shard-subset). \throws dist::AgreedFailure on bad flags.
 bool parse_args(const Invocation& inv, const po::options_description& options,
                 const po::positional_options_description& positional, po::variables_map& vm,
                 const std::string& usage, const std::string& example);
@@ -40,21 +47,31 @@ struct FlagMapping {
 };
 nlohmann::json overrides_from_flags(const po::variables_map& vm, const std::vector<FlagMapping>& mappings);
 
+/// Collective: loads `path` with the overrides `make_overrides()` returns (a JSON merge patch,
+/// usually overrides_from_flags) on every rank and agrees.
+/// \throws dist::AgreedFailure naming the problems.
+ExperimentConfig load_config(const Invocation& inv, const std::string& path,
+                             const std::function<nlohmann::json()>& make_overrides);
+
 /// Parses "0,0.25,0.5" or "0:2.5:0.25" (start:stop:step, inclusive). \throws ConfigError.
 std::vector<double> parse_number_list(const std::string& text, const std::string& what);
 
-/// Stage entry points (used by the subcommands and by `run`). Each writes into `out_dir`.
-void run_train_base(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
-void run_certify(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
-void run_predict(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
-void run_label(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
-void run_train_estimator(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
-void run_estimate_sigma(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
-void run_finetune(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
+/// Stage entry points (used by the subcommands and by `run`). Each writes into `out_dir` and
+/// is collective: every rank of `ctx` calls it. Sharded stages (label, estimate-sigma,
+/// certify, predict) split their shards over the ranks; training stages run on rank 0 while
+/// the other ranks wait; table and analyze run on rank 0.
+/// \throws dist::AgreedFailure (on every rank) when it fails, dist::Preempted when stopped.
+void run_train_base(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
+void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
+void run_predict(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
+void run_label(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
+void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
+void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
+void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
 /// Method analyses (METHOD.md §8) from result files: global-σ baselines + one Dual RS file.
-void run_analyze(const std::vector<std::string>& inputs, const std::string& out_dir, Verbosity verbosity);
-void run_table(const std::vector<std::string>& inputs, const TableConfig& table, const std::string& out_dir,
-               Verbosity verbosity);
+void run_analyze(StageContext& ctx, const std::vector<std::string>& inputs, const std::string& out_dir);
+void run_table(StageContext& ctx, const std::vector<std::string>& inputs, const TableConfig& table,
+               const std::string& out_dir);
 
 /// Subcommands: return the process exit code.
 int cmd_radius(const Invocation& inv);
@@ -69,5 +86,6 @@ int cmd_estimate_sigma(const Invocation& inv);
 int cmd_finetune(const Invocation& inv);
 int cmd_analyze(const Invocation& inv);
 int cmd_validate(const Invocation& inv);
+int cmd_merge(const Invocation& inv);
 
 }  // namespace dualrs::app

@@ -1,18 +1,26 @@
-// dualrs: certified robustness with Dual Randomized Smoothing. This file only dispatches to
-// subcommands and turns errors into one clear line and a non-zero exit code.
+// dualrs: certified robustness with Dual Randomized Smoothing. This file sets up the job
+// (MPI when a launcher started us, signal handlers), dispatches to subcommands and turns
+// errors into one clear line and a non-zero exit code: agreed errors are reported once by
+// rank 0; anything unexpected on one rank of several ends the whole job (MPI_Abort) rather
+// than leaving the others waiting.
 
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <thread>
 
 #include "common.h"
 #include "dualrs/config.h"
 #include "dualrs/core/error.h"
+#include "dualrs/dist/mpi_communicator.h"
+#include "dualrs/dist/shard_runner.h"
+#include "dualrs/dist/stop_signal.h"
 
 namespace {
 
@@ -36,14 +44,16 @@ const std::map<std::string, Subcommand>& subcommands() {
       {"table", {cmd_table, "certified-accuracy tables (CSV + Markdown) from result files"}},
       {"run", {cmd_run, "run a job manifest (jobs/*.json): its stages in order, resuming finished ones"}},
       {"validate", {cmd_validate, "check a config or job file against its JSON Schema"}},
+      {"merge", {cmd_merge, "merge a sharded stage's shards (e.g. of Slurm array jobs) into its output file"}},
   };
   return table;
 }
 
-// Intra-op threads for LibTorch: $DUALRS_NUM_THREADS, else $OMP_NUM_THREADS, else every core.
-// (Debian's OpenMP runtime may start with one thread when nothing is set.)
-void configure_threads() {
-  int threads = static_cast<int>(std::thread::hardware_concurrency());
+// Intra-op threads for LibTorch: $DUALRS_NUM_THREADS, else $OMP_NUM_THREADS, else this
+// rank's share of the node's cores (every core for a single process). (Debian's OpenMP
+// runtime may start with one thread when nothing is set.)
+void configure_threads(const dualrs::dist::World& world) {
+  int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, world.local_size));
   for (const char* name : {"OMP_NUM_THREADS", "DUALRS_NUM_THREADS"}) {
     if (const char* value = std::getenv(name); value != nullptr && std::atoi(value) > 0) threads = std::atoi(value);
   }
@@ -57,41 +67,92 @@ void print_usage() {
   for (const auto& [name, sub] : subcommands()) {
     std::cout << "  " << name << std::string(17 - name.size(), ' ') << sub.summary << '\n';
   }
-  std::cout << "\nquick start:\n  dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs\n";
+  std::cout << "\nquick start:\n  dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs\n"
+               "\ndistributed: every command runs unchanged under 'mpirun -np K dualrs ...' or 'srun --mpi=pmix dualrs ...';\n"
+               "label, estimate-sigma, certify and predict split their shards over the ranks, resume from finished\n"
+               "shards, and exit with code 75 after SIGUSR1/SIGTERM (run them again to finish).\n";
+}
+
+/// The exit code and words of an exception, Torch's errors included.
+dualrs::dist::Failure describe_error(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const c10::Error& e) {
+    return {1, std::string("torch error: ") + e.what_without_backtrace()};
+  } catch (...) {
+    return dualrs::dist::describe_standard(std::current_exception());
+  }
+}
+
+void print_lines(const std::string& prefix, const std::string& text) {
+  std::cerr << prefix << text << '\n' << std::flush;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  namespace dist = dualrs::dist;
+  std::optional<dist::MpiEnvironment> env;
+  try {
+    env.emplace(&argc, &argv);
+    dist::check_not_silent_singleton(env->world());
+  } catch (const std::exception& e) {
+    std::cerr << "dualrs: error: " << e.what() << '\n';
+    return 1;
+  }
+  const dist::World& world = env->world();
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" || std::string(argv[1]) == "help") {
-    print_usage();
+    if (world.is_root()) print_usage();
     return argc < 2 ? 2 : 0;
   }
   if (std::string(argv[1]) == "--version") {
-    std::cout << "dualrs " << DUALRS_VERSION << " (" << DUALRS_GIT_REVISION << ")\n";
+    if (world.is_root()) std::cout << "dualrs " << DUALRS_VERSION << " (" << DUALRS_GIT_REVISION << ")\n";
     return 0;
   }
   const std::string name = argv[1];
   auto it = subcommands().find(name);
   if (it == subcommands().end()) {
-    std::cerr << "dualrs: unknown command '" << name << "' (see 'dualrs --help')\n";
+    if (world.is_root()) std::cerr << "dualrs: unknown command '" << name << "' (see 'dualrs --help')\n";
     return 2;
   }
-  dualrs::app::Invocation inv{name, std::vector<std::string>(argv + 2, argv + argc)};
+  std::optional<dist::StopSignals> signals;
   try {
-    configure_threads();
-    return it->second.run(inv);
-  } catch (const dualrs::ConfigError& e) {
-    std::cerr << "dualrs " << name << ": " << e.what() << '\n';
-    return 2;
-  } catch (const dualrs::Error& e) {
-    std::cerr << "dualrs " << name << ": error: " << e.what() << '\n';
-    return 1;
-  } catch (const c10::Error& e) {
-    std::cerr << "dualrs " << name << ": torch error: " << e.what_without_backtrace() << '\n';
-    return 1;
+    signals.emplace();
   } catch (const std::exception& e) {
-    std::cerr << "dualrs " << name << ": unexpected error: " << e.what() << '\n';
+    std::cerr << world.tag() << "dualrs: error: " << e.what() << '\n';
     return 1;
+  }
+  dualrs::app::StageContext ctx{env->communicator(), world, *signals, describe_error, env->library_version(),
+                                dualrs::Verbosity::kNormal, dualrs::ShardSubset{}};
+  dualrs::app::Invocation inv{name, std::vector<std::string>(argv + 2, argv + argc), &ctx};
+  const std::string prefix = "dualrs " + name + ": ";
+  // After an agreed stop or failure every rank meets once more before exiting: launchers end
+  // the whole job when the first rank exits non-zero, and by then every rank has cleaned up
+  // (lock files, messages).
+  const auto exit_together = [&](int code) {
+    try {
+      ctx.comm.barrier();
+    } catch (const std::exception&) {
+    }
+    return code;
+  };
+  try {
+    configure_threads(world);
+    return it->second.run(inv);
+  } catch (const dist::Preempted&) {
+    return exit_together(dist::kExitPreempted);  // rank 0 has said what is done and how to resume
+  } catch (const dist::AgreedFailure& failure) {
+    for (const std::string& line : failure.lines()) print_lines(prefix, line);
+    return exit_together(failure.exit_code());
+  } catch (...) {
+    const dist::Failure failure = describe_error(std::current_exception());
+    if (world.size > 1) {
+      // Thrown on this rank alone, outside an agreed phase: the others may be waiting in a
+      // collective, so end the whole job now.
+      env->communicator().abort(failure.exit_code, world.tag() + prefix + failure.message +
+                                                       " (unexpected on one rank: ending the whole job)");
+    }
+    print_lines(prefix, failure.message);
+    return failure.exit_code;
   }
 }

@@ -28,8 +28,16 @@ smooth::ExampleFn example_fn(const DataSelection& in) {
   };
 }
 
-std::unique_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes) {
-  auto model = model::load_model(config.model());
+namespace {
+ModelConfig on_rank_device(ModelConfig config, const dist::World& world) {
+  config.device = dist::rank_device(world, config.device, static_cast<int>(torch::cuda::device_count()));
+  return config;
+}
+}  // namespace
+
+std::unique_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes,
+                                                  const dist::World& world) {
+  auto model = model::load_model(on_rank_device(config.model(), world));
   if (model->num_classes() != num_classes) {
     throw ConfigError(config.source(), "/model/num_classes",
                       std::to_string(model->num_classes()) + " classes but the dataset has " + std::to_string(num_classes));
@@ -37,26 +45,28 @@ std::unique_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config
   return model;
 }
 
-ClassifierSet load_classifiers(const ExperimentConfig& config, const DualConfig& dual, std::int64_t num_classes) {
+ClassifierSet load_classifiers(const ExperimentConfig& config, const DualConfig& dual, std::int64_t num_classes,
+                               const dist::World& world) {
   ClassifierSet set;
   if (dual.routing()) {
     for (const auto& expert : dual.experts) {
-      set.owned.push_back(model::load_model(to_model_config(expert, num_classes)));
+      set.owned.push_back(model::load_model(on_rank_device(to_model_config(expert, num_classes), world)));
       set.pool.push_back(set.owned.back().get());
     }
   } else {
-    set.owned.push_back(load_classifier(config, num_classes));
+    set.owned.push_back(load_classifier(config, num_classes, world));
     set.pool.assign(dual.sigma_candidates.size(), set.owned.back().get());
   }
   return set;
 }
 
-std::unique_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config, const DualConfig& dual) {
+std::unique_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config, const DualConfig& dual,
+                                                 const dist::World& world) {
   if (dual.estimator.empty()) {
     throw ConfigError(config.source(), "/dual/estimator", "missing: the variance estimator ('arch' + 'checkpoint' or 'torchscript')");
   }
   const auto s = static_cast<std::int64_t>(dual.sigma_candidates.size());
-  if (!dual.estimator.torchscript.empty()) return model::load_model(to_model_config(dual.estimator, s));
+  if (!dual.estimator.torchscript.empty()) return model::load_model(on_rank_device(to_model_config(dual.estimator, s), world));
   auto estimator = model::make_native_model(dual.estimator.arch, s);
   if (dual.estimator.checkpoint.empty()) {
     throw ConfigError(config.source(), "/dual/estimator/checkpoint", "missing: the trained estimator's checkpoint");

@@ -11,6 +11,7 @@
 #include "dualrs/core/config.h"
 #include "dualrs/core/error.h"
 #include "dualrs/data/dataset.h"
+#include "dualrs/dist/world.h"
 #include "dualrs/io/provenance.h"
 #include "dualrs/model/base_model.h"
 #include "dualrs/smooth/certify.h"
@@ -32,18 +33,24 @@ DataSelection load_selection(const ExperimentConfig& config, const SelectionConf
 /// Example number `position` of a selection.
 smooth::ExampleFn example_fn(const DataSelection& in);
 
+/// Model loading puts a model whose config says device "cuda" on this rank's GPU
+/// ("cuda:<local rank mod visible GPUs>", dist::rank_device).
+
 /// The classifiers used at each σ: the experts (routing) or /model shared by every σ.
 struct ClassifierSet {
   std::vector<std::unique_ptr<model::BaseModel>> owned;
   smooth::ClassifierPool pool;
 };
-ClassifierSet load_classifiers(const ExperimentConfig& config, const DualConfig& dual, std::int64_t num_classes);
+ClassifierSet load_classifiers(const ExperimentConfig& config, const DualConfig& dual, std::int64_t num_classes,
+                               const dist::World& world);
 
 /// The /model classifier, checked against the dataset's class count.
-std::unique_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes);
+std::unique_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes,
+                                                  const dist::World& world);
 
 /// The Dual RS estimator (|Σ| outputs). \throws ConfigError when /dual/estimator is missing.
-std::unique_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config, const DualConfig& dual);
+std::unique_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config, const DualConfig& dual,
+                                                 const dist::World& world);
 
 /// Re-throws a ConfigError from a validator with the config's file as its source.
 template <typename Fn>

@@ -94,7 +94,11 @@ class BadInputTest(TempDirTestCase):
         self.assertNotEqual(proc.returncode, 0)
         after = {name: sha(os.path.join(out, name)) for name in ("certify.h5", "certify.tsv")}
         self.assertEqual(before, after)
-        self.assertEqual(sorted(os.listdir(out)), ["certify.h5", "certify.tsv"])
+        # The folder also holds the shards the results were merged from and the rank logs;
+        # nothing partial is left anywhere.
+        self.assertEqual(sorted(os.listdir(out)), ["certify.h5", "certify.tsv", "logs", "shards"])
+        for folder, _, files in os.walk(out):
+            self.assertEqual([f for f in files if f.endswith(".tmp") or f.endswith(".lock")], [], folder)
 
     def test_table_of_a_missing_or_foreign_file(self):
         proc = run("table", self.path("absent.h5"), "--out", self.path("t"), check=False)

@@ -233,6 +233,7 @@ CertifyConfig ExperimentConfig::certify() const {
   c.alpha_e = get_or<double>(j, "alpha_e", c.alpha / 2);
   c.alpha_c = get_or<double>(j, "alpha_c", c.alpha / 2);
   c.alpha_split = get_or<std::string>(j, "alpha_split", c.alpha_split);
+  c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
   return c;
 }
 
@@ -247,6 +248,7 @@ PredictConfig ExperimentConfig::predict() const {
   c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
+  c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
   return c;
 }
 
@@ -345,6 +347,7 @@ LabelConfig ExperimentConfig::label() const {
   c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
+  c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
   return c;
 }
 
@@ -355,6 +358,7 @@ EstimateSigmaConfig ExperimentConfig::estimate_sigma() const {
   c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
+  c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
   return c;
 }
 
@@ -387,10 +391,12 @@ json to_json(const DualConfig& c) {
           {"experts", experts}};
 }
 json to_json(const LabelConfig& c) {
-  return {{"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)}};
+  return {{"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)},
+          {"shard_size", c.shard_size}};
 }
 json to_json(const EstimateSigmaConfig& c) {
-  return {{"n", c.n}, {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)}};
+  return {{"n", c.n}, {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)},
+          {"shard_size", c.shard_size}};
 }
 json to_json(const FinetuneConfig& c) {
   return {{"estimates", c.estimates}, {"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr},
@@ -423,11 +429,12 @@ json to_json(const ModelConfig& c) {
 json to_json(const CertifyConfig& c) {
   return {{"method", c.method}, {"sigma", c.sigma}, {"n0", c.n0}, {"n", c.n}, {"alpha", c.alpha},
           {"alpha_e", c.alpha_e}, {"alpha_c", c.alpha_c}, {"alpha_split", c.alpha_split},
-          {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)}};
+          {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)},
+          {"shard_size", c.shard_size}};
 }
 json to_json(const PredictConfig& c) {
   return {{"method", c.method}, {"alpha_split", c.alpha_split}, {"sigma", c.sigma}, {"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size},
-          {"seed", c.seed}, {"selection", to_json(c.selection)}};
+          {"seed", c.seed}, {"selection", to_json(c.selection)}, {"shard_size", c.shard_size}};
 }
 json to_json(const TrainBaseConfig& c) {
   json j = {{"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr}, {"weight_decay", c.weight_decay},

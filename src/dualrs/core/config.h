@@ -71,6 +71,7 @@ struct CertifyConfig {
   double alpha_e = -1.0;         ///< dual: estimator α (-1 = alpha/2)
   double alpha_c = -1.0;         ///< dual: classifier α (-1 = alpha/2)
   std::string alpha_split = "bonferroni";  ///< multiscale: bonferroni | reference
+  std::int64_t shard_size = 20;  ///< examples per shard (unit of work, output and resume), >= 1
 };
 
 /// PREDICT [Cohen]: abstain unless the top class beats the runner-up at level alpha.
@@ -83,6 +84,7 @@ struct PredictConfig {
   std::int64_t batch_size = 1000;
   std::uint64_t seed = 0;
   SelectionConfig selection;
+  std::int64_t shard_size = 20;  ///< examples per shard, >= 1
 };
 
 /// Training of a base classifier with Gaussian noise augmentation [Cohen §4]: either one
@@ -127,6 +129,7 @@ struct LabelConfig {
   std::int64_t batch_size = 100;
   std::uint64_t seed = 0;
   SelectionConfig selection{"train", 0, -1, 1};
+  std::int64_t shard_size = 100;  ///< examples per shard, >= 1
 };
 
 /// The smoothed estimator's σ choice for training examples (majority of n votes at σ_e).
@@ -135,6 +138,7 @@ struct EstimateSigmaConfig {
   std::int64_t batch_size = 256;
   std::uint64_t seed = 0;
   SelectionConfig selection{"train", 0, -1, 1};
+  std::int64_t shard_size = 100;  ///< examples per shard, >= 1
 };
 
 /// Classifier fine-tuning under σ_c(x) (DualRS §5.2.2); AdamW.

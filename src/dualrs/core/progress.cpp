@@ -43,6 +43,11 @@ void ProgressMeter::update(std::int64_t done) {
   }
 }
 
+void ProgressMeter::resume_from(std::int64_t done) {
+  done_at_start_ = done;
+  done_ = done;
+}
+
 void ProgressMeter::finish() {
   if (finished_) return;
   finished_ = true;
@@ -51,7 +56,7 @@ void ProgressMeter::finish() {
 
 void ProgressMeter::print(bool final_line) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
+  const double rate = elapsed > 0 ? static_cast<double>(done_ - done_at_start_) / elapsed : 0.0;
   const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : NAN;
   const double pct = total_ > 0 ? 100.0 * static_cast<double>(done_) / static_cast<double>(total_) : 100.0;
   if (final_line) {

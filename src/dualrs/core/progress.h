@@ -21,6 +21,9 @@ class ProgressMeter {
                 double log_interval_s = 30.0);
   /// Records that `done` items are finished (monotone); prints when due.
   void update(std::int64_t done);
+  /// Says that `done` items were finished before this run (a resumed job): they count in
+  /// done / total but not in the rate and ETA. Call before the first update().
+  void resume_from(std::int64_t done);
   /// Prints the final line (with total time).
   void finish();
 
@@ -33,6 +36,7 @@ class ProgressMeter {
   double log_interval_s_;
   bool tty_;
   std::int64_t done_ = 0;
+  std::int64_t done_at_start_ = 0;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_print_;
   bool finished_ = false;

@@ -21,6 +21,9 @@ struct CertifyRecord {
   double sigma = 0.0;            ///< noise level used
   std::int64_t n_a = 0;          ///< estimation votes for the selected class
   double time_s = 0.0;           ///< wall time spent on this example, seconds
+  /// Noisy copies whose logits held NaN/Inf, over every stage the method ran. Such an
+  /// example abstains: a certificate resting on a broken forward pass is worse than none.
+  std::int64_t non_finite = 0;
   Counts counts_selection;       ///< [K] votes of the n0 selection copies
   Counts counts;                 ///< [K] votes of the n estimation copies
   // Methods that choose σ per input (Dual RS, Multiscale); unused by global σ.
@@ -40,6 +43,7 @@ struct PredictRecord {
   double p_value = 1.0;          ///< two-sided binomial test p-value of top-1 vs top-2
   std::int64_t sigma_index = kAbstain;  ///< Dual RS / Multiscale: index in Σ of the σ used
   double time_s = 0.0;
+  std::int64_t non_finite = 0;   ///< copies with NaN/Inf logits (the example abstains when > 0)
   Counts counts;                 ///< [K] votes of the n copies
   bool correct() const { return prediction == label; }
 };

@@ -6,16 +6,35 @@
 
 namespace dualrs::dist {
 
-World single_process_world() {
+std::string World::tag() const { return rank == 0 ? std::string() : "[rank " + std::to_string(rank) + "] "; }
+
+std::string rank_device(const World& world, const std::string& requested, int visible_cuda_devices) {
+  if (requested != "cuda") return requested;
+  if (visible_cuda_devices < 1) {
+    throw ConfigError("", "/model/device", "'cuda' requested but no CUDA device is visible to rank " +
+                                               std::to_string(world.rank) + " on " + world.host);
+  }
+  return "cuda:" + std::to_string(world.local_rank % visible_cuda_devices);
+}
+
+void check_not_silent_singleton(const World& world) {
+  if (world.size != 1) return;
   for (const char* name : {"SLURM_STEP_NUM_TASKS", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
     const char* value = std::getenv(name);
     if (value != nullptr && std::atoi(value) > 1) {
-      DUALRS_THROW(CommError, "launched as one of ", value, " tasks ($", name,
-                   ") but this command runs single-process: every copy would process the whole dataset. "
-                   "Run it as a single task.");
+      DUALRS_THROW(CommError, "the launcher started ", value, " tasks ($", name, "=", value,
+                   ") but MPI sees a world of 1 rank: every copy would process the whole dataset. "
+                   "Launch with 'srun --mpi=pmix' or 'mpirun' (a dualrs built against the same MPI), "
+                   "or as a single task");
     }
   }
-  return World{};
+}
+
+void check_expected_world_size(const World& world, int expected) {
+  if (expected <= 0 || expected == world.size) return;
+  throw ConfigError("command line", "--expect-world-size",
+                    "expected " + std::to_string(expected) + " ranks but this job has " + std::to_string(world.size) +
+                        (world.size == 1 ? " (was it started without mpirun/srun, or does srun lack --mpi=pmix?)" : ""));
 }
 
 }  // namespace dualrs::dist

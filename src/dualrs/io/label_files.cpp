@@ -37,12 +37,13 @@ void check_size(const std::vector<T>& v, std::size_t want, const char* name, con
 }
 
 template <typename WriteFn>
-void write_atomically(const std::string& path, WriteFn&& body) {
+void write_atomically(const std::string& path, const Provenance& provenance, WriteFn&& body) {
   const std::string tmp = temporary_path(path);
   try {
     {
       Hdf5File f(tmp, FileMode::kCreateTruncate);
       body(f);
+      write_completion_mark(f, provenance);
       f.close();
     }
     publish_file(tmp, path);
@@ -61,8 +62,11 @@ void write_labels(const std::string& path, const LabelSet& l, const Provenance& 
   check_size(l.top_count, n * s, "top_count", path);
   check_size(l.best, n, "best", path);
   check_size(l.max_radius, n, "max_radius", path);
-  check_size(l.weight_e, n, "weight_e", path);
-  write_atomically(path, [&](Hdf5File& f) {
+  const std::vector<std::int64_t> non_finite = l.non_finite.empty() ? std::vector<std::int64_t>(n * s, 0) : l.non_finite;
+  check_size(non_finite, n * s, "non_finite", path);
+  const bool weights = !(provenance.completion_mark && l.weight_e.empty());
+  if (weights) check_size(l.weight_e, n, "weight_e", path);
+  write_atomically(path, provenance, [&](Hdf5File& f) {
     f.set_attr("/", "schema", std::string("dualrs.labels"));
     f.set_attr("/", "schema_version", kVersion);
     f.set_attr("/", "sigma_candidates", l.sigma_candidates);
@@ -74,20 +78,23 @@ void write_labels(const std::string& path, const LabelSet& l, const Provenance& 
     Provenance p = provenance;
     p.finished_utc = utc_now();
     write_provenance_attributes(f, p);
-    std::vector<std::int8_t> kept(n);
-    for (std::size_t i = 0; i < n; ++i) kept[i] = l.best[i] >= 0 ? 1 : 0;
     f.write_int64("idx", l.idx, {n});
     f.write_int64("label", l.label, {n});
     f.write_float64("radii", l.radii, {n, s});
     f.write_int64("top_count", l.top_count, {n, s});
+    f.write_int64("non_finite", non_finite, {n, s});
     f.write_int64("best", l.best, {n});
     f.write_float64("max_radius", l.max_radius, {n});
-    f.write_float64("weight_e", l.weight_e, {n});
-    f.write_int8("kept", kept, {n});
+    if (weights) {
+      std::vector<std::int8_t> kept(n);
+      for (std::size_t i = 0; i < n; ++i) kept[i] = l.best[i] >= 0 ? 1 : 0;
+      f.write_float64("weight_e", l.weight_e, {n});
+      f.write_int8("kept", kept, {n});
+    }
   });
 }
 
-LabelSet read_labels(const std::string& path) {
+LabelSet read_labels(const std::string& path, bool shard) {
   Hdf5File f(path, FileMode::kReadOnly);
   check_schema(f, path, "dualrs.labels");
   LabelSet l;
@@ -103,13 +110,17 @@ LabelSet read_labels(const std::string& path) {
   l.top_count = f.read_int64("top_count");
   l.best = f.read_int64("best");
   l.max_radius = f.read_float64("max_radius");
-  l.weight_e = f.read_float64("weight_e");
+  if (!shard) l.weight_e = f.read_float64("weight_e");
   const std::size_t n = l.idx.size(), s = l.sigma_candidates.size();
+  // Files written before `non_finite` existed had none.
+  l.non_finite = f.exists("non_finite") ? f.read_int64("non_finite") : std::vector<std::int64_t>(n * s, 0);
   check_size(l.label, n, "label", path);
   check_size(l.radii, n * s, "radii", path);
   check_size(l.top_count, n * s, "top_count", path);
+  check_size(l.non_finite, n * s, "non_finite", path);
   check_size(l.best, n, "best", path);
-  check_size(l.weight_e, n, "weight_e", path);
+  check_size(l.max_radius, n, "max_radius", path);
+  if (!shard) check_size(l.weight_e, n, "weight_e", path);
   l.provenance = read_provenance(f);
   return l;
 }
@@ -119,7 +130,9 @@ void write_sigma_estimates(const std::string& path, const SigmaEstimates& e, con
   check_size(e.label, n, "label", path);
   check_size(e.sigma_index, n, "sigma_index", path);
   check_size(e.counts, n * s, "counts", path);
-  write_atomically(path, [&](Hdf5File& f) {
+  const std::vector<std::int64_t> non_finite = e.non_finite.empty() ? std::vector<std::int64_t>(n, 0) : e.non_finite;
+  check_size(non_finite, n, "non_finite", path);
+  write_atomically(path, provenance, [&](Hdf5File& f) {
     f.set_attr("/", "schema", std::string("dualrs.sigma_estimates"));
     f.set_attr("/", "schema_version", kVersion);
     f.set_attr("/", "sigma_candidates", e.sigma_candidates);
@@ -137,6 +150,7 @@ void write_sigma_estimates(const std::string& path, const SigmaEstimates& e, con
     f.write_int64("sigma_index", e.sigma_index, {n});
     f.write_float64("sigma", sigma, {n});
     f.write_int64("counts", e.counts, {n, s});
+    f.write_int64("non_finite", non_finite, {n});
   });
 }
 
@@ -154,6 +168,8 @@ SigmaEstimates read_sigma_estimates(const std::string& path) {
   e.sigma_index = f.read_int64("sigma_index");
   e.counts = f.read_int64("counts");
   const std::size_t n = e.idx.size(), s = e.sigma_candidates.size();
+  e.non_finite = f.exists("non_finite") ? f.read_int64("non_finite") : std::vector<std::int64_t>(n, 0);
+  check_size(e.non_finite, n, "non_finite", path);
   check_size(e.label, n, "label", path);
   check_size(e.sigma_index, n, "sigma_index", path);
   check_size(e.counts, n * s, "counts", path);

@@ -29,16 +29,22 @@ struct LabelSet {
   std::vector<std::int64_t> best;        ///< [N] argmax_i R_c (ties → smaller σ); -1 when all zero
   std::vector<double> max_radius;        ///< [N]
   std::vector<double> weight_e;          ///< [N] class-rebalancing weight 1/q_best; 0 for dropped rows
+                                         ///< (empty in a shard file: computed when merging)
+  std::vector<std::int64_t> non_finite;  ///< [N, S] copies with NaN/Inf logits (radius 0 where > 0);
+                                         ///< empty when writing = none
   nlohmann::json provenance;             ///< filled when read
   std::int64_t size() const { return static_cast<std::int64_t>(idx.size()); }
   std::int64_t num_sigmas() const { return static_cast<std::int64_t>(sigma_candidates.size()); }
 };
 
-/// Writes `labels` to `path` (schema "dualrs.labels", version 1). \throws IoError.
+/// Writes `labels` to `path` (schema "dualrs.labels", version 1) atomically. A shard file
+/// (`provenance.completion_mark`) may leave `weight_e` empty; it then has no `weight_e` and
+/// `kept` datasets. \throws IoError.
 void write_labels(const std::string& path, const LabelSet& labels, const Provenance& provenance);
 
-/// Reads a labels file. \throws IoError naming the file (missing, wrong schema, bad shapes).
-LabelSet read_labels(const std::string& path);
+/// Reads a labels file (a shard file when `shard`: no weights expected).
+/// \throws IoError naming the file (missing, wrong schema, bad shapes).
+LabelSet read_labels(const std::string& path, bool shard = false);
 
 /// The smoothed estimator's σ choice σ_c(x) for N examples (majority vote, METHOD.md §6).
 struct SigmaEstimates {
@@ -51,11 +57,14 @@ struct SigmaEstimates {
   std::vector<std::int64_t> label;        ///< [N]
   std::vector<std::int64_t> sigma_index;  ///< [N] majority vote (ties → smaller σ)
   std::vector<std::int64_t> counts;       ///< [N, S] estimator votes
+  std::vector<std::int64_t> non_finite;   ///< [N] estimator copies with NaN/Inf logits (they vote for
+                                          ///< no σ); empty when writing = none
   nlohmann::json provenance;
   std::int64_t size() const { return static_cast<std::int64_t>(idx.size()); }
 };
 
-/// Writes estimates to `path` (schema "dualrs.sigma_estimates", version 1). \throws IoError.
+/// Writes estimates to `path` (schema "dualrs.sigma_estimates", version 1) atomically.
+/// \throws IoError.
 void write_sigma_estimates(const std::string& path, const SigmaEstimates& estimates, const Provenance& provenance);
 
 /// Reads a σ-estimates file. \throws IoError naming the file.

@@ -102,7 +102,7 @@ Provenance make_provenance(std::string schema, std::string command, const nlohma
 }
 
 nlohmann::json to_json(const Provenance& p) {
-  return nlohmann::json{
+  nlohmann::json out{
       {"schema", p.schema},
       {"schema_version", p.schema_version},
       {"command", p.command},
@@ -119,6 +119,8 @@ nlohmann::json to_json(const Provenance& p) {
       {"created_utc", p.created_utc},
       {"finished_utc", p.finished_utc},
   };
+  if (!p.extra.empty()) out["extra"] = p.extra;
+  return out;
 }
 
 void write_provenance_attributes(Hdf5File& f, const Provenance& p) {
@@ -135,6 +137,39 @@ void write_provenance_attributes(Hdf5File& f, const Provenance& p) {
   f.set_attr("/", "hostname", p.hostname);
   f.set_attr("/", "created_utc", p.created_utc);
   f.set_attr("/", "finished_utc", p.finished_utc);
+  for (const auto& [name, value] : p.extra.items()) {
+    if (value.is_string()) f.set_attr("/", name, value.get<std::string>());
+    else if (value.is_number_unsigned()) f.set_attr("/", name, value.get<std::uint64_t>());
+    else if (value.is_number_integer()) f.set_attr("/", name, value.get<std::int64_t>());
+    else if (value.is_number_float()) f.set_attr("/", name, value.get<double>());
+    else DUALRS_THROW(IoError, "provenance attribute '", name, "' of '", f.path(), "' is not a string or number");
+  }
+}
+
+void write_completion_mark(Hdf5File& f, const Provenance& p) {
+  if (p.completion_mark) f.set_attr("/", "shard_complete", std::int64_t{1});
+}
+
+Provenance read_provenance_attributes(const Hdf5File& f) {
+  Provenance p;
+  p.schema = f.attr_string("/", "schema");
+  p.schema_version = static_cast<int>(f.attr_int64("/", "schema_version"));
+  p.command = f.attr_string("/", "command");
+  const std::string config = f.attr_string("/", "config");
+  p.config = nlohmann::json::parse(config, nullptr, false);
+  if (p.config.is_discarded()) DUALRS_THROW(IoError, "'", f.path(), "': root attribute 'config' is not valid JSON");
+  p.config_sha256 = f.attr_string("/", "config_sha256");
+  p.git_revision = f.attr_string("/", "git_revision");
+  p.dualrs_version = f.attr_string("/", "dualrs_version");
+  p.seed = f.attr_uint64("/", "seed");
+  p.rng_layout_version = static_cast<int>(f.attr_int64("/", "rng_layout_version"));
+  p.library_versions = f.attr_string("/", "library_versions");
+  p.world_size = static_cast<int>(f.attr_int64("/", "world_size"));
+  p.slurm_job_id = f.attr_string("/", "slurm_job_id");
+  p.hostname = f.attr_string("/", "hostname");
+  p.created_utc = f.attr_string("/", "created_utc");
+  p.finished_utc = f.attr_string("/", "finished_utc");
+  return p;
 }
 
 }  // namespace dualrs::io

@@ -28,6 +28,12 @@ struct Provenance {
   std::string hostname;
   std::string created_utc;            ///< ISO 8601, e.g. "2026-11-21T12:00:00Z"
   std::string finished_utc;
+  /// Further root attributes, name -> string / integer / float value: the shard fields of a
+  /// shard file and the merge fields of a merged file (data_schemas/shards.md).
+  nlohmann::json extra = nlohmann::json::object();
+  /// Shard files: write the root attribute `shard_complete` = 1 after everything else
+  /// (write_completion_mark), so a file without it was not written to the end.
+  bool completion_mark = false;
 };
 
 /// Fills the build/environment fields (git revision, versions, Slurm ids, host, created
@@ -51,5 +57,13 @@ void write_provenance_attributes(Hdf5File& file, const Provenance& p);
 
 /// All provenance fields as one JSON object (for sidecars and logs).
 nlohmann::json to_json(const Provenance& p);
+
+/// Writes `shard_complete` = 1 when `p.completion_mark` is set; writers call it last, just
+/// before closing the file. \throws IoError.
+void write_completion_mark(Hdf5File& file, const Provenance& p);
+
+/// Reads the provenance attributes written by write_provenance_attributes (`extra` stays
+/// empty). \throws IoError naming the file and attribute when one is missing or mistyped.
+Provenance read_provenance_attributes(const Hdf5File& file);
 
 }  // namespace dualrs::io

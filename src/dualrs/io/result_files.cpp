@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
+#include <tuple>
 
 #include "dualrs/core/error.h"
 #include "dualrs/io/atomic_file.h"
@@ -110,6 +111,7 @@ void write_certify_datasets(Hdf5File& f, const std::vector<CertifyRecord>& r, st
   f.write_int64("n_a", column(r, [](const CertifyRecord& x) { return x.n_a; }), n);
   f.write_int8("correct", correct_column(prediction, label), n);
   f.write_float64("time_s", column(r, [](const CertifyRecord& x) { return x.time_s; }), n);
+  f.write_int64("non_finite", column(r, [](const CertifyRecord& x) { return x.non_finite; }), n);
   f.write_int64("counts_selection", counts_matrix(r, &CertifyRecord::counts_selection), nk);
   f.write_int64("counts", counts_matrix(r, &CertifyRecord::counts), nk);
 }
@@ -126,6 +128,7 @@ void write_predict_datasets(Hdf5File& f, const std::vector<PredictRecord>& r, st
   f.write_float64("p_value", column(r, [](const PredictRecord& x) { return x.p_value; }), n);
   f.write_int8("correct", correct_column(prediction, label), n);
   f.write_float64("time_s", column(r, [](const PredictRecord& x) { return x.time_s; }), n);
+  f.write_int64("non_finite", column(r, [](const PredictRecord& x) { return x.non_finite; }), n);
   f.write_int64("counts", counts_matrix(r, &PredictRecord::counts), nk);
 }
 
@@ -199,6 +202,7 @@ void Hdf5ResultSink::finish() {
       } else {
         write_predict_datasets(f, predicted_, k);
       }
+      write_completion_mark(f, provenance_);
       f.close();
     }
     publish_file(tmp, path_);
@@ -258,47 +262,47 @@ void TsvResultSink::finish() {
 
 // --- Reading -------------------------------------------------------------------------------
 
-CertifyResults read_certify_results(const std::string& path) {
-  Hdf5File f(path, FileMode::kReadOnly);
+namespace {
+
+/// Checks schema + version and reads the description and provenance attributes.
+void read_result_header(const Hdf5File& f, const std::string& path, const char* expected_schema, ResultInfo& info,
+                        nlohmann::json& provenance) {
   const std::string root = "/";
   if (!f.has_attr(root, "schema") || f.attr_dtype(root, "schema") != "string") {
     DUALRS_THROW(IoError, "'", path, "' is not a dualrs result file: no string root attribute 'schema'");
   }
   const std::string schema = f.attr_string(root, "schema");
-  if (schema != kCertifySchema) {
-    DUALRS_THROW(IoError, "'", path, "' has schema \"", schema, "\", expected \"", kCertifySchema, "\"");
+  if (schema != expected_schema) {
+    DUALRS_THROW(IoError, "'", path, "' has schema \"", schema, "\", expected \"", expected_schema, "\"");
   }
   if (!f.has_attr(root, "schema_version")) {
     DUALRS_THROW(IoError, "'", path, "' has no root attribute 'schema_version'");
   }
   const std::int64_t version = f.attr_int64(root, "schema_version");
   if (version != kSchemaVersion) {
-    DUALRS_THROW(IoError, "'", path, "' has ", kCertifySchema, " schema_version ", version, ", this build reads ",
+    DUALRS_THROW(IoError, "'", path, "' has ", expected_schema, " schema_version ", version, ", this build reads ",
                  kSchemaVersion);
   }
-
-  CertifyResults out;
-  out.info.method = f.attr_string(root, "method");
-  out.info.kind = f.attr_string(root, "kind");
-  out.info.sigma = f.attr_double(root, "sigma");
-  out.info.n0 = f.attr_int64(root, "n0");
-  out.info.n = f.attr_int64(root, "n");
-  out.info.alpha = f.attr_double(root, "alpha");
-  out.info.num_classes = f.attr_int64(root, "num_classes");
-  out.info.dataset = f.attr_string(root, "dataset");
-  out.info.split = f.attr_string(root, "split");
-  const bool per_sigma = f.has_attr(root, "sigma_candidates");
-  if (per_sigma) {
-    out.info.sigma_candidates = f.attr_doubles(root, "sigma_candidates");
-    out.info.sigma_e = f.attr_double(root, "sigma_e");
-    out.info.alpha_e = f.attr_double(root, "alpha_e");
-    out.info.alpha_c = f.attr_double(root, "alpha_c");
+  info.method = f.attr_string(root, "method");
+  info.kind = f.attr_string(root, "kind");
+  info.sigma = f.attr_double(root, "sigma");
+  info.n0 = f.attr_int64(root, "n0");
+  info.n = f.attr_int64(root, "n");
+  info.alpha = f.attr_double(root, "alpha");
+  info.num_classes = f.attr_int64(root, "num_classes");
+  info.dataset = f.attr_string(root, "dataset");
+  info.split = f.attr_string(root, "split");
+  if (f.has_attr(root, "sigma_candidates")) {
+    info.sigma_candidates = f.attr_doubles(root, "sigma_candidates");
+    info.sigma_e = f.attr_double(root, "sigma_e");
+    info.alpha_e = f.attr_double(root, "alpha_e");
+    info.alpha_c = f.attr_double(root, "alpha_c");
   }
 
-  out.provenance = nlohmann::json::object();
+  provenance = nlohmann::json::object();
   for (const std::string& name : f.attr_names(root)) {
     const std::string type = f.attr_dtype(root, name);
-    nlohmann::json& v = out.provenance[name];
+    nlohmann::json& v = provenance[name];
     if (type == "string") {
       const std::string text = f.attr_string(root, name);
       if (name == "config") {
@@ -318,9 +322,29 @@ CertifyResults read_certify_results(const std::string& path) {
       const std::vector<double> values = f.attr_doubles(root, name);
       v = values.size() == 1 ? nlohmann::json(values[0]) : nlohmann::json(values);
     } else {
-      out.provenance.erase(name);  // not a string or number: not part of the provenance
+      provenance.erase(name);  // not a string or number: not part of the provenance
     }
   }
+}
+
+/// Row `i` of a row-major [N, width] matrix.
+Counts matrix_row(const std::vector<std::int64_t>& m, std::size_t i, std::size_t width) {
+  return Counts(m.begin() + static_cast<std::ptrdiff_t>(i * width), m.begin() + static_cast<std::ptrdiff_t>((i + 1) * width));
+}
+
+/// `non_finite` [N], or zeros for files written before it existed.
+std::vector<std::int64_t> read_non_finite(const Hdf5File& f, std::size_t n) {
+  return f.exists("non_finite") ? f.read_int64("non_finite") : std::vector<std::int64_t>(n, 0);
+}
+
+}  // namespace
+
+CertifyResults read_certify_results(const std::string& path) {
+  Hdf5File f(path, FileMode::kReadOnly);
+  CertifyResults out;
+  read_result_header(f, path, kCertifySchema, out.info, out.provenance);
+  const std::string root = "/";
+  const bool per_sigma = !out.info.sigma_candidates.empty();
 
   const std::vector<std::int64_t> idx = f.read_int64("idx");
   const std::size_t n = idx.size();
@@ -340,6 +364,8 @@ CertifyResults read_certify_results(const std::string& path) {
   const auto time_s = f.read_float64("time_s");
   const auto counts_selection = f.read_int64("counts_selection");
   const auto counts = f.read_int64("counts");
+  const auto non_finite = read_non_finite(f, n);
+  check_length("non_finite", non_finite.size(), n);
   check_length("label", label.size(), n);
   check_length("prediction", prediction.size(), n);
   check_length("radius", radius.size(), n);
@@ -375,10 +401,8 @@ CertifyResults read_certify_results(const std::string& path) {
       r.r_sigma = r_sigma[i];
       r.r_c = r_c[i];
       if (!est.empty()) {
-        r.estimator_counts_selection.assign(est_sel.begin() + static_cast<std::ptrdiff_t>(i * s),
-                                            est_sel.begin() + static_cast<std::ptrdiff_t>((i + 1) * s));
-        r.estimator_counts.assign(est.begin() + static_cast<std::ptrdiff_t>(i * s),
-                                  est.begin() + static_cast<std::ptrdiff_t>((i + 1) * s));
+        r.estimator_counts_selection = matrix_row(est_sel, i, s);
+        r.estimator_counts = matrix_row(est, i, s);
       }
     }
     r.idx = idx[i];
@@ -389,10 +413,45 @@ CertifyResults read_certify_results(const std::string& path) {
     r.sigma = sigma[i];
     r.n_a = n_a[i];
     r.time_s = time_s[i];
-    r.counts_selection.assign(counts_selection.begin() + static_cast<std::ptrdiff_t>(i * k),
-                              counts_selection.begin() + static_cast<std::ptrdiff_t>((i + 1) * k));
-    r.counts.assign(counts.begin() + static_cast<std::ptrdiff_t>(i * k),
-                    counts.begin() + static_cast<std::ptrdiff_t>((i + 1) * k));
+    r.non_finite = non_finite[i];
+    r.counts_selection = matrix_row(counts_selection, i, k);
+    r.counts = matrix_row(counts, i, k);
+  }
+  return out;
+}
+
+PredictResults read_predict_results(const std::string& path) {
+  Hdf5File f(path, FileMode::kReadOnly);
+  PredictResults out;
+  read_result_header(f, path, kPredictSchema, out.info, out.provenance);
+  const std::vector<std::int64_t> idx = f.read_int64("idx");
+  const std::size_t n = idx.size();
+  const auto k = static_cast<std::size_t>(out.info.num_classes);
+  const auto label = f.read_int64("label");
+  const auto prediction = f.read_int64("prediction");
+  const auto p_value = f.read_float64("p_value");
+  const auto time_s = f.read_float64("time_s");
+  const auto counts = f.read_int64("counts");
+  const auto non_finite = read_non_finite(f, n);
+  for (const auto& [name, got, want] : {std::tuple<const char*, std::size_t, std::size_t>{"label", label.size(), n},
+                                        {"prediction", prediction.size(), n}, {"p_value", p_value.size(), n},
+                                        {"time_s", time_s.size(), n}, {"non_finite", non_finite.size(), n},
+                                        {"counts", counts.size(), n * k}}) {
+    if (got != want) {
+      DUALRS_THROW(IoError, "dataset '", name, "' in '", path, "' has ", got, " values, expected ", want, " (N = ", n,
+                   ", K = ", k, ")");
+    }
+  }
+  out.records.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    PredictRecord& r = out.records[i];
+    r.idx = idx[i];
+    r.label = label[i];
+    r.prediction = prediction[i];
+    r.p_value = p_value[i];
+    r.time_s = time_s[i];
+    r.non_finite = non_finite[i];
+    r.counts = matrix_row(counts, i, k);
   }
   return out;
 }

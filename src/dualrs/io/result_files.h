@@ -95,6 +95,17 @@ struct CertifyResults {
 /// \throws IoError naming the file (missing, not HDF5, wrong schema, missing dataset).
 CertifyResults read_certify_results(const std::string& path);
 
+/// A predict result file read back (merging shards, tests). Records carry no sigma_index
+/// (predict files do not store it).
+struct PredictResults {
+  ResultInfo info;
+  nlohmann::json provenance;
+  std::vector<PredictRecord> records;  ///< sorted by idx as written
+};
+
+/// Reads a file written by Hdf5ResultSink with kind "predict". \throws IoError naming the file.
+PredictResults read_predict_results(const std::string& path);
+
 /// Python-style timedelta text for a duration in seconds, as str(datetime.timedelta(seconds=x)):
 /// "0:00:01.234567", "0:00:00", "1:01:01.000001" (hours not padded; microseconds only when
 /// non-zero, rounded half-to-even). \throws std::invalid_argument on NaN/inf or |x| > 9e12.

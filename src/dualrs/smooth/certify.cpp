@@ -20,6 +20,17 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 }  // namespace
 
+Certificate abstain_non_finite(Certificate cert) {
+  cert.prediction = kAbstain;
+  cert.radius = 0.0;
+  return cert;
+}
+
+Prediction predict_unless_non_finite(const Counts& votes, std::int64_t non_finite, double alpha) {
+  if (non_finite > 0) return Prediction{};
+  return predict_from_counts(votes, alpha);
+}
+
 void validate(const CertifyConfig& config) {
   std::vector<ConfigIssue> issues;
   check_common(issues, "/certify", config.sigma, config.alpha, config.n, config.batch_size);
@@ -42,8 +53,10 @@ CertifyRecord certify_example(model::BaseModel& model, const Example& example, c
                                            config.n);
   const SampleCounts& selection = votes.selection;
   const SampleCounts& estimation = votes.estimation;
-  const Certificate cert = certify_from_counts(selection.votes, estimation.votes, config.sigma, config.alpha, config.n);
+  Certificate cert = certify_from_counts(selection.votes, estimation.votes, config.sigma, config.alpha, config.n);
   CertifyRecord record;
+  record.non_finite = selection.non_finite + estimation.non_finite;
+  if (record.non_finite > 0) cert = abstain_non_finite(cert);
   record.idx = example.idx;
   record.label = example.label;
   record.prediction = cert.prediction;
@@ -63,8 +76,9 @@ PredictRecord predict_example(model::BaseModel& model, const Example& example, c
   const NoiseSource noise(config.seed, NoiseStage::kPredict);
   const SampleCounts counts =
       sample_counts(model, example.image, noise, {example.idx, sigma_index, config.sigma, 0, config.n, config.batch_size});
-  const Prediction prediction = predict_from_counts(counts.votes, config.alpha);
+  const Prediction prediction = predict_unless_non_finite(counts.votes, counts.non_finite, config.alpha);
   PredictRecord record;
+  record.non_finite = counts.non_finite;
   record.idx = example.idx;
   record.label = example.label;
   record.prediction = prediction.prediction;

@@ -25,8 +25,20 @@ struct Example {
 /// Supplies example number `position` (0-based) of a list of `count`.
 using ExampleFn = std::function<Example(std::int64_t position)>;
 
+/// Non-finite logits: every method counts the noisy copies whose logits hold NaN/Inf
+/// (record field `non_finite`) and abstains on such an example — a certificate resting on a
+/// broken forward pass is worse than none. Labels get radius 0 at that σ.
+
+/// `cert` turned into an abstention (prediction kAbstain, radius 0; p_a_lower kept).
+Certificate abstain_non_finite(Certificate cert);
+
+/// PREDICT on counts of which `non_finite` copies had NaN/Inf logits: predict_from_counts, or
+/// an abstention (p-value 1) when `non_finite` > 0, without testing (there may be no votes).
+Prediction predict_unless_non_finite(const Counts& votes, std::int64_t non_finite, double alpha);
+
 /// CERTIFY(f, σ, x, n0, n, α): n0 selection copies (NoiseStage::kCertifySelection) pick ĉ,
-/// n fresh copies (kCertifyEstimation) bound p_A; abstain below 0.5, else radius σΦ⁻¹(p_A).
+/// n fresh copies (kCertifyEstimation) bound p_A; abstain below 0.5, else radius σΦ⁻¹(p_A);
+/// abstain when any copy's logits are not finite.
 /// \param sigma_index the counter's σ word (0 for global σ; the index in Σ for Dual RS).
 /// \throws ConfigError on invalid settings, DataError on NaN pixels, ModelError.
 CertifyRecord certify_example(model::BaseModel& model, const Example& example, const CertifyConfig& config,

@@ -44,8 +44,9 @@ LabelRow label_example(const ClassifierPool& classifiers, const Example& example
                                               {example.idx, static_cast<std::uint32_t>(i), sigma, 0, settings.n,
                                                settings.batch_size});
     row.top_count.push_back(counts.votes[static_cast<std::size_t>(argmax_lowest(counts.votes))]);
-    // Copies with non-finite logits count as trials: n stays settings.n.
-    row.radii.push_back(label_radius(counts.votes, example.label, sigma, alpha, settings.n));
+    row.non_finite.push_back(counts.non_finite);
+    // A copy with non-finite logits makes the radius at this σ 0 (it abstains).
+    row.radii.push_back(counts.non_finite > 0 ? 0.0 : label_radius(counts.votes, example.label, sigma, alpha, settings.n));
   }
   return row;
 }
@@ -55,9 +56,10 @@ SigmaVote estimate_sigma_example(model::BaseModel& estimator, const Example& exa
   check_estimator(estimator, static_cast<std::size_t>(num_sigmas));
   const NoiseSource noise(seed, NoiseStage::kEstimateSigma);
   SigmaVote vote;
-  vote.votes = sample_counts(estimator, example.image, noise,
-                             {example.idx, static_cast<std::uint32_t>(num_sigmas), sigma_e, 0, n, batch_size})
-                   .votes;
+  const SampleCounts counts =
+      sample_counts(estimator, example.image, noise, {example.idx, static_cast<std::uint32_t>(num_sigmas), sigma_e, 0, n, batch_size});
+  vote.votes = counts.votes;
+  vote.non_finite = counts.non_finite;
   vote.sigma_index = argmax_lowest(vote.votes);
   return vote;
 }
@@ -75,11 +77,13 @@ CertifyRecord dual_certify_example(model::BaseModel& estimator, const Classifier
                                        ps.n0, ps.n);
   const SampleCounts& e_sel = e.selection;
   const SampleCounts& e_est = e.estimation;
-  const Certificate e_cert = certify_from_counts(e_sel.votes, e_est.votes, settings.sigma_e, settings.alpha_e, ps.n);
+  Certificate e_cert = certify_from_counts(e_sel.votes, e_est.votes, settings.sigma_e, settings.alpha_e, ps.n);
 
   CertifyRecord record;
   record.idx = example.idx;
   record.label = example.label;
+  record.non_finite = e_sel.non_finite + e_est.non_finite;
+  if (record.non_finite > 0) e_cert = abstain_non_finite(e_cert);
   record.estimator_counts_selection = e_sel.votes;
   record.estimator_counts = e_est.votes;
   const std::int64_t k = classifiers.front()->num_classes();
@@ -96,6 +100,9 @@ CertifyRecord dual_certify_example(model::BaseModel& estimator, const Classifier
     const SampleCounts& c_sel = c.selection;
     const SampleCounts& c_est = c.estimation;
     c_cert = certify_from_counts(c_sel.votes, c_est.votes, sigma, settings.alpha_c, ps.n);
+    const std::int64_t c_non_finite = c_sel.non_finite + c_est.non_finite;
+    if (c_non_finite > 0) c_cert = abstain_non_finite(c_cert);
+    record.non_finite += c_non_finite;
     record.counts_selection = c_sel.votes;
     record.counts = c_est.votes;
     record.sigma = sigma;
@@ -121,18 +128,20 @@ PredictRecord dual_predict_example(model::BaseModel& estimator, const Classifier
   const auto s = static_cast<std::uint32_t>(ps.sigma_candidates.size());
   const SampleCounts e = sample_counts(estimator, example.image, NoiseSource(ps.seed, NoiseStage::kEstimatorPredict),
                                        {example.idx, s, settings.sigma_e, 0, ps.n, ps.batch_size});
-  const Prediction e_pred = predict_from_counts(e.votes, settings.alpha_e);
+  const Prediction e_pred = predict_unless_non_finite(e.votes, e.non_finite, settings.alpha_e);
   PredictRecord record;
   record.idx = example.idx;
   record.label = example.label;
   record.counts = zeros(classifiers.front()->num_classes());
   record.p_value = e_pred.p_value;
+  record.non_finite = e.non_finite;
   if (!e_pred.abstained()) {
     const auto i = static_cast<std::size_t>(e_pred.prediction);
     const SampleCounts c = sample_counts(*classifiers[i], example.image, NoiseSource(ps.seed, NoiseStage::kPredict),
                                          {example.idx, static_cast<std::uint32_t>(i), ps.sigma_candidates[i], 0, ps.n,
                                           ps.batch_size});
-    const Prediction c_pred = predict_from_counts(c.votes, settings.alpha_c);
+    const Prediction c_pred = predict_unless_non_finite(c.votes, c.non_finite, settings.alpha_c);
+    record.non_finite += c.non_finite;
     record.sigma_index = e_pred.prediction;
     record.prediction = c_pred.prediction;
     record.p_value = c_pred.p_value;
@@ -161,12 +170,16 @@ CertifyRecord multiscale_certify_example(const ClassifierPool& classifiers, cons
                                              settings.n0, settings.n);
     const SampleCounts& sel = votes.selection;
     const SampleCounts& est = votes.estimation;
-    Counts estimation = est.votes;
-    // Non-finite copies vote for no class; append them as an extra "class" that is never selected.
-    if (est.non_finite > 0) estimation.push_back(est.non_finite);
-    Counts selection = sel.votes;
-    if (est.non_finite > 0) selection.push_back(-1);
-    stages.push_back(multiscale_stage(selection, estimation, sigma, multiscale_stage_alpha(alpha, step, num, split)));
+    record.non_finite += sel.non_finite + est.non_finite;
+    if (sel.non_finite + est.non_finite > 0) {
+      // A broken forward pass: the cascade abstains here.
+      record.counts_selection = sel.votes;
+      record.counts = est.votes;
+      record.sigma = sigma;
+      record.time_s = seconds_since(start);
+      return record;
+    }
+    stages.push_back(multiscale_stage(sel.votes, est.votes, sigma, multiscale_stage_alpha(alpha, step, num, split)));
     visited.push_back(sigma);
     record.counts_selection = sel.votes;
     record.counts = est.votes;
@@ -199,9 +212,11 @@ PredictRecord multiscale_predict_example(const ClassifierPool& classifiers, cons
     const SampleCounts c = sample_counts(*classifiers[i], example.image, NoiseSource(settings.seed, NoiseStage::kPredict),
                                          {example.idx, static_cast<std::uint32_t>(i), settings.sigma_candidates[i], 0,
                                           settings.n, settings.batch_size});
-    const Prediction p = predict_from_counts(c.votes, multiscale_stage_alpha(alpha, step, num, split));
+    const Prediction p = predict_unless_non_finite(c.votes, c.non_finite, multiscale_stage_alpha(alpha, step, num, split));
     record.counts = c.votes;
     record.p_value = p.p_value;
+    record.non_finite += c.non_finite;
+    if (c.non_finite > 0) break;  // a broken forward pass: abstain
     if (!p.abstained()) {
       record.prediction = p.prediction;
       record.sigma_index = static_cast<std::int64_t>(i);

@@ -36,8 +36,9 @@ struct PerSigmaSettings {
 /// Per-σ label radii of one example (METHOD.md §5): N = settings.n votes at each σ_i with
 /// classifier i; R_c(x, σ_i) from dualrs::label_radius at level alpha.
 struct LabelRow {
-  std::vector<double> radii;            ///< [|Σ|]
+  std::vector<double> radii;            ///< [|Σ|]; 0 at a σ where some copy had non-finite logits
   std::vector<std::int64_t> top_count;  ///< [|Σ|]
+  std::vector<std::int64_t> non_finite; ///< [|Σ|] copies with NaN/Inf logits
 };
 LabelRow label_example(const ClassifierPool& classifiers, const Example& example, const PerSigmaSettings& settings,
                        double alpha);
@@ -47,6 +48,7 @@ LabelRow label_example(const ClassifierPool& classifiers, const Example& example
 struct SigmaVote {
   Counts votes;                   ///< [|Σ|]
   std::int64_t sigma_index = 0;
+  std::int64_t non_finite = 0;    ///< copies with NaN/Inf logits (they vote for no σ)
 };
 SigmaVote estimate_sigma_example(model::BaseModel& estimator, const Example& example, double sigma_e, std::int64_t n,
                                  std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas);

@@ -40,14 +40,21 @@ class ThresholdModel : public model::BaseModel {
 
 constexpr std::int64_t kC = 1, kH = 4, kW = 4;
 
-// Class-1 votes computed directly from the noise source: (sigma * z0 + x0) > 0.5 in float.
-std::int64_t expected_votes(const NoiseSource& noise, std::int64_t example, float x0, float sigma, std::int64_t first,
-                            std::int64_t count) {
+// Copies whose pixel 0 exceeds `threshold`, computed directly from the noise source:
+// (sigma * z0 + x0) > threshold in float.
+std::int64_t copies_above(const NoiseSource& noise, std::int64_t example, float x0, float sigma, std::int64_t first,
+                          std::int64_t count, float threshold) {
   std::vector<float> z(static_cast<std::size_t>(count * kC * kH * kW));
   noise.fill(z.data(), kC * kH * kW, example, 0, first, count, sigma);
-  std::int64_t votes = 0;
-  for (std::int64_t s = 0; s < count; ++s) votes += (z[static_cast<std::size_t>(s * kC * kH * kW)] + x0 > 0.5f) ? 1 : 0;
-  return votes;
+  std::int64_t above = 0;
+  for (std::int64_t s = 0; s < count; ++s) above += (z[static_cast<std::size_t>(s * kC * kH * kW)] + x0 > threshold) ? 1 : 0;
+  return above;
+}
+
+// Class-1 votes of ThresholdModel.
+std::int64_t expected_votes(const NoiseSource& noise, std::int64_t example, float x0, float sigma, std::int64_t first,
+                            std::int64_t count) {
+  return copies_above(noise, example, x0, sigma, first, count, 0.5f);
 }
 
 TEST(SampleCountsTest, VotesEqualTheNoiseComputedDirectly) {
@@ -164,6 +171,55 @@ TEST(CertifyTest, CertifyAllSendsEveryRecordInOrder) {
   certify_all(model, 3, [](std::int64_t i) { return Example{10 + i, 1, torch::full({kC, kH, kW}, 0.9f)}; }, config, sink);
   ASSERT_EQ(sink.certified.size(), 3u);
   EXPECT_EQ(sink.certified[2].idx, 12);
+}
+
+}  // namespace
+}  // namespace dualrs::smooth
+
+namespace dualrs::smooth {
+namespace {
+
+// Copies whose pixel (0,0,0) exceeds 1.0 get NaN logits: with x0 = 0.6 and sigma 0.5 that is
+// z0 > 0.8, about a fifth of the copies.
+std::int64_t expected_nan(const NoiseSource& noise, std::int64_t example, std::int64_t count) {
+  return copies_above(noise, example, 0.6f, 0.5f, 0, count, 1.0f);
+}
+
+TEST(NonFiniteTest, CertifyCountsNonFiniteCopiesAndAbstains) {
+  ThresholdModel model(/*nan_above=*/1.0f);
+  CertifyConfig config;
+  config.sigma = 0.5;
+  config.n0 = 40;
+  config.n = 400;
+  config.alpha = 0.001;
+  config.batch_size = 100;
+  config.seed = 4;
+  const CertifyRecord r = certify_example(model, {6, 1, torch::full({kC, kH, kW}, 0.6f)}, config);
+  const std::int64_t want = expected_nan(NoiseSource(4, NoiseStage::kCertifySelection), 6, 40) +
+                            expected_nan(NoiseSource(4, NoiseStage::kCertifyEstimation), 6, 400);
+  ASSERT_GT(want, 0);
+  EXPECT_EQ(r.non_finite, want);
+  EXPECT_EQ(r.prediction, kAbstain);
+  EXPECT_EQ(r.radius, 0.0);
+  EXPECT_FALSE(r.correct());
+  // Without NaN the same example is certified: the abstention is the NaN rule's doing.
+  ThresholdModel clean;
+  const CertifyRecord ok = certify_example(clean, {6, 1, torch::full({kC, kH, kW}, 0.9f)}, config);
+  EXPECT_EQ(ok.non_finite, 0);
+  EXPECT_EQ(ok.prediction, 1);
+}
+
+TEST(NonFiniteTest, PredictCountsNonFiniteCopiesAndAbstains) {
+  ThresholdModel model(/*nan_above=*/1.0f);
+  PredictConfig config;
+  config.sigma = 0.5;
+  config.n = 300;
+  config.batch_size = 64;
+  config.seed = 8;
+  const PredictRecord r = predict_example(model, {2, 1, torch::full({kC, kH, kW}, 0.6f)}, config);
+  EXPECT_EQ(r.non_finite, expected_nan(NoiseSource(8, NoiseStage::kPredict), 2, 300));
+  EXPECT_GT(r.non_finite, 0);
+  EXPECT_EQ(r.prediction, kAbstain);
 }
 
 }  // namespace

@@ -49,6 +49,13 @@ class CoinModel : public model::BaseModel {
   std::int64_t k_;
 };
 
+// Always votes for `cls`, but every logit is NaN: a broken model.
+class NanModel : public ConstantModel {
+ public:
+  using ConstantModel::ConstantModel;
+  at::Tensor logits(const at::Tensor& x) override { return ConstantModel::logits(x).fill_(NAN); }
+};
+
 Example example(std::int64_t idx, std::int64_t label, float value = 0.5f) {
   return {idx, label, torch::full({1, 4, 4}, value)};
 }
@@ -190,6 +197,55 @@ TEST(EstimateSigmaTest, MajorityVote) {
   EXPECT_EQ(v.sigma_index, 1);
   EXPECT_EQ(v.votes, (Counts{0, 32, 0}));
   EXPECT_THROW(estimate_sigma_example(estimator, example(0, 0), 1.0, 32, 16, 0, 4), ModelError);
+}
+
+TEST(NonFiniteTest, DualAbstainsWhenTheEstimatorOrTheClassifierIsNotFinite) {
+  ConstantModel estimator(3, 1);
+  NanModel broken_estimator(3, 1);
+  ConstantModel classifier(10, 7);
+  NanModel broken_classifier(10, 7);
+  const DualSettings ds{settings(), 1.0, 0.0005, 0.0005};
+  const CertifyRecord e = dual_certify_example(broken_estimator, ClassifierPool(3, &classifier), example(3, 7), ds);
+  EXPECT_EQ(e.non_finite, 550);  // n0 + n estimator copies; stage 2 never runs
+  EXPECT_EQ(e.prediction, kAbstain);
+  EXPECT_EQ(e.radius, 0.0);
+  const CertifyRecord c = dual_certify_example(estimator, ClassifierPool(3, &broken_classifier), example(3, 7), ds);
+  EXPECT_EQ(c.non_finite, 550);  // the classifier's copies at the chosen sigma
+  EXPECT_EQ(c.prediction, kAbstain);
+  EXPECT_EQ(c.radius, 0.0);
+  const PredictRecord p = dual_predict_example(estimator, ClassifierPool(3, &broken_classifier), example(3, 7), ds);
+  EXPECT_EQ(p.non_finite, 500);
+  EXPECT_EQ(p.prediction, kAbstain);
+}
+
+TEST(NonFiniteTest, MultiscaleAbstainsAtTheFirstStageWithNonFiniteCopies) {
+  ConstantModel good(10, 4);
+  NanModel broken(10, 4);
+  // The largest sigma is tried first: a broken expert there ends the cascade at once.
+  const ClassifierPool pool = {&good, &good, &broken};
+  const CertifyRecord r = multiscale_certify_example(pool, example(1, 4), settings(), 0.001, AlphaSplit::kBonferroni);
+  EXPECT_EQ(r.non_finite, 550);
+  EXPECT_EQ(r.prediction, kAbstain);
+  EXPECT_EQ(r.sigma_index, kAbstain);
+  const PredictRecord p = multiscale_predict_example(pool, example(1, 4), settings(), 0.001, AlphaSplit::kBonferroni);
+  EXPECT_EQ(p.non_finite, 500);
+  EXPECT_EQ(p.prediction, kAbstain);
+  // The same pool without the broken expert certifies.
+  const ClassifierPool fine = {&good, &good, &good};
+  EXPECT_EQ(multiscale_certify_example(fine, example(1, 4), settings(), 0.001, AlphaSplit::kBonferroni).prediction, 4);
+}
+
+TEST(NonFiniteTest, LabelsAreZeroWhereCopiesAreNotFinite) {
+  ConstantModel good(10, 4);
+  NanModel broken(10, 4);
+  const ClassifierPool pool = {&good, &broken, &good};
+  const LabelRow row = label_example(pool, example(1, 4), settings(), 0.001);
+  EXPECT_EQ(row.non_finite, (std::vector<std::int64_t>{0, 500, 0}));
+  EXPECT_GT(row.radii[0], 0.0);
+  EXPECT_EQ(row.radii[1], 0.0);
+  EXPECT_GT(row.radii[2], 0.0);
+  const SigmaVote vote = estimate_sigma_example(broken, example(1, 4), 1.0, 32, 16, 3, 10);
+  EXPECT_EQ(vote.non_finite, 32);
 }
 
 }  // namespace
