@@ -416,7 +416,9 @@ int cmd_train_estimator(const Invocation& inv) {
       ("epochs", po::value<long long>(), "training epochs")
       ("lr", po::value<double>(), "AdamW learning rate");
   return run_simple(inv, "--config CONFIG --out DIR [overrides]",
-                    "dualrs train-estimator -c configs/mnist_dual.json -o runs/estimator --labels runs/labels/labels.h5",
+                    "dualrs train-estimator -c configs/mnist_dual.json -o runs/estimator --labels runs/labels/labels.h5\n"
+                    "  mpirun -np 2 dualrs train-estimator -c ... (data-parallel: /train_estimator/batch_size is the "
+                    "global batch, split over the ranks)",
                     "output folder: estimator.pt, estimator.json, train_log.csv (re-running resumes)",
                     {{"labels", "/train_estimator/labels", T::kString}, {"preset", "/train_estimator/preset", T::kString},
                      {"epochs", "/train_estimator/epochs", T::kInt}, {"lr", "/train_estimator/lr", T::kDouble}},
@@ -446,7 +448,9 @@ int cmd_finetune(const Invocation& inv) {
       ("checkpoint", po::value<std::string>(), "classifier to start from (overrides /model/checkpoint)")
       ("epochs", po::value<long long>(), "epochs (default 2)");
   return run_simple(inv, "--config CONFIG --out DIR [overrides]",
-                    "dualrs finetune -c configs/mnist_dual.json -o runs/ft --estimates runs/sigma/sigma_estimates.h5",
+                    "dualrs finetune -c configs/mnist_dual.json -o runs/ft --estimates runs/sigma/sigma_estimates.h5\n"
+                    "  mpirun -np 2 dualrs finetune -c ... (data-parallel: /finetune/batch_size is the global batch, "
+                    "split over the ranks)",
                     "output folder: model.pt, model.json, train_log.csv",
                     {{"estimates", "/finetune/estimates", T::kString}, {"checkpoint", "/model/checkpoint", T::kString},
                      {"epochs", "/finetune/epochs", T::kInt}},

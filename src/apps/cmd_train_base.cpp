@@ -101,17 +101,20 @@ int cmd_train_base(const Invocation& inv) {
       ("config,c", po::value<std::string>()->required(), "experiment config (JSON) with dataset, model, train_base")
       ("out,o", po::value<std::string>()->required(), "output folder: model.pt, model.json, train_log.csv")
       ("epochs", po::value<long long>(), "training epochs (default 6)")
-      ("batch-size", po::value<long long>(), "examples per optimizer step (default 128)")
+      ("batch-size", po::value<long long>(), "global batch: examples per optimizer step over all ranks; "
+                                                  "under mpirun -np K each rank takes a slice (default 128)")
       ("lr", po::value<double>(), "AdamW learning rate (default 1e-3)")
       ("sigma", po::value<double>(), "fixed training noise level (pixel units)")
       ("sigma-candidates", po::value<std::string>(), "comma list: per-example noise level drawn from these")
       ("split", po::value<std::string>(), "split to train on (default train)")
       ("end", po::value<long long>(), "train on the first END examples of the split")
-      ("seed", po::value<unsigned long long>(), "seed of shuffling and training noise (default 0)");
+      ("seed", po::value<unsigned long long>(), "seed of the initial weights, shuffling and training noise "
+                                                            "(default 0)");
   add_common_options(options);
   po::variables_map vm;
   if (!parse_args(inv, options, {}, vm, "--config CONFIG --out DIR [overrides]",
-                  "dualrs train-base -c configs/mnist.json -o runs/base --sigma-candidates 0.25,0.5,1.0 --epochs 6")) {
+                  "dualrs train-base -c configs/mnist.json -o runs/base --sigma-candidates 0.25,0.5,1.0 --epochs 6\n"
+                  "  mpirun -np 2 dualrs train-base -c configs/mnist.json -o runs/base   (data-parallel)")) {
     return 0;
   }
   const auto config = load_config(inv, vm["config"].as<std::string>(), [&] {

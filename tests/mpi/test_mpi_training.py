@@ -43,7 +43,7 @@ _root = tempfile.mkdtemp(prefix="dualrs_mpi_train_")
 _cache = {}
 
 
-def dualrs(np_, command, cfg, out, *flags):
+def dualrs(np_, command, cfg, out, *flags, check=True):
     """Runs `dualrs COMMAND -c CFG.json -o OUT [flags]` on np_ ranks (one rank: a plain process,
     the single-process path), the config written next to OUT; returns the CompletedProcess."""
     with open(out + ".json", "w") as f:
@@ -54,7 +54,7 @@ def dualrs(np_, command, cfg, out, *flags):
     launcher = [MPIEXEC, "-np", str(np_), "--oversubscribe"] if np_ > 1 else []
     args = [BIN, command, "-c", out + ".json", "-o", out, *flags]
     proc = subprocess.run([*launcher, *args], capture_output=True, text=True, env=env, timeout=300)
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(launcher + args)}: exit code {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
 
@@ -227,6 +227,22 @@ class TwoRanksEqualOneRankTest(unittest.TestCase):
             self.assertTrue(torch.equal(a[name], b[name]), name)
         self.assertEqual([r["loss"] for r in log_rows(os.path.join(whole, "train_log.csv"))],
                          [r["loss"] for r in log_rows(os.path.join(part, "train_log.csv"))])
+
+
+class TrainingFaultsTest(unittest.TestCase):
+    def test_a_checkpoint_rank_zero_cannot_write_fails_every_rank_with_one_message(self):
+        out = os.path.join(_root, "blocked")
+        os.makedirs(os.path.join(out, "model.pt", "in_the_way"))  # rename onto a non-empty folder fails
+        cfg = base_config()
+        cfg["train_base"].update({"epochs": 2, "selection": {"split": "train", "end": 32}})
+        proc = dualrs(2, "train-base", cfg, out, "-q", check=False)
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        lines = [l for l in proc.stderr.splitlines() if l.startswith("dualrs train-base:")]
+        self.assertEqual(len(lines), 1, proc.stderr)
+        self.assertIn("cannot publish checkpoint", lines[0])
+        self.assertIn(os.path.join(out, "model.pt"), lines[0])
+        self.assertFalse(os.path.exists(os.path.join(out, "model.json")))
+        self.assertTrue(os.path.isdir(os.path.join(out, "model.pt", "in_the_way")))  # nothing else damaged
 
 
 if __name__ == "__main__":

@@ -43,6 +43,13 @@ ncclRedOp_t to_nccl(ReduceOp op) {
 
 bool nccl_built() { return true; }
 
+NcclVersions nccl_versions() {
+  NcclVersions v;
+  v.header = NCCL_VERSION_CODE;
+  check(ncclGetVersion(&v.runtime), "ncclGetVersion");
+  return v;
+}
+
 struct NcclCommunicator::Impl {
   ncclComm_t comm = nullptr;
   int rank = 0;
@@ -55,13 +62,12 @@ NcclCommunicator::NcclCommunicator(Communicator& bootstrap, int device) : impl_(
   impl_->rank = bootstrap.rank();
   impl_->size = bootstrap.size();
   impl_->device = device;
-  impl_->versions.header = NCCL_VERSION_CODE;
   // Every step can fail on one rank only (no device, a driver problem): each rank first does
   // what it can alone and the ranks agree before the collective ncclCommInitRank.
   ncclUniqueId id{};
   std::exception_ptr local;
   try {
-    check(ncclGetVersion(&impl_->versions.runtime), "ncclGetVersion");
+    impl_->versions = nccl_versions();
     int devices = 0;
     check_cuda(cudaGetDeviceCount(&devices), "cudaGetDeviceCount");
     DUALRS_CHECK(device >= 0 && device < devices, CommError, "rank ", impl_->rank, " was given CUDA device ", device,

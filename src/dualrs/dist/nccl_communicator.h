@@ -47,6 +47,11 @@ struct NcclVersions {
 /// Whether this build has NCCL (false: the stub is linked and NcclCommunicator throws).
 bool nccl_built();
 
+/// The header version this build was compiled against and the runtime version of the loaded
+/// libnccl (ncclGetVersion; needs no GPU). Both 0 in a build without NCCL.
+/// \throws CommError when ncclGetVersion fails.
+NcclVersions nccl_versions();
+
 /// A communicator over CUDA device buffers: one rank per GPU. Collectives are enqueued on
 /// the stream passed in and return before they complete (order later work on that stream,
 /// or synchronise it, before reading the result on the host). Every rank must call the

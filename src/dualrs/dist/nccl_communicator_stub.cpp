@@ -9,6 +9,8 @@ namespace dualrs::dist {
 
 bool nccl_built() { return false; }
 
+NcclVersions nccl_versions() { return {}; }
+
 struct NcclCommunicator::Impl {};
 
 NcclCommunicator::NcclCommunicator(Communicator&, int) {
