@@ -166,95 +166,98 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
   });
 }
 
-namespace {
-void train_estimator_on_this_rank(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  // Every rank trains (data-parallel, dualrs/train/data_parallel.h); rank 0 writes the outputs.
   const Verbosity verbosity = ctx.verbosity;
-  const DualConfig dual = config.dual();
+  DualConfig dual;
   std::string labels_path, init_checkpoint;
-  const train::EstimatorTrainConfig train_config = estimator_train_config(config, dual, &labels_path, &init_checkpoint);
-  const io::LabelSet labels = io::read_labels(labels_path);
-  check_labels_match(labels, labels_path, config, dual);
-  const auto s = labels.num_sigmas();
+  train::EstimatorTrainConfig train_config;
   train::EstimatorTrainingSet set;
-  set.sigma_candidates = labels.sigma_candidates;
-  set.radius_cap = train::label_radius_cap(labels.sigma_candidates.back(), labels.n, labels.alpha);
-  for (std::int64_t i = 0; i < labels.size(); ++i) {
-    if (labels.best[static_cast<std::size_t>(i)] < 0) continue;  // all radii 0: dropped (METHOD.md §5)
-    set.idx.push_back(labels.idx[static_cast<std::size_t>(i)]);
-    set.best.push_back(labels.best[static_cast<std::size_t>(i)]);
-    set.weight_e.push_back(train_config.rebalance ? labels.weight_e[static_cast<std::size_t>(i)] : 1.0);
-    for (std::int64_t j = 0; j < s; ++j) set.radii.push_back(labels.radii[static_cast<std::size_t>(i * s + j)]);
-  }
-  if (set.idx.empty()) {
-    DUALRS_THROW(DataError, "labels file ", labels_path, ": every row has radius 0 at every sigma, nothing to train on "
-                 "(is the base classifier trained? is the split right?)");
-  }
-  if (dual.estimator.arch.empty()) {
-    throw ConfigError(config.source(), "/dual/estimator/arch", "train-estimator trains a native architecture; set it");
-  }
-  const DataSelection data{data::load_dataset(config.dataset()), {}};
-  auto estimator = model::make_native_model(dual.estimator.arch, s);
-
+  std::optional<DataSelection> data;
+  std::unique_ptr<model::BaseModel> estimator;
   const fs::path dir(out_dir);
-  io::ensure_directory(out_dir);
   const std::string checkpoint = (dir / "estimator.pt").string();
   const std::string optimizer = (dir / "optimizer.pt").string();
   const std::string state_path = (dir / "train_state.json").string();
-  json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
-                   {"dual", to_json(dual)}, {"train_estimator", estimator_train_json(train_config, init_checkpoint)},
-                   {"labels", {{"path", labels_path}, {"config_sha256", labels.provenance.value("config_sha256", "")}}}};
-  io::Provenance provenance = stage_provenance("dualrs.estimator", "train-estimator", resolved, train_config.seed, 0);
-
-  // Resume from the last finished epoch when the state matches this exact configuration.
+  io::Provenance provenance;
   std::int64_t first_epoch = 1;
   std::string log = "epoch,loss,ce,consistency,train_selection_accuracy,val_selection_accuracy,lr,seconds\n";
-  if (fs::exists(state_path) && fs::exists(checkpoint)) {
-    const json state = read_json_file(state_path);
-    if (state.value("config_sha256", "") == provenance.config_sha256) {
+  ctx.agreed([&] {
+    dual = config.dual();
+    train_config = estimator_train_config(config, dual, &labels_path, &init_checkpoint);
+    const io::LabelSet labels = io::read_labels(labels_path);
+    check_labels_match(labels, labels_path, config, dual);
+    const auto s = labels.num_sigmas();
+    set.sigma_candidates = labels.sigma_candidates;
+    set.radius_cap = train::label_radius_cap(labels.sigma_candidates.back(), labels.n, labels.alpha);
+    for (std::int64_t i = 0; i < labels.size(); ++i) {
+      if (labels.best[static_cast<std::size_t>(i)] < 0) continue;  // all radii 0: dropped (METHOD.md §5)
+      set.idx.push_back(labels.idx[static_cast<std::size_t>(i)]);
+      set.best.push_back(labels.best[static_cast<std::size_t>(i)]);
+      set.weight_e.push_back(train_config.rebalance ? labels.weight_e[static_cast<std::size_t>(i)] : 1.0);
+      for (std::int64_t j = 0; j < s; ++j) set.radii.push_back(labels.radii[static_cast<std::size_t>(i * s + j)]);
+    }
+    if (set.idx.empty()) {
+      DUALRS_THROW(DataError, "labels file ", labels_path, ": every row has radius 0 at every sigma, nothing to train on "
+                   "(is the base classifier trained? is the split right?)");
+    }
+    if (dual.estimator.arch.empty()) {
+      throw ConfigError(config.source(), "/dual/estimator/arch", "train-estimator trains a native architecture; set it");
+    }
+    data.emplace(DataSelection{data::load_dataset(config.dataset()), {}});
+    torch::manual_seed(train_config.seed);  // fresh weights from the config's seed (see train-base)
+    estimator = model::make_native_model(dual.estimator.arch, s);
+    if (ctx.is_root()) io::ensure_directory(out_dir);
+    json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
+                     {"dual", to_json(dual)}, {"train_estimator", estimator_train_json(train_config, init_checkpoint)},
+                     {"labels", {{"path", labels_path}, {"config_sha256", labels.provenance.value("config_sha256", "")}}}};
+    provenance = stage_provenance("dualrs.estimator", "train-estimator", resolved, train_config.seed, 0);
+    record_world(ctx, provenance);
+    // Resume from the last finished epoch when the state matches this exact configuration.
+    // Rank 0 decides; every rank then loads the same checkpoint (and, in the trainer, the same
+    // optimizer state), and the trainer broadcasts rank 0's weights.
+    if (ctx.is_root() && fs::exists(state_path) && fs::exists(checkpoint)) {
+      const json state = read_json_file(state_path);
+      if (state.value("config_sha256", "") == provenance.config_sha256) {
+        first_epoch = state.value("epoch", 0) + 1;
+        log = state.value("log", log);
+      }
+    }
+  });
+  ctx.agreed([&] {
+    ctx.comm.broadcast(&first_epoch, sizeof first_epoch, 0);
+    ctx.comm.broadcast(log, 0);
+    if (first_epoch > 1) {
       model::load_checkpoint(*estimator, checkpoint);
-      first_epoch = state.value("epoch", 0) + 1;
-      log = state.value("log", log);
-      if (verbosity != Verbosity::kQuiet) std::fprintf(stderr, "train-estimator: resuming after epoch %lld\n", static_cast<long long>(first_epoch - 1));
+      say(ctx, "train-estimator: resuming after epoch %lld", static_cast<long long>(first_epoch - 1));
     }
-  }
-  if (first_epoch == 1 && !init_checkpoint.empty()) {
-    // Feature layers from the noise-trained classifier; the |Σ|-unit output layer stays fresh.
-    auto classifier = model::make_native_model(dual.estimator.arch, config.model().num_classes);
-    model::load_checkpoint(*classifier, init_checkpoint);
-    const std::int64_t copied = model::copy_matching_weights(*estimator, *classifier);
-    if (verbosity != Verbosity::kQuiet) {
-      std::fprintf(stderr, "train-estimator: %lld tensors initialised from %s\n", static_cast<long long>(copied),
-                   init_checkpoint.c_str());
-    }
-  }
+  });
   auto on_epoch = [&](const train::EstimatorEpochStats& e) {
     char line[320];
     std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.6f,%.6f,%.6g,%.3f\n", static_cast<long long>(e.epoch), e.loss,
                   e.ce, e.consistency, e.train_selection_accuracy, e.val_selection_accuracy, e.lr, e.seconds);
+    if (!ctx.is_root()) return;
     model::save_checkpoint(*estimator, checkpoint);
     write_epoch_log((dir / "train_log.csv").string(), log, line);
     io::write_file_atomic(state_path, json({{"epoch", e.epoch}, {"config_sha256", provenance.config_sha256}, {"log", log}}).dump(2) + "\n");
-    if (verbosity != Verbosity::kQuiet) {
-      std::fprintf(stderr, "train-estimator: epoch %lld/%lld loss %.4f sigma-selection accuracy train %.3f val %.3f (%.1fs)\n",
-                   static_cast<long long>(e.epoch), static_cast<long long>(train_config.epochs), e.loss,
-                   e.train_selection_accuracy, e.val_selection_accuracy, e.seconds);
-    }
+    say(ctx, "train-estimator: epoch %lld/%lld loss %.4f sigma-selection accuracy train %.3f val %.3f (%.1fs)",
+        static_cast<long long>(e.epoch), static_cast<long long>(train_config.epochs), e.loss, e.train_selection_accuracy,
+        e.val_selection_accuracy, e.seconds);
   };
   if (first_epoch <= train_config.epochs) {
-    train::train_estimator(*estimator, data.dataset, set, train_config, first_epoch, optimizer, on_epoch, verbosity);
+    ctx.agreed([&] {
+      train::train_estimator(*estimator, data->dataset, set, train_config, first_epoch, optimizer, train_context(ctx),
+                             on_epoch, verbosity);
+    });
   }
-  provenance.finished_utc = io::utc_now();
-  io::write_file_atomic((dir / "estimator.json").string(),
-                        json({{"arch", dual.estimator.arch}, {"num_classes", s}, {"sigma_candidates", dual.sigma_candidates},
-                              {"sigma_e", dual.sigma_e}, {"checkpoint", "estimator.pt"}, {"examples", set.idx.size()},
-                              {"provenance", io::to_json(provenance)}}).dump(2) + "\n");
-}
-
-}  // namespace
-
-void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
-  // Data-parallel training is issue 4 item 4; until then rank 0 trains while the others wait.
-  ctx.on_root([&] { train_estimator_on_this_rank(ctx, config, out_dir); });
+  ctx.on_root([&] {
+    provenance.finished_utc = io::utc_now();
+    io::write_file_atomic((dir / "estimator.json").string(),
+                          json({{"arch", dual.estimator.arch}, {"num_classes", set.sigma_candidates.size()},
+                                {"sigma_candidates", dual.sigma_candidates}, {"sigma_e", dual.sigma_e},
+                                {"checkpoint", "estimator.pt"}, {"examples", set.idx.size()},
+                                {"provenance", io::to_json(provenance)}}).dump(2) + "\n");
+  });
 }
 
 void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
@@ -307,56 +310,62 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
   run_sharded_stage(ctx, out_dir, stage);
 }
 
-namespace {
-void finetune_on_this_rank(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  // Every rank trains (data-parallel, dualrs/train/data_parallel.h); rank 0 writes the outputs.
   const Verbosity verbosity = ctx.verbosity;
-  const DualConfig dual = config.dual();
-  const FinetuneConfig ft = config.finetune();
-  const io::SigmaEstimates estimates = io::read_sigma_estimates(ft.estimates);
-  if (estimates.sigma_candidates != dual.sigma_candidates) {
-    throw ConfigError(config.source(), "/dual/sigma_candidates",
-                      "sigma estimates " + ft.estimates + " were made with sigma_candidates " +
-                          join_sigmas(estimates.sigma_candidates) + " but the config has " + join_sigmas(dual.sigma_candidates));
-  }
-  const data::ImageDataset dataset = data::load_dataset(config.dataset());
-  auto model = load_classifier(config, dataset.num_classes(), ctx.world);
+  DualConfig dual;
+  FinetuneConfig ft;
+  io::SigmaEstimates estimates;
+  std::optional<data::ImageDataset> dataset;
+  std::unique_ptr<model::BaseModel> model;
   std::vector<double> sigma;
-  for (auto i : estimates.sigma_index) sigma.push_back(dual.sigma_candidates.at(static_cast<std::size_t>(i)));
   TrainBaseConfig train;
-  train.epochs = ft.epochs;
-  train.batch_size = ft.batch_size;
-  train.lr = ft.lr;
-  train.weight_decay = ft.weight_decay;
-  train.seed = ft.seed;
   const fs::path dir(out_dir);
-  io::ensure_directory(out_dir);
   const std::string checkpoint = (dir / "model.pt").string();
+  ctx.agreed([&] {
+    dual = config.dual();
+    ft = config.finetune();
+    estimates = io::read_sigma_estimates(ft.estimates);
+    if (estimates.sigma_candidates != dual.sigma_candidates) {
+      throw ConfigError(config.source(), "/dual/sigma_candidates",
+                        "sigma estimates " + ft.estimates + " were made with sigma_candidates " +
+                            join_sigmas(estimates.sigma_candidates) + " but the config has " + join_sigmas(dual.sigma_candidates));
+    }
+    dataset = data::load_dataset(config.dataset());
+    model = load_classifier(config, dataset->num_classes(), ctx.world);
+    for (auto i : estimates.sigma_index) sigma.push_back(dual.sigma_candidates.at(static_cast<std::size_t>(i)));
+    train.epochs = ft.epochs;
+    train.batch_size = ft.batch_size;
+    train.lr = ft.lr;
+    train.weight_decay = ft.weight_decay;
+    train.seed = ft.seed;
+    if (ctx.is_root()) io::ensure_directory(out_dir);
+  });
   std::string log = "epoch,loss,accuracy,lr,seconds\n";
   auto on_epoch = [&](const train::EpochStats& e) {
     char line[256];
     std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.3f\n", static_cast<long long>(e.epoch), e.loss, e.accuracy, e.lr, e.seconds);
+    if (!ctx.is_root()) return;
     model::save_checkpoint(*model, checkpoint);
     write_epoch_log((dir / "train_log.csv").string(), log, line);
-    if (verbosity != Verbosity::kQuiet) {
-      std::fprintf(stderr, "finetune: epoch %lld/%lld loss %.4f noisy accuracy %.4f (%.1fs)\n", static_cast<long long>(e.epoch),
-                   static_cast<long long>(ft.epochs), e.loss, e.accuracy, e.seconds);
-    }
+    say(ctx, "finetune: epoch %lld/%lld loss %.4f noisy accuracy %.4f (%.1fs)", static_cast<long long>(e.epoch),
+        static_cast<long long>(ft.epochs), e.loss, e.accuracy, e.seconds);
   };
-  with_source(config, [&] { train::finetune_classifier(*model, dataset, estimates.idx, sigma, train, on_epoch, verbosity); });
-  json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
-                   {"model", to_json(config.model())}, {"dual", to_json(dual)}, {"finetune", to_json(ft)}};
-  io::Provenance provenance = stage_provenance("dualrs.finetune", "finetune", resolved, ft.seed, 0);
-  provenance.finished_utc = io::utc_now();
-  io::write_file_atomic((dir / "model.json").string(),
-                        json({{"arch", config.model().arch}, {"num_classes", dataset.num_classes()}, {"checkpoint", "model.pt"},
-                              {"examples", estimates.idx.size()}, {"provenance", io::to_json(provenance)}}).dump(2) + "\n");
-}
-
-}  // namespace
-
-void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
-  // Data-parallel training is issue 4 item 4; until then rank 0 trains while the others wait.
-  ctx.on_root([&] { finetune_on_this_rank(ctx, config, out_dir); });
+  ctx.agreed([&] {
+    with_source(config, [&] {
+      train::finetune_classifier(*model, *dataset, estimates.idx, sigma, train, train_context(ctx), on_epoch, verbosity);
+    });
+  });
+  ctx.on_root([&] {
+    json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
+                     {"model", to_json(config.model())}, {"dual", to_json(dual)}, {"finetune", to_json(ft)}};
+    io::Provenance provenance = stage_provenance("dualrs.finetune", "finetune", resolved, ft.seed, 0);
+    record_world(ctx, provenance);
+    provenance.finished_utc = io::utc_now();
+    io::write_file_atomic((dir / "model.json").string(),
+                          json({{"arch", config.model().arch}, {"num_classes", dataset->num_classes()}, {"checkpoint", "model.pt"},
+                                {"examples", estimates.idx.size()}, {"provenance", io::to_json(provenance)}}).dump(2) + "\n");
+  });
 }
 
 namespace {
@@ -412,7 +421,9 @@ int cmd_train_estimator(const Invocation& inv) {
       ("epochs", po::value<long long>(), "training epochs")
       ("lr", po::value<double>(), "AdamW learning rate");
   return run_simple(inv, "--config CONFIG --out DIR [overrides]",
-                    "dualrs train-estimator -c configs/mnist_dual.json -o runs/estimator --labels runs/labels/labels.h5",
+                    "dualrs train-estimator -c configs/mnist_dual.json -o runs/estimator --labels runs/labels/labels.h5\n"
+                    "  mpirun -np 2 dualrs train-estimator -c ... (data-parallel: /train_estimator/batch_size is the "
+                    "global batch, split over the ranks)",
                     "output folder: estimator.pt, estimator.json, train_log.csv (re-running resumes)",
                     {{"labels", "/train_estimator/labels", T::kString},
                      {"init-checkpoint", "/train_estimator/init_checkpoint", T::kString}, {"preset", "/train_estimator/preset", T::kString},
@@ -443,7 +454,9 @@ int cmd_finetune(const Invocation& inv) {
       ("checkpoint", po::value<std::string>(), "classifier to start from (overrides /model/checkpoint)")
       ("epochs", po::value<long long>(), "epochs (default 2)");
   return run_simple(inv, "--config CONFIG --out DIR [overrides]",
-                    "dualrs finetune -c configs/mnist_dual.json -o runs/ft --estimates runs/sigma/sigma_estimates.h5",
+                    "dualrs finetune -c configs/mnist_dual.json -o runs/ft --estimates runs/sigma/sigma_estimates.h5\n"
+                    "  mpirun -np 2 dualrs finetune -c ... (data-parallel: /finetune/batch_size is the global batch, "
+                    "split over the ranks)",
                     "output folder: model.pt, model.json, train_log.csv",
                     {{"estimates", "/finetune/estimates", T::kString}, {"checkpoint", "/model/checkpoint", T::kString},
                      {"epochs", "/finetune/epochs", T::kInt}},

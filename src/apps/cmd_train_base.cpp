@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <optional>
 
 #include "common.h"
 #include "dualrs/core/error.h"
@@ -12,36 +14,52 @@
 #include "dualrs/io/provenance.h"
 #include "dualrs/model/base_model.h"
 #include "dualrs/train/train_base.h"
+#include "sharded_stage.h"
+#include "stage_support.h"
 
 namespace dualrs::app {
 
 namespace {
-void train_base_on_this_rank(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity) {
-  const TrainBaseConfig train = config.train_base();
-  const ModelConfig model_config = config.model();
-  try {
-    train::validate(train);
-  } catch (const ConfigError& e) {
-    throw ConfigError(config.source(), e.issues());
-  }
-  if (model_config.arch.empty()) {
-    throw ConfigError(config.source(), "/model/arch", "train-base trains a native architecture; set /model/arch");
-  }
-  const DatasetConfig dataset_config = config.dataset();
-  const data::ImageDataset dataset = data::load_dataset(dataset_config);
-  const auto indices =
-      data::select_indices(dataset_config, dataset.size(), train.selection, config.source(), "/train_base/selection");
-  auto model = model::make_native_model(model_config.arch, model_config.num_classes);
-  io::ensure_directory(out_dir);
+// Every rank trains (data-parallel, dualrs/train/data_parallel.h); rank 0 writes the outputs.
+void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  const Verbosity verbosity = ctx.verbosity;
+  TrainBaseConfig train;
+  ModelConfig model_config;
+  DatasetConfig dataset_config;
+  std::optional<data::ImageDataset> dataset;
+  std::vector<std::int64_t> indices;
+  std::unique_ptr<model::BaseModel> model;
   const std::filesystem::path dir(out_dir);
   const std::string checkpoint = (dir / "model.pt").string();
-
-  nlohmann::json resolved = {{"name", config.doc().value("name", "")},
-                             {"dataset", to_json(dataset_config)},
-                             {"model", to_json(model_config)},
-                             {"train_base", to_json(train)}};
-  io::Provenance provenance = io::make_provenance("dualrs.train_base", "train-base", resolved, train.seed, 0);
-  provenance.library_versions += "; torch " + std::string(TORCH_VERSION);
+  io::Provenance provenance;
+  ctx.agreed([&] {
+    train = config.train_base();
+    model_config = config.model();
+    try {
+      train::validate(train);
+    } catch (const ConfigError& e) {
+      throw ConfigError(config.source(), e.issues());
+    }
+    if (model_config.arch.empty()) {
+      throw ConfigError(config.source(), "/model/arch", "train-base trains a native architecture; set /model/arch");
+    }
+    dataset_config = config.dataset();
+    dataset = data::load_dataset(dataset_config);
+    indices = data::select_indices(dataset_config, dataset->size(), train.selection, config.source(),
+                                   "/train_base/selection");
+    // Fresh weights from the config's seed: LibTorch seeds its default generator
+    // nondeterministically, which made every run start elsewhere.
+    torch::manual_seed(train.seed);
+    model = model::make_native_model(model_config.arch, model_config.num_classes);
+    if (ctx.is_root()) io::ensure_directory(out_dir);
+    nlohmann::json resolved = {{"name", config.doc().value("name", "")},
+                               {"dataset", to_json(dataset_config)},
+                               {"model", to_json(model_config)},
+                               {"train_base", to_json(train)}};
+    provenance = io::make_provenance("dualrs.train_base", "train-base", resolved, train.seed, 0);
+    provenance.library_versions += "; torch " + std::string(TORCH_VERSION);
+    record_world(ctx, provenance);
+  });
 
   std::string log = "epoch,loss,accuracy,lr,seconds\n";
   nlohmann::json history = nlohmann::json::array();
@@ -51,29 +69,29 @@ void train_base_on_this_rank(const ExperimentConfig& config, const std::string& 
                   s.lr, s.seconds);
     log += line;
     history.push_back({{"epoch", s.epoch}, {"loss", s.loss}, {"accuracy", s.accuracy}, {"lr", s.lr}, {"seconds", s.seconds}});
+    if (!ctx.is_root()) return;
     // A checkpoint and the log after every epoch, each published atomically.
     model::save_checkpoint(*model, checkpoint);
     io::write_file_atomic((dir / "train_log.csv").string(), log);
-    if (verbosity != Verbosity::kQuiet) {
-      std::fprintf(stderr, "train-base: epoch %lld/%lld loss %.4f noisy-train accuracy %.4f (%.1fs)\n",
-                   static_cast<long long>(s.epoch), static_cast<long long>(train.epochs), s.loss, s.accuracy, s.seconds);
-    }
+    say(ctx, "train-base: epoch %lld/%lld loss %.4f noisy-train accuracy %.4f (%.1fs)", static_cast<long long>(s.epoch),
+        static_cast<long long>(train.epochs), s.loss, s.accuracy, s.seconds);
   };
-  train::train_base(*model, dataset, indices, train, on_epoch, verbosity);
-  provenance.finished_utc = io::utc_now();
-  nlohmann::json meta = {{"arch", model_config.arch},
-                         {"num_classes", model_config.num_classes},
-                         {"checkpoint", "model.pt"},
-                         {"examples", indices.size()},
-                         {"history", history},
-                         {"provenance", io::to_json(provenance)}};
-  io::write_file_atomic((dir / "model.json").string(), meta.dump(2) + "\n");
+  ctx.agreed([&] { train::train_base(*model, *dataset, indices, train, train_context(ctx), on_epoch, verbosity); });
+  ctx.on_root([&] {
+    provenance.finished_utc = io::utc_now();
+    nlohmann::json meta = {{"arch", model_config.arch},
+                           {"num_classes", model_config.num_classes},
+                           {"checkpoint", "model.pt"},
+                           {"examples", indices.size()},
+                           {"history", history},
+                           {"provenance", io::to_json(provenance)}};
+    io::write_file_atomic((dir / "model.json").string(), meta.dump(2) + "\n");
+  });
 }
 }  // namespace
 
 void run_train_base(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
-  // Data-parallel training is issue 4 item 4; until then rank 0 trains while the others wait.
-  ctx.on_root([&] { train_base_on_this_rank(config, out_dir, ctx.verbosity); });
+  train_base_on_every_rank(ctx, config, out_dir);
 }
 
 int cmd_train_base(const Invocation& inv) {
@@ -83,17 +101,20 @@ int cmd_train_base(const Invocation& inv) {
       ("config,c", po::value<std::string>()->required(), "experiment config (JSON) with dataset, model, train_base")
       ("out,o", po::value<std::string>()->required(), "output folder: model.pt, model.json, train_log.csv")
       ("epochs", po::value<long long>(), "training epochs (default 6)")
-      ("batch-size", po::value<long long>(), "examples per optimizer step (default 128)")
+      ("batch-size", po::value<long long>(), "global batch: examples per optimizer step over all ranks; "
+                                                  "under mpirun -np K each rank takes a slice (default 128)")
       ("lr", po::value<double>(), "AdamW learning rate (default 1e-3)")
       ("sigma", po::value<double>(), "fixed training noise level (pixel units)")
       ("sigma-candidates", po::value<std::string>(), "comma list: per-example noise level drawn from these")
       ("split", po::value<std::string>(), "split to train on (default train)")
       ("end", po::value<long long>(), "train on the first END examples of the split")
-      ("seed", po::value<unsigned long long>(), "seed of shuffling and training noise (default 0)");
+      ("seed", po::value<unsigned long long>(), "seed of the initial weights, shuffling and training noise "
+                                                            "(default 0)");
   add_common_options(options);
   po::variables_map vm;
   if (!parse_args(inv, options, {}, vm, "--config CONFIG --out DIR [overrides]",
-                  "dualrs train-base -c configs/mnist.json -o runs/base --sigma-candidates 0.25,0.5,1.0 --epochs 6")) {
+                  "dualrs train-base -c configs/mnist.json -o runs/base --sigma-candidates 0.25,0.5,1.0 --epochs 6\n"
+                  "  mpirun -np 2 dualrs train-base -c configs/mnist.json -o runs/base   (data-parallel)")) {
     return 0;
   }
   const auto config = load_config(inv, vm["config"].as<std::string>(), [&] {

@@ -19,6 +19,7 @@
 #include "dualrs/config.h"
 #include "dualrs/core/error.h"
 #include "dualrs/dist/mpi_communicator.h"
+#include "dualrs/dist/nccl_communicator.h"
 #include "dualrs/dist/shard_runner.h"
 #include "dualrs/dist/stop_signal.h"
 
@@ -106,7 +107,14 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (std::string(argv[1]) == "--version") {
-    if (world.is_root()) std::cout << "dualrs " << DUALRS_VERSION << " (" << DUALRS_GIT_REVISION << ")\n";
+    if (world.is_root()) {
+      std::cout << "dualrs " << DUALRS_VERSION << " (" << DUALRS_GIT_REVISION << ")\n";
+      // The NCCL data-parallel training on GPUs would use: a runtime other than the header's
+      // (e.g. LibTorch's own NCCL loaded first) is worth a warning.
+      const dist::NcclVersions nccl = dist::nccl_versions();
+      std::cout << (dist::nccl_built() ? nccl.describe() : std::string("NCCL: not built (DUALRS_WITH_NCCL=OFF or not found)"))
+                << "\n";
+    }
     return 0;
   }
   const std::string name = argv[1];

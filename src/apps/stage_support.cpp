@@ -80,4 +80,6 @@ std::unique_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
   return estimator;
 }
 
+train::TrainContext train_context(StageContext& ctx) { return {ctx.comm, nullptr, ctx.describe}; }
+
 }  // namespace dualrs::app

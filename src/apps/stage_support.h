@@ -16,6 +16,8 @@
 #include "dualrs/model/base_model.h"
 #include "dualrs/smooth/certify.h"
 #include "dualrs/smooth/dual.h"
+#include "dualrs/train/data_parallel.h"
+#include "stage_context.h"
 
 namespace dualrs::app {
 
@@ -51,6 +53,11 @@ std::unique_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config
 /// The Dual RS estimator (|Σ| outputs). \throws ConfigError when /dual/estimator is missing.
 std::unique_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config, const DualConfig& dual,
                                                  const dist::World& world);
+
+/// What the trainers run with: the job's communicator (MPI under mpirun, else a single
+/// process) and its error wording. No NCCL communicator: the native trainers train on the
+/// CPU (native models load there), so gradients are reduced with MPI.
+train::TrainContext train_context(StageContext& ctx);
 
 /// Re-throws a ConfigError from a validator with the config's file as its source.
 template <typename Fn>

@@ -49,12 +49,16 @@ class AgreedFailure : public Error {
 /// AgreedFailure on every rank.
 void agree_on_failures(Communicator& comm, std::exception_ptr local, const DescribeFn& describe);
 
-/// Runs `phase` on this rank and agrees on the outcome (see agree_on_failures).
+/// Runs `phase` on this rank and agrees on the outcome (see agree_on_failures). An
+/// AgreedFailure from inside `phase` (a nested agreement, e.g. a training step) is already
+/// agreed and thrown on every rank, so it passes through unchanged on every rank.
 template <typename Fn>
 void agreed(Communicator& comm, const DescribeFn& describe, Fn&& phase) {
   std::exception_ptr local;
   try {
     phase();
+  } catch (const AgreedFailure&) {
+    throw;
   } catch (...) {
     local = std::current_exception();
   }

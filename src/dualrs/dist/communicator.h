@@ -13,9 +13,9 @@
 ///  - notices: tiny point-to-point messages (stop requests, progress counts) that the
 ///    sender never waits for and the receiver polls at its own pace; see post() / poll().
 ///
-/// This layer has no Torch: buffers are raw pointers. Data-parallel training (issue 4 item 4)
-/// adds float / device-buffer all-reduce here (marked below) with an NCCL implementation
-/// beside MpiCommunicator.
+/// This layer has no Torch: buffers are raw pointers. Data-parallel training reduces float
+/// gradient buckets in host memory here (all_reduce(float*, ...)); CUDA device buffers go
+/// through NcclCommunicator (dualrs/dist/nccl_communicator.h), bootstrapped over this one.
 
 #include <cstddef>
 #include <cstdint>
@@ -26,7 +26,12 @@
 namespace dualrs::dist {
 
 /// Reduction of an all-reduce, element-wise over ranks.
-enum class ReduceOp { kSum, kMax, kMin };
+enum class ReduceOp {
+  kSum,
+  kMax,
+  kMin,
+  kMean,  ///< sum / size(); float buffers only (MpiCommunicator refuses it for int64 and double)
+};
 
 /// What a notice says (see Communicator::post).
 enum class NoticeKind : std::int64_t {
@@ -60,8 +65,12 @@ class Communicator {
   /// every rank. \throws CommError.
   virtual void all_reduce(std::int64_t* data, std::size_t count, ReduceOp op) = 0;
   virtual void all_reduce(double* data, std::size_t count, ReduceOp op) = 0;
-  // Data-parallel training adds here: all_reduce(float*, ...) for CPU gradient buckets and
-  // a device-buffer variant implemented with NCCL (NcclCommunicator).
+  /// Float buffers in host memory (gradient buckets of data-parallel training), any
+  /// ReduceOp. Unlike the other collectives this one blocks in MPI (MPI_Allreduce) rather
+  /// than waiting politely: training steps keep the ranks in step, and large buckets then
+  /// progress at full speed. The result of kSum/kMean depends on the reduction order MPI
+  /// chooses (float addition is not associative). \throws CommError.
+  virtual void all_reduce(float* data, std::size_t count, ReduceOp op) = 0;
 
   /// Copies `bytes` bytes at `data` from `root` to every rank (same `bytes` everywhere).
   virtual void broadcast(void* data, std::size_t bytes, int root) = 0;
@@ -107,6 +116,7 @@ class SingleProcessCommunicator final : public Communicator {
   void barrier() override {}
   void all_reduce(std::int64_t*, std::size_t, ReduceOp) override {}
   void all_reduce(double*, std::size_t, ReduceOp) override {}
+  void all_reduce(float*, std::size_t, ReduceOp) override {}
   void broadcast(void*, std::size_t, int root) override;
   std::vector<std::int64_t> gather(std::int64_t value, int root) override;
   std::vector<double> gather(double value, int root) override;

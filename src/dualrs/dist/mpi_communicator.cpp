@@ -49,8 +49,9 @@ MPI_Op to_mpi(ReduceOp op) {
     case ReduceOp::kSum: return MPI_SUM;
     case ReduceOp::kMax: return MPI_MAX;
     case ReduceOp::kMin: return MPI_MIN;
+    case ReduceOp::kMean: break;  // MPI has no mean: only the float all-reduce offers it
   }
-  return MPI_SUM;
+  DUALRS_THROW(CommError, "all_reduce: ReduceOp::kMean is for float buffers only");
 }
 
 int checked_int(std::size_t n, const char* what) {
@@ -131,6 +132,17 @@ void MpiCommunicator::all_reduce(std::int64_t* data, std::size_t count, ReduceOp
 
 void MpiCommunicator::all_reduce(double* data, std::size_t count, ReduceOp op) {
   impl_->all_reduce(data, count, MPI_DOUBLE, op);
+}
+
+void MpiCommunicator::all_reduce(float* data, std::size_t count, ReduceOp op) {
+  const bool mean = op == ReduceOp::kMean;
+  check(MPI_Allreduce(MPI_IN_PLACE, data, checked_int(count, "all_reduce"), MPI_FLOAT, to_mpi(mean ? ReduceOp::kSum : op),
+                      impl_->comm),
+        "MPI_Allreduce");
+  if (mean && impl_->size > 1) {
+    const auto n = static_cast<float>(impl_->size);
+    for (std::size_t i = 0; i < count; ++i) data[i] /= n;
+  }
 }
 
 void MpiCommunicator::broadcast(void* data, std::size_t bytes, int root) {

@@ -31,6 +31,7 @@ class MpiCommunicator final : public Communicator {
   void barrier() override;
   void all_reduce(std::int64_t* data, std::size_t count, ReduceOp op) override;
   void all_reduce(double* data, std::size_t count, ReduceOp op) override;
+  void all_reduce(float* data, std::size_t count, ReduceOp op) override;
   void broadcast(void* data, std::size_t bytes, int root) override;
   std::vector<std::int64_t> gather(std::int64_t value, int root) override;
   std::vector<double> gather(double value, int root) override;

@@ -62,4 +62,18 @@ void NoiseSource::fill(float* out, std::int64_t numel, std::int64_t example, std
   }
 }
 
+std::uint32_t NoiseSource::uniform_index(std::int64_t example, std::uint32_t sigma_index, std::int64_t sample,
+                                         std::uint32_t bound) const {
+  if (example < 0 || example > 0xFFFFFFFFLL || sample < 0 || sample > 0xFFFFFFFFLL) {
+    throw std::out_of_range("NoiseSource::uniform_index: example or sample index outside the 32-bit counter");
+  }
+  if (bound == 0) throw std::invalid_argument("NoiseSource::uniform_index: bound must be >= 1");
+  using Philox = r123::Philox4x32_R<10>;
+  Philox philox;
+  const Philox::key_type key = {{key_[0], key_[1]}};
+  const Philox::ctr_type ctr = {{0u, static_cast<std::uint32_t>(sample), sigma_index, static_cast<std::uint32_t>(example)}};
+  const Philox::ctr_type r = philox(ctr, key);
+  return static_cast<std::uint32_t>((static_cast<std::uint64_t>(r[0]) * bound) >> 32);
+}
+
 }  // namespace dualrs

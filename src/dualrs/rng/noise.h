@@ -29,6 +29,14 @@ enum class NoiseStage : std::uint32_t {
   kEstimatorSelection = 6, ///< Dual RS: the estimator's n0 selection copies at σ_e
   kEstimatorEstimation = 7,///< Dual RS: the estimator's n estimation copies at σ_e
   kEstimatorPredict = 8,   ///< Dual RS PREDICT: the estimator's copies at σ_e
+  // Training augmentation: a function of (seed, epoch, example index) only, so data-parallel
+  // training on K ranks sees the noise of 1-rank training (sample = epoch - 1, or for the
+  // estimator's m copies (epoch - 1)·m + copy).
+  kTrainBase = 9,           ///< train-base: Gaussian augmentation of each example
+  kTrainSigmaChoice = 10,   ///< train-base with sigma_candidates: the σ an example gets in an epoch
+  kFinetune = 11,           ///< finetune: Gaussian augmentation at σ_c(x)
+  kTrainEstimator = 12,     ///< train-estimator: the m noisy copies at σ_e
+  kEstimatorValidation = 13,///< train-estimator: one copy per held-out example (sample 0)
 };
 
 /// Stateless generator of σ·z, z ~ N(0, 1), for any (example, sigma index, sample, element).
@@ -44,6 +52,13 @@ class NoiseSource {
   /// which saves a second pass over the batch.
   void fill(float* out, std::int64_t numel, std::int64_t example, std::uint32_t sigma_index,
             std::int64_t first_sample, std::int64_t count, float sigma, const float* offset = nullptr) const;
+
+  /// A uniform integer in [0, `bound`) for (example, sigma index, sample): the first 32-bit
+  /// word of the Philox block at element block 0, mapped by Lemire's multiply-shift (bias
+  /// below bound / 2^32). Use a stage of its own: fill() reads the same block.
+  /// \throws std::out_of_range as fill(), std::invalid_argument when bound is 0.
+  std::uint32_t uniform_index(std::int64_t example, std::uint32_t sigma_index, std::int64_t sample,
+                              std::uint32_t bound) const;
 
   std::uint64_t seed() const { return seed_; }
   NoiseStage stage() const { return stage_; }

@@ -7,6 +7,8 @@
 #include <filesystem>
 
 #include "dualrs/core/error.h"
+#include "dualrs/rng/noise.h"
+#include "dualrs/train/noise_augment.h"
 
 namespace dualrs::train {
 
@@ -67,35 +69,37 @@ RadiusWeight weight_mode(const std::string& name) {
   return RadiusWeight::kNone;
 }
 
-// Accuracy of the estimator's σ choice on one noisy copy per image, over `rows`.
-double selection_accuracy(model::BaseModel& estimator, const data::ImageDataset& dataset, const EstimatorTrainingSet& set,
-                          const std::vector<std::int64_t>& rows, double sigma_e, std::uint64_t seed) {
-  if (rows.empty()) return NAN;
+// Hits of the estimator's σ choice on one noisy copy per image (noise
+// NoiseSource(seed, kEstimatorValidation) at counter (idx, 0, 0), the same every epoch), over
+// this rank's slice of `rows`.
+std::int64_t selection_hits(model::BaseModel& estimator, const data::ImageDataset& dataset, const EstimatorTrainingSet& set,
+                            const std::vector<std::int64_t>& rows, RankSlice mine, double sigma_e, std::uint64_t seed) {
   torch::NoGradGuard no_grad;
   estimator.set_training(false);
-  auto generator = at::detail::createCPUGenerator(seed);
+  const NoiseSource noise(seed, NoiseStage::kEstimatorValidation);
   std::int64_t hits = 0;
-  for (std::size_t begin = 0; begin < rows.size(); begin += 256) {
-    const std::size_t end = std::min(rows.size(), begin + 256);
+  const auto end_all = static_cast<std::size_t>(mine.begin + mine.count);
+  for (auto begin = static_cast<std::size_t>(mine.begin); begin < end_all; begin += 256) {
+    const std::size_t end = std::min(end_all, begin + 256);
     std::vector<std::int64_t> idx;
     std::vector<std::int64_t> best;
     for (std::size_t r = begin; r < end; ++r) {
       idx.push_back(set.idx[static_cast<std::size_t>(rows[r])]);
       best.push_back(set.best[static_cast<std::size_t>(rows[r])]);
     }
-    at::Tensor x = dataset.batch(idx);
-    x = x + sigma_e * torch::randn(x.sizes(), generator);
+    const at::Tensor x = noisy_copies(dataset, idx, std::vector<float>(idx.size(), static_cast<float>(sigma_e)), 1, noise, 0);
     const at::Tensor pred = estimator.logits(x).argmax(1);
     hits += pred.eq(torch::tensor(best, torch::kInt64)).sum().item<std::int64_t>();
   }
-  return static_cast<double>(hits) / static_cast<double>(rows.size());
+  return hits;
 }
 }  // namespace
 
 std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, const data::ImageDataset& dataset,
                                                  const EstimatorTrainingSet& set, const EstimatorTrainConfig& config,
                                                  std::int64_t first_epoch, const std::string& optimizer_state,
-                                                 const EstimatorEpochCallback& on_epoch, Verbosity verbosity) {
+                                                 const TrainContext& context, const EstimatorEpochCallback& on_epoch,
+                                                 Verbosity verbosity) {
   validate(config);
   torch::nn::Module* module = estimator.module();
   DUALRS_CHECK(module != nullptr, ModelError, "estimator ", estimator.describe(), " is not trainable");
@@ -108,6 +112,9 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
   DUALRS_CHECK(n > 0, DataError, "no labelled examples to train the estimator on (every label radius is 0)");
   DUALRS_CHECK(static_cast<std::int64_t>(set.radii.size()) == n * s && static_cast<std::int64_t>(set.weight_e.size()) == n,
                DataError, "estimator training set: radii must be [N, |Σ|] and weight_e [N]");
+  DataParallel dp(*module, context);
+  dp.broadcast_parameters_and_buffers();  // after the caller loaded a checkpoint to resume from
+  if (!dp.is_root()) verbosity = Verbosity::kQuiet;
 
   // A fixed validation slice: the tail of a seeded permutation of the rows.
   std::vector<std::int64_t> train_rows, val_rows;
@@ -125,6 +132,7 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
 
   torch::optim::AdamW optimizer(module->parameters(),
                                 torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
+  // Every rank loads the same optimizer state, so the ranks' optimizers stay identical.
   if (!optimizer_state.empty() && first_epoch > 1 && std::filesystem::exists(optimizer_state)) {
     try {
       torch::load(optimizer, optimizer_state);
@@ -137,9 +145,11 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
   loss_config.eta = config.eta;
   loss_config.radius_weight = weight_mode(config.radius_weight);
   loss_config.radius_scale_c = set.radius_cap;
+  const NoiseSource noise(config.seed, NoiseStage::kTrainEstimator);
 
   std::vector<EstimatorEpochStats> history;
   const auto n_train = static_cast<std::int64_t>(train_rows.size());
+  const auto n_val = static_cast<std::int64_t>(val_rows.size());
   for (std::int64_t epoch = first_epoch; epoch <= config.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     // The learning rate and the random streams depend only on the epoch, so a resumed run
@@ -148,61 +158,77 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
                                        ? std::pow(config.lr_gamma, static_cast<double>((epoch - 1) / config.lr_step_epochs))
                                        : 1.0);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    auto generator = at::detail::createCPUGenerator(config.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
-    const at::Tensor order = torch::randperm(n_train, generator, torch::kInt64);
+    const at::Tensor order = epoch_permutation(n_train, config.seed, epoch);
+    const std::int64_t* position = order.data_ptr<std::int64_t>();
     estimator.set_training(true);
-    double loss_sum = 0, ce_sum = 0, con_sum = 0;
-    std::int64_t hits = 0;
+    double sums[5] = {0, 0, 0, 0, 0};  // loss · examples, ce, consistency, train hits, validation hits
     ProgressMeter progress("train-estimator epoch " + std::to_string(epoch) + "/" + std::to_string(config.epochs),
                            n_train, "ex", verbosity);
     for (std::int64_t begin = 0; begin < n_train; begin += config.batch_size) {
       const std::int64_t b = std::min(config.batch_size, n_train - begin);
-      std::vector<std::int64_t> rows(static_cast<std::size_t>(b)), idx(static_cast<std::size_t>(b));
-      for (std::int64_t j = 0; j < b; ++j) {
-        rows[static_cast<std::size_t>(j)] = train_rows[static_cast<std::size_t>(order[begin + j].item<std::int64_t>())];
-        idx[static_cast<std::size_t>(j)] = set.idx[static_cast<std::size_t>(rows[static_cast<std::size_t>(j)])];
-      }
-      const at::Tensor row_t = torch::tensor(rows, torch::kInt64);
-      const at::Tensor x = dataset.batch(idx);  // [B, C, H, W]
-      const auto shape = x.sizes();
-      // m noisy copies per image at σ_e: [B*m, C, H, W], copy-major within each image.
-      at::Tensor copies = x.unsqueeze(1).expand({b, config.m, shape[1], shape[2], shape[3]}).reshape({b * config.m, shape[1], shape[2], shape[3]});
-      copies = copies + config.sigma_e * torch::randn(copies.sizes(), generator);
+      const RankSlice mine = dp.slice(b);
       optimizer.zero_grad();
-      const at::Tensor logits = estimator.logits(copies).view({b, config.m, s});
-      const EstimatorLossTerms terms = estimator_loss(logits, radii_all.index_select(0, row_t),
-                                                      weights_all.index_select(0, row_t), loss_config);
-      terms.total.backward();
+      dp.broadcast_buffers();
+      std::exception_ptr error;
+      try {
+        if (mine.count > 0) {
+          std::vector<std::int64_t> rows, idx;
+          for (std::int64_t j = 0; j < mine.count; ++j) {
+            rows.push_back(train_rows[static_cast<std::size_t>(position[begin + mine.begin + j])]);
+            idx.push_back(set.idx[static_cast<std::size_t>(rows.back())]);
+          }
+          const at::Tensor row_t = torch::tensor(rows, torch::kInt64);
+          // m noisy copies per image at σ_e: [B*m, C, H, W], copy-major within each image.
+          const at::Tensor copies =
+              noisy_copies(dataset, idx, std::vector<float>(idx.size(), static_cast<float>(config.sigma_e)), config.m,
+                           noise, (epoch - 1) * config.m);
+          const at::Tensor logits = estimator.logits(copies).view({mine.count, config.m, s});
+          const EstimatorLossTerms terms = estimator_loss(logits, radii_all.index_select(0, row_t),
+                                                          weights_all.index_select(0, row_t), loss_config);
+          terms.total.backward();
+          sums[0] += terms.total.item<double>() * static_cast<double>(mine.count);
+          sums[1] += terms.ce.sum().item<double>();
+          sums[2] += terms.consistency.sum().item<double>();
+          sums[3] += static_cast<double>(
+              logits.select(1, 0).argmax(1).eq(best_all.index_select(0, row_t)).sum().item<std::int64_t>());
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      dp.reduce_gradients(mine.count, b, error);
       optimizer.step();
-      loss_sum += terms.total.item<double>() * static_cast<double>(b);
-      ce_sum += terms.ce.sum().item<double>();
-      con_sum += terms.consistency.sum().item<double>();
-      hits += logits.select(1, 0).argmax(1).eq(best_all.index_select(0, row_t)).sum().item<std::int64_t>();
       progress.update(begin + b);
     }
     progress.finish();
+    dp.agreed([&] {
+      sums[4] = static_cast<double>(
+          selection_hits(estimator, dataset, set, val_rows, dp.slice(n_val), config.sigma_e, config.seed));
+    });
+    dp.sum(sums, 5);
+    const auto examples = static_cast<double>(std::max<std::int64_t>(1, n_train));
     EstimatorEpochStats stats;
     stats.epoch = epoch;
-    stats.loss = loss_sum / static_cast<double>(std::max<std::int64_t>(1, n_train));
-    stats.ce = ce_sum / static_cast<double>(std::max<std::int64_t>(1, n_train));
-    stats.consistency = con_sum / static_cast<double>(std::max<std::int64_t>(1, n_train));
-    stats.train_selection_accuracy = static_cast<double>(hits) / static_cast<double>(std::max<std::int64_t>(1, n_train));
-    stats.val_selection_accuracy =
-        selection_accuracy(estimator, dataset, set, val_rows, config.sigma_e, config.seed + 17);
+    stats.loss = sums[0] / examples;
+    stats.ce = sums[1] / examples;
+    stats.consistency = sums[2] / examples;
+    stats.train_selection_accuracy = sums[3] / examples;
+    stats.val_selection_accuracy = n_val > 0 ? sums[4] / static_cast<double>(n_val) : NAN;
     stats.lr = lr;
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     estimator.set_training(false);
-    if (!optimizer_state.empty()) {
-      const std::string tmp = optimizer_state + ".tmp";
-      try {
-        torch::save(optimizer, tmp);
-      } catch (const c10::Error& e) {
-        DUALRS_THROW(ModelError, "cannot save optimizer state ", optimizer_state, ": ", e.what_without_backtrace());
-      }
-      std::filesystem::rename(tmp, optimizer_state);
-    }
     history.push_back(stats);
-    if (on_epoch) on_epoch(stats);
+    dp.agreed([&] {
+      if (dp.is_root() && !optimizer_state.empty()) {
+        const std::string tmp = optimizer_state + ".tmp";
+        try {
+          torch::save(optimizer, tmp);
+        } catch (const c10::Error& e) {
+          DUALRS_THROW(ModelError, "cannot save optimizer state ", optimizer_state, ": ", e.what_without_backtrace());
+        }
+        std::filesystem::rename(tmp, optimizer_state);
+      }
+      if (on_epoch) on_epoch(stats);
+    });
   }
   return history;
 }

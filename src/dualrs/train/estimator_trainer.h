@@ -12,6 +12,7 @@
 #include "dualrs/core/progress.h"
 #include "dualrs/data/dataset.h"
 #include "dualrs/model/base_model.h"
+#include "dualrs/train/data_parallel.h"
 #include "dualrs/train/estimator_loss.h"
 
 namespace dualrs::train {
@@ -61,17 +62,27 @@ struct EstimatorEpochStats {
   double seconds = 0.0;
 };
 
-/// Called after each epoch with the stats (write logs and checkpoints there).
+/// Called after each epoch on every rank with the same stats (over all ranks' examples); rank
+/// 0 writes logs and checkpoints there. The ranks agree on its outcome.
 using EstimatorEpochCallback = std::function<void(const EstimatorEpochStats&)>;
 
-/// Trains `estimator` (native, |Σ| outputs) for epochs [first_epoch, config.epochs].
-/// `optimizer_state` (may be empty) is the path of a saved optimizer to resume from and is
-/// where the callback's caller saves it: the trainer writes it after each epoch when non-empty.
-/// \throws ConfigError (bad hyper-parameters), ModelError (output size != |Σ|), DataError.
+/// Trains `estimator` (native, |Σ| outputs) for epochs [first_epoch, config.epochs],
+/// data-parallel over the ranks of `context` (dualrs/train/data_parallel.h): every rank starts
+/// from rank 0's weights (load a checkpoint to resume from on every rank before calling), and
+/// each global batch of config.batch_size images is split over the ranks. The training rows
+/// of epoch e are visited in epoch_permutation(N_train, seed, e) order; copy k of image i gets
+/// the noise NoiseSource(seed, kTrainEstimator) at counter (i, 0, (e - 1)·m + k), and the
+/// validation copy NoiseSource(seed, kEstimatorValidation) at (i, 0, 0): functions of
+/// (seed, e, i) only, so K-rank training equals 1-rank training up to float summation order.
+/// `optimizer_state` (may be empty) is the path of a saved optimizer: every rank loads it
+/// when resuming (first_epoch > 1 and the file exists), and rank 0 writes it after each epoch.
+/// \throws ConfigError (bad hyper-parameters), ModelError (output size != |Σ|), DataError;
+/// dist::AgreedFailure on every rank when a step or an epoch's callback failed on some rank.
 std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, const data::ImageDataset& dataset,
                                                  const EstimatorTrainingSet& set, const EstimatorTrainConfig& config,
                                                  std::int64_t first_epoch, const std::string& optimizer_state,
-                                                 const EstimatorEpochCallback& on_epoch, Verbosity verbosity);
+                                                 const TrainContext& context, const EstimatorEpochCallback& on_epoch,
+                                                 Verbosity verbosity);
 
 /// Checks the hyper-parameters. \throws ConfigError listing every problem under /train_estimator.
 void validate(const EstimatorTrainConfig& config);

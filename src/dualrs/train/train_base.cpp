@@ -5,6 +5,8 @@
 #include <chrono>
 
 #include "dualrs/core/error.h"
+#include "dualrs/rng/noise.h"
+#include "dualrs/train/noise_augment.h"
 
 namespace dualrs::train {
 
@@ -26,71 +28,85 @@ void validate(const TrainBaseConfig& config) {
 }
 
 namespace {
+
 // Shared loop: when `fixed` is non-empty, example j trains at noise fixed[j]; otherwise its
-// noise level is drawn uniformly from the config's sigma / sigma_candidates each time.
+// noise level is drawn uniformly from the config's sigma / sigma_candidates each epoch. The
+// noise of example i in epoch e is a function of (seed, e, i) only (rng/noise.h), so K-rank
+// training sees the same noise as 1-rank training.
 std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::ImageDataset& dataset,
                                          const std::vector<std::int64_t>& indices, const std::vector<double>& fixed,
-                                         const TrainBaseConfig& config, const std::string& label,
-                                         const EpochCallback& on_epoch, Verbosity verbosity) {
+                                         const TrainBaseConfig& config, const std::string& label, NoiseStage stage,
+                                         const TrainContext& context, const EpochCallback& on_epoch,
+                                         Verbosity verbosity) {
   torch::nn::Module* module = model.module();
   DUALRS_CHECK(module != nullptr, ModelError, "model ", model.describe(), " is not trainable");
   DUALRS_CHECK(!indices.empty(), DataError, "no training examples selected");
   torch::manual_seed(config.seed);
-  auto generator = at::detail::createCPUGenerator(config.seed);
+  DataParallel dp(*module, context);
+  dp.broadcast_parameters_and_buffers();
+  if (!dp.is_root()) verbosity = Verbosity::kQuiet;
   torch::optim::AdamW optimizer(module->parameters(),
                                 torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
   const std::vector<double> sigmas =
       config.sigma ? std::vector<double>{*config.sigma} : config.sigma_candidates;
-  const at::Tensor sigma_table = torch::tensor(sigmas, torch::kFloat32);
-  const at::Tensor fixed_sigma = torch::tensor(fixed, torch::kFloat64).to(torch::kFloat32);
-  const at::Tensor all_indices = torch::tensor(indices, torch::kInt64);
+  const NoiseSource noise(config.seed, stage);
+  const NoiseSource choice(config.seed, NoiseStage::kTrainSigmaChoice);
   const auto n = static_cast<std::int64_t>(indices.size());
   std::vector<EpochStats> history;
   double lr = config.lr;
   for (std::int64_t epoch = 1; epoch <= config.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     model.set_training(true);
-    const at::Tensor order = torch::randperm(n, generator, torch::kInt64);
-    double loss_sum = 0.0;
-    std::int64_t correct = 0;
+    const at::Tensor order = epoch_permutation(n, config.seed, epoch);
+    const std::int64_t* position = order.data_ptr<std::int64_t>();
+    double sums[2] = {0.0, 0.0};  // loss · examples, correct
     ProgressMeter progress(label + " epoch " + std::to_string(epoch) + "/" + std::to_string(config.epochs), n, "ex",
                            verbosity);
     for (std::int64_t begin = 0; begin < n; begin += config.batch_size) {
       const std::int64_t b = std::min(config.batch_size, n - begin);
-      const at::Tensor positions = order.narrow(0, begin, b);
-      const at::Tensor batch_indices = all_indices.index_select(0, positions);
-      std::vector<std::int64_t> idx(batch_indices.data_ptr<std::int64_t>(), batch_indices.data_ptr<std::int64_t>() + b);
-      at::Tensor x = dataset.batch(idx);
-      std::vector<std::int64_t> labels(static_cast<std::size_t>(b));
-      for (std::int64_t i = 0; i < b; ++i) labels[static_cast<std::size_t>(i)] = dataset.label(idx[static_cast<std::size_t>(i)]);
-      const at::Tensor y = torch::tensor(labels, torch::kInt64);
-      at::Tensor sigma;
-      if (fixed.empty()) {
-        const at::Tensor which = torch::randint(static_cast<std::int64_t>(sigmas.size()), {b}, generator, torch::kInt64);
-        sigma = sigma_table.index_select(0, which).view({b, 1, 1, 1});
-      } else {
-        sigma = fixed_sigma.index_select(0, positions).view({b, 1, 1, 1});
-      }
-      x = x + sigma * torch::randn(x.sizes(), generator);
+      const RankSlice mine = dp.slice(b);
       optimizer.zero_grad();
-      const at::Tensor logits = model.logits(x);
-      const at::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
-      loss.backward();
+      dp.broadcast_buffers();
+      std::exception_ptr error;
+      try {
+        if (mine.count > 0) {
+          std::vector<std::int64_t> idx, labels;
+          std::vector<float> sigma;
+          for (std::int64_t k = 0; k < mine.count; ++k) {
+            const std::int64_t p = position[begin + mine.begin + k];
+            const std::int64_t i = indices[static_cast<std::size_t>(p)];
+            idx.push_back(i);
+            labels.push_back(dataset.label(i));
+            const std::size_t s =
+                fixed.empty() ? choice.uniform_index(i, 0, epoch - 1, static_cast<std::uint32_t>(sigmas.size())) : 0;
+            sigma.push_back(static_cast<float>(fixed.empty() ? sigmas[s] : fixed[static_cast<std::size_t>(p)]));
+          }
+          const at::Tensor x = noisy_copies(dataset, idx, sigma, 1, noise, epoch - 1);
+          const at::Tensor y = torch::tensor(labels, torch::kInt64);
+          const at::Tensor logits = model.logits(x);
+          const at::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+          loss.backward();
+          sums[0] += loss.item<double>() * static_cast<double>(mine.count);
+          sums[1] += static_cast<double>(logits.argmax(1).eq(y).sum().item<std::int64_t>());
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      dp.reduce_gradients(mine.count, b, error);
       optimizer.step();
-      loss_sum += loss.item<double>() * static_cast<double>(b);
-      correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
       progress.update(begin + b);
     }
     progress.finish();
+    dp.sum(sums, 2);
     EpochStats stats;
     stats.epoch = epoch;
-    stats.loss = loss_sum / static_cast<double>(n);
-    stats.accuracy = static_cast<double>(correct) / static_cast<double>(n);
+    stats.loss = sums[0] / static_cast<double>(n);
+    stats.accuracy = sums[1] / static_cast<double>(n);
     stats.lr = lr;
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     history.push_back(stats);
     model.set_training(false);
-    if (on_epoch) on_epoch(stats);
+    if (on_epoch) dp.agreed([&] { on_epoch(stats); });
     if (config.lr_step_epochs > 0 && epoch % config.lr_step_epochs == 0) {
       lr *= config.lr_gamma;
       for (auto& group : optimizer.param_groups()) {
@@ -104,15 +120,17 @@ std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::Im
 
 std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDataset& dataset,
                                    const std::vector<std::int64_t>& indices, const TrainBaseConfig& config,
-                                   const EpochCallback& on_epoch, Verbosity verbosity) {
+                                   const TrainContext& context, const EpochCallback& on_epoch, Verbosity verbosity) {
   validate(config);
-  return train_with_noise(model, dataset, indices, {}, config, "train-base", on_epoch, verbosity);
+  return train_with_noise(model, dataset, indices, {}, config, "train-base", NoiseStage::kTrainBase, context, on_epoch,
+                          verbosity);
 }
 
 std::vector<EpochStats> finetune_classifier(model::BaseModel& model, const data::ImageDataset& dataset,
                                             const std::vector<std::int64_t>& indices,
                                             const std::vector<double>& sigma_per_example, const TrainBaseConfig& config,
-                                            const EpochCallback& on_epoch, Verbosity verbosity) {
+                                            const TrainContext& context, const EpochCallback& on_epoch,
+                                            Verbosity verbosity) {
   TrainBaseConfig checked = config;
   checked.sigma.reset();
   checked.sigma_candidates = {1.0};  // placeholder: the per-example levels replace it
@@ -124,7 +142,8 @@ std::vector<EpochStats> finetune_classifier(model::BaseModel& model, const data:
   for (double s : sigma_per_example) {
     if (!(s > 0)) throw ConfigError("", "/finetune", "per-example noise levels must be > 0");
   }
-  return train_with_noise(model, dataset, indices, sigma_per_example, checked, "finetune", on_epoch, verbosity);
+  return train_with_noise(model, dataset, indices, sigma_per_example, checked, "finetune", NoiseStage::kFinetune, context,
+                          on_epoch, verbosity);
 }
 
 }  // namespace dualrs::train

@@ -2,6 +2,8 @@
 /// \file
 /// Training of a base classifier under Gaussian noise augmentation [Cohen et al. 2019 §4]:
 /// each example gets x + δ, δ ~ N(0, σ²I), with σ fixed or drawn uniformly per example from Σ.
+/// Data-parallel over the ranks of `context` (dualrs/train/data_parallel.h): with K ranks each
+/// trains on a slice of every global batch of config.batch_size examples.
 
 #include <cstdint>
 #include <functional>
@@ -12,6 +14,7 @@
 #include "dualrs/core/progress.h"
 #include "dualrs/data/dataset.h"
 #include "dualrs/model/base_model.h"
+#include "dualrs/train/data_parallel.h"
 
 namespace dualrs::train {
 
@@ -24,26 +27,34 @@ struct EpochStats {
   double seconds = 0.0;
 };
 
-/// Called after every epoch (write the log line and the checkpoint there).
+/// Called after every epoch on every rank with the same stats (loss and accuracy are over all
+/// ranks' examples); rank 0 writes the log line and the checkpoint there. The ranks agree on
+/// its outcome, so a failure on one rank (e.g. a full disk on rank 0) ends every rank.
 using EpochCallback = std::function<void(const EpochStats&)>;
 
-/// Trains `model` (native; AdamW) on `indices` of `dataset` for config.epochs epochs, a
-/// seeded shuffle per epoch, and returns the per-epoch stats. Training noise uses torch's
-/// seeded generator (not the certification RNG).
+/// Trains `model` (native; AdamW) on `indices` of `dataset` for config.epochs epochs and
+/// returns the per-epoch stats. The examples of epoch e are visited in
+/// epoch_permutation(N, seed, e) order in global batches of config.batch_size. Example i
+/// gets in epoch e the noise level sigma or sigma_candidates[u] with u uniform from
+/// NoiseSource(seed, kTrainSigmaChoice).uniform_index(i, 0, e - 1, |Σ|), and the noise
+/// NoiseSource(seed, kTrainBase) at counter (i, 0, e - 1): a function of (seed, e, i) only,
+/// so training on K ranks equals training on one up to float summation order.
 /// \throws ConfigError on invalid settings (σ <= 0, epochs or batch size < 1, lr <= 0),
-/// ModelError when the model has no trainable module.
+/// ModelError when the model has no trainable module, DataError when `indices` is empty.
 std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDataset& dataset,
                                    const std::vector<std::int64_t>& indices, const TrainBaseConfig& config,
-                                   const EpochCallback& on_epoch = {}, Verbosity verbosity = Verbosity::kNormal);
+                                   const TrainContext& context, const EpochCallback& on_epoch = {},
+                                   Verbosity verbosity = Verbosity::kNormal);
 
 /// Classifier fine-tuning under the estimator's choice (DualRS §5.2.2): as train_base, but
 /// example indices[j] always gets noise level sigma_per_example[j] (σ_c(x) from
-/// estimate-sigma). The config's own sigma / sigma_candidates are ignored.
-/// 	hrows ConfigError on bad settings or a size mismatch, ModelError, DataError.
+/// estimate-sigma), with noise from NoiseSource(seed, kFinetune). The config's own sigma /
+/// sigma_candidates are ignored.
+/// \throws ConfigError on bad settings or a size mismatch, ModelError, DataError.
 std::vector<EpochStats> finetune_classifier(model::BaseModel& model, const data::ImageDataset& dataset,
                                             const std::vector<std::int64_t>& indices,
                                             const std::vector<double>& sigma_per_example, const TrainBaseConfig& config,
-                                            const EpochCallback& on_epoch = {},
+                                            const TrainContext& context, const EpochCallback& on_epoch = {},
                                             Verbosity verbosity = Verbosity::kNormal);
 
 /// Checks a TrainBaseConfig. \throws ConfigError listing every problem under `/train_base`.

@@ -25,7 +25,9 @@ TEST(TrainBaseTest, LearnsDigitsUnderNoise) {
   config.lr = 2e-3;
   config.sigma_candidates = {0.25, 0.5};
   int callbacks = 0;
-  const auto history = train_base(*model, ds, subset, config, [&](const EpochStats&) { ++callbacks; }, Verbosity::kQuiet);
+  dist::SingleProcessCommunicator comm;
+  const auto history =
+      train_base(*model, ds, subset, config, {comm}, [&](const EpochStats&) { ++callbacks; }, Verbosity::kQuiet);
   ASSERT_EQ(history.size(), 2u);
   EXPECT_EQ(callbacks, 2);
   EXPECT_LT(history[1].loss, history[0].loss);
