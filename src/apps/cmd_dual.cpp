@@ -230,6 +230,13 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
     if (first_epoch > 1) {
       model::load_checkpoint(*estimator, checkpoint);
       say(ctx, "train-estimator: resuming after epoch %lld", static_cast<long long>(first_epoch - 1));
+    } else if (!init_checkpoint.empty()) {
+      // Feature layers from the noise-trained classifier; the |Σ|-unit output layer stays fresh.
+      auto classifier = model::make_native_model(dual.estimator.arch, config.model().num_classes);
+      model::load_checkpoint(*classifier, init_checkpoint);
+      const std::int64_t copied = model::copy_matching_weights(*estimator, *classifier);
+      say(ctx, "train-estimator: %lld tensors initialised from %s", static_cast<long long>(copied),
+          init_checkpoint.c_str());
     }
   });
   auto on_epoch = [&](const train::EstimatorEpochStats& e) {

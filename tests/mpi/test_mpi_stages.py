@@ -240,6 +240,15 @@ def shard_files(out):
     return sorted(glob.glob(os.path.join(out, "shards", "shard-*.h5")))
 
 
+def process_gone(pid):
+    """True when `pid` no longer runs (absent, or a zombie waiting to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def rank_pid(out, rank):
     """The pid a rank logged in its first line ("... pid 1234; ...")."""
     path = os.path.join(out, "logs", f"rank-{rank:04d}.log")
@@ -323,6 +332,9 @@ class PreemptionTest(OutputsMixin, unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(out, "labels.h5")))
         kept = len(shard_files(out))
         self.assertGreaterEqual(kept, 1)
+        # mpirun may return before the ranks it killed have exited; the lock (held by rank 0)
+        # is stale only once its process is gone.
+        wait_for(lambda: process_gone(rank_pid(out, 0)), "rank 0 to exit")
         proc = mpirun(3, "label", "-c", long_config_path(), "-o", out)
         self.assertIn("resuming", proc.stderr)
         self.assert_same_outputs(long_reference(), out)

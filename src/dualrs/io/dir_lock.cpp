@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <numeric>
 #include <optional>
 #include <regex>
@@ -79,6 +80,16 @@ LockHolder read_holder(const std::string& path) {
   return h;
 }
 
+/// True when `pid` has exited: no such process, or a zombie nobody has reaped yet (a rank
+/// whose mpirun died is re-parented, and in containers its new parent may never reap it).
+bool process_gone(long pid) {
+  if (::kill(static_cast<pid_t>(pid), 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto close = text.rfind(')');  // "pid (comm) state ..."; comm may hold spaces or ')'
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] == 'Z';
+}
+
 /// Why `h` no longer holds its lock, or "" when it may still be alive.
 std::string stale_reason(const LockHolder& h) {
   const std::string job = env_or_empty("SLURM_JOB_ID");
@@ -86,7 +97,7 @@ std::string stale_reason(const LockHolder& h) {
   if (!job.empty() && h.slurm_job_id == job && h.slurm_restart_count < restarts) {
     return "it belongs to an earlier run of this requeued Slurm job " + job;
   }
-  if (h.host == host_name() && h.pid > 0 && ::kill(static_cast<pid_t>(h.pid), 0) != 0 && errno == ESRCH) {
+  if (h.host == host_name() && h.pid > 0 && process_gone(h.pid)) {
     return "its process " + std::to_string(h.pid) + " on " + h.host + " is gone";
   }
   return {};

@@ -1,6 +1,7 @@
 #include "dualrs/rng/noise.h"
 
 #include <Random123/boxmuller.hpp>
+#include <Random123/philox.h>
 
 #include <algorithm>
 #include <stdexcept>
