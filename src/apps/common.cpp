@@ -10,8 +10,9 @@ namespace dualrs::app {
 void add_common_options(po::options_description& options) {
   options.add_options()
       ("help,h", "show this help and exit")
-      ("quiet,q", "no progress lines (errors only)")
-      ("verbose,v", "more detail in progress output");
+      ("quiet,q", "print errors only: no progress lines or summaries")
+      ("verbose,v", "a start line per long stage and, when stderr is not a terminal, a progress line every 5 s "
+       "instead of 30 s ($DUALRS_PROGRESS_INTERVAL sets the seconds)");
 }
 
 Verbosity verbosity_from(const po::variables_map& vm) {
@@ -23,11 +24,17 @@ Verbosity verbosity_from(const po::variables_map& vm) {
 bool parse_args(const Invocation& inv, const po::options_description& options,
                 const po::positional_options_description& positional, po::variables_map& vm,
                 const std::string& usage, const std::string& example) {
+  return parse_args(inv, options, positional, vm, HelpText{usage, "", example});
+}
+
+bool parse_args(const Invocation& inv, const po::options_description& options,
+                const po::positional_options_description& positional, po::variables_map& vm, const HelpText& help) {
   try {
     po::store(po::command_line_parser(inv.args).options(options).positional(positional).run(), vm);
     if (vm.count("help")) {
-      std::cout << "usage: dualrs " << inv.name << ' ' << usage << "\n\n" << options << "\nexample:\n  " << example
-                << "\n";
+      std::cout << "usage: dualrs " << inv.name << ' ' << help.usage << "\n\n";
+      if (!help.description.empty()) std::cout << help.description << "\n\n";
+      std::cout << options << "\nexample:\n  " << help.example << "\n";
       return false;
     }
     po::notify(vm);

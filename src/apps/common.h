@@ -26,8 +26,19 @@ struct Invocation {
 void add_common_options(po::options_description& options);
 Verbosity verbosity_from(const po::variables_map& vm);
 
-/// Parses `args` against `options` (+ positional), handles --help (prints usage, description
-/// and example; returns false). \throws ConfigError("command line", ...) on bad flags.
+/// What `dualrs CMD --help` prints around the options: the usage line (after "dualrs CMD"),
+/// a paragraph saying what the command does and writes, and an example command line.
+struct HelpText {
+  std::string usage;
+  std::string description;
+  std::string example;
+};
+
+/// Parses `args` against `options` (+ positional), handles --help (prints usage, description,
+/// options and example; returns false). \throws ConfigError("command line", ...) on bad flags.
+bool parse_args(const Invocation& inv, const po::options_description& options,
+                const po::positional_options_description& positional, po::variables_map& vm, const HelpText& help);
+/// The same without a description paragraph.
 bool parse_args(const Invocation& inv, const po::options_description& options,
                 const po::positional_options_description& positional, po::variables_map& vm,
                 const std::string& usage, const std::string& example);
@@ -53,8 +64,14 @@ void run_estimate_sigma(const ExperimentConfig& config, const std::string& out_d
 void run_finetune(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
 /// Method analyses (METHOD.md §8) from result files: global-σ baselines + one Dual RS file.
 void run_analyze(const std::vector<std::string>& inputs, const std::string& out_dir, Verbosity verbosity);
+/// Tables over certification results; `names` (empty, or one per input) rename the rows.
 void run_table(const std::vector<std::string>& inputs, const TableConfig& table, const std::string& out_dir,
-               Verbosity verbosity);
+               Verbosity verbosity, const std::vector<std::string>& names = {});
+
+/// Figures of a run (analysis/dualrs_plots.py): `inputs` are run/stage folders or result files.
+/// \throws Error when no Python with matplotlib/h5py is found, DataError when the script fails.
+void run_plot(const std::vector<std::string>& inputs, const PlotConfig& plot, const std::string& out_dir,
+              Verbosity verbosity);
 
 /// Subcommands: return the process exit code.
 int cmd_radius(const Invocation& inv);
@@ -69,5 +86,6 @@ int cmd_estimate_sigma(const Invocation& inv);
 int cmd_finetune(const Invocation& inv);
 int cmd_analyze(const Invocation& inv);
 int cmd_validate(const Invocation& inv);
+int cmd_plot(const Invocation& inv);
 
 }  // namespace dualrs::app

@@ -33,7 +33,8 @@ const std::map<std::string, Subcommand>& subcommands() {
       {"analyze", {cmd_analyze, "optimal-sigma distribution and Delta R_c / Delta R_sigma summaries (CSV)"}},
       {"certify", {cmd_certify, "certify examples with randomized smoothing (HDF5 + Cohen-style TSV)"}},
       {"predict", {cmd_predict, "predict examples with the smoothed classifier (PREDICT)"}},
-      {"table", {cmd_table, "certified-accuracy tables (CSV + Markdown) from result files"}},
+      {"table", {cmd_table, "certified-accuracy tables (Markdown, LaTeX, CSV) from result files"}},
+      {"plot", {cmd_plot, "figures of a run (accuracy vs radius, sigma analyses) as PNG/PDF + JSON, via analysis/"}},
       {"run", {cmd_run, "run a job manifest (jobs/*.json): its stages in order, resuming finished ones"}},
       {"validate", {cmd_validate, "check a config or job file against its JSON Schema"}},
   };
