@@ -28,8 +28,9 @@ PROVENANCE_KEYS = ("schema", "schema_version", "command", "config", "config_sha2
 # The file a stage folder holds, by preference.
 STAGE_FILES = ("certify.h5", "predict.h5", "labels.h5", "sigma_estimates.h5")
 
-# Attributes that describe one shard, not the merged file.
-_SHARD_ATTRS = ("begin", "end", "shard_begin", "shard_end", "shard_index", "num_shards", "range", "shard")
+# Attributes that describe one shard, not the merged file (data_schemas/shards.md).
+_SHARD_ATTRS = ("shard_index", "shard_begin", "shard_end", "shard_size", "shard_count", "selection_count",
+                "selection_sha256", "shard_rank", "shard_complete")
 
 
 def _python(value):
@@ -52,11 +53,14 @@ def _read_file(path):
     return data, attrs
 
 
-def read_shards(folder):
-    """Merges `folder/*.h5` shards (same datasets, disjoint idx) into one (data, attrs), rows by idx.
+def read_shards(folder, partial=False):
+    """Merges `folder/*.h5` shards (same datasets, disjoint idx; data_schemas/shards.md) into one
+    (data, attrs) with rows sorted by idx, as `dualrs merge` would; the per-shard attributes
+    (`shard_*`, `selection_*`) are dropped and `shards` lists the files read.
 
-    Raises ValueError when there are no shards, when they come from different configs
-    (config_sha256), have different datasets, or hold the same idx twice.
+    Raises ValueError when there are no shards, when they come from different runs (schema or
+    config_sha256) or have different datasets, when they hold an idx twice, or — unless
+    `partial` — when fewer files than `shard_count` are present.
     """
     paths = sorted(glob.glob(os.path.join(folder, "*.h5")))
     if not paths:
@@ -64,10 +68,15 @@ def read_shards(folder):
     parts = [_read_file(p) for p in paths]
     first_data, first_attrs = parts[0]
     for path, (data, attrs) in zip(paths, parts):
-        if attrs.get("config_sha256") != first_attrs.get("config_sha256"):
-            raise ValueError(f"{path}: config_sha256 differs from {paths[0]}: shards of different runs")
+        for key in ("schema", "config_sha256", "selection_sha256"):
+            if attrs.get(key) != first_attrs.get(key):
+                raise ValueError(f"{path}: {key} differs from {paths[0]}'s: shards of different runs")
         if set(data) != set(first_data):
             raise ValueError(f"{path}: datasets {sorted(data)} differ from {paths[0]}'s {sorted(first_data)}")
+    expected = first_attrs.get("shard_count")
+    if expected is not None and len(paths) != expected and not partial:
+        raise ValueError(f"{folder}: {len(paths)} of {expected} shards present (the run is not finished; "
+                         "read_shards(folder, partial=True) reads them anyway)")
     merged = {name: np.concatenate([d[name] for d, _ in parts], axis=0) for name in first_data}
     if "idx" in merged:
         order = np.argsort(merged["idx"], kind="stable")

@@ -24,11 +24,14 @@ void run_table(const std::vector<std::string>& inputs, const TableConfig& table,
   const std::vector<report::Convention> conventions = report::table_conventions(table.convention);
   std::vector<io::CertifyResults> results;
   std::vector<std::string> methods;
-  for (const auto& path : inputs) {
-    results.push_back(io::read_certify_results(path));
+  std::vector<std::string> files;
+  for (const auto& input : inputs) {
+    // A stage folder stands for its certify.h5.
+    files.push_back(std::filesystem::is_directory(input) ? (std::filesystem::path(input) / "certify.h5").string() : input);
+    results.push_back(io::read_certify_results(files.back()));
     methods.push_back(results.back().info.method);
   }
-  const std::vector<std::string> rows = names.empty() ? report::unique_row_names(methods, inputs) : names;
+  const std::vector<std::string> rows = names.empty() ? report::unique_row_names(methods, files) : names;
   for (std::size_t i = 0; i < results.size(); ++i) results[i].info.method = rows[i];
 
   std::vector<report::MethodSummary> summaries;
@@ -56,7 +59,7 @@ int cmd_table(const Invocation& inv) {
   po::options_description options("options");
   options.add_options()
       ("inputs", po::value<std::vector<std::string>>()->multitoken(),
-       "certify.h5 result files (positional), one table row each, in this order")
+       "certify.h5 result files or stage folders holding one (positional), one table row each, in this order")
       ("out,o", po::value<std::string>()->required(),
        "output folder: certified_accuracy.csv (tidy: one row per method, convention and radius), "
        "certified_accuracy_wide.csv, certified_accuracy.md, certified_accuracy.tex (booktabs), summary.csv "

@@ -304,16 +304,18 @@ class ReadersTest(TempDirTestCase):
                          [os.path.join(run_dir(), "label", "labels.h5")])
         self.assertEqual(len(dualrs_h5.find_results(run_dir())), 5)
 
-    def write_shards(self, source, folder, ranges, sha=None):
+    def write_shards(self, source, folder, ranges, sha=None, count=None):
+        """Shard files as data_schemas/shards.md describes them, cut from a merged result."""
         os.makedirs(folder)
         with h5py.File(source, "r") as f:
             for k, (begin, end) in enumerate(ranges):
-                with h5py.File(os.path.join(folder, f"shard_{k:04d}.h5"), "w") as g:
+                with h5py.File(os.path.join(folder, f"shard-{k:05d}.h5"), "w") as g:
                     for name in f.keys():
                         g[name] = f[name][begin:end]
                     for key, value in f.attrs.items():
                         g.attrs[key] = value
-                    g.attrs["begin"], g.attrs["end"] = begin, end
+                    g.attrs.update({"shard_index": k, "shard_begin": begin, "shard_end": end,
+                                    "shard_count": count or len(ranges), "shard_complete": 1})
                     if sha and k == 1:
                         g.attrs["config_sha256"] = sha
 
@@ -326,7 +328,7 @@ class ReadersTest(TempDirTestCase):
         self.assertEqual(set(merged), set(whole))
         for name in whole:
             np.testing.assert_array_equal(merged[name], whole[name])
-        self.assertNotIn("begin", attrs)
+        self.assertFalse([k for k in attrs if k.startswith("shard_")], attrs)
         self.assertEqual(attrs["method"], whole_attrs["method"])
         self.assertEqual(dualrs_h5.find_results(self.tmp), [os.path.join(stage, "shards")])
         bad = self.path("bad")
@@ -337,6 +339,11 @@ class ReadersTest(TempDirTestCase):
         self.write_shards(source, os.path.join(overlap, "shards"), [(0, 9), (8, 16)])
         with self.assertRaisesRegex(ValueError, "same idx"):
             dualrs_h5.read(overlap)
+        unfinished = self.path("unfinished")
+        self.write_shards(source, os.path.join(unfinished, "shards"), [(0, 8)], count=2)
+        with self.assertRaisesRegex(ValueError, "1 of 2 shards"):
+            dualrs_h5.read(unfinished)
+        self.assertEqual(len(dualrs_h5.read_shards(os.path.join(unfinished, "shards"), partial=True)[0]["idx"]), 8)
 
 
 if __name__ == "__main__":
