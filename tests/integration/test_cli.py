@@ -93,26 +93,20 @@ class ValidateTest(TempDirTestCase):
 
         cases = [
             ("unknown key", set_(["certify", "sigmaa"], 0.5), "/certify/sigmaa"),
-            ("unknown top-level key", set_(["certfy"], {}), "/certfy"),
             ("wrong type", set_(["certify", "n"], "ten thousand"), "/certify/n"),
             ("sigma = 0", set_(["certify", "sigma"], 0), "/certify/sigma"),
-            ("sigma < 0", set_(["certify", "sigma"], -0.5), "/certify/sigma"),
             ("alpha = 1", set_(["certify", "alpha"], 1.0), "/certify/alpha"),
-            ("alpha = 0", set_(["certify", "alpha"], 0), "/certify/alpha"),
             ("alpha > 1", set_(["predict"], {"alpha": 1.5}), "/predict/alpha"),
             ("n0 = 0", set_(["certify", "n0"], 0), "/certify/n0"),
             ("unknown method", set_(["certify", "method"], "triple"), "/certify/method"),
             ("unsorted Sigma", set_(["dual", "sigma_candidates"], [0.5, 0.25, 1.0]), "/dual/sigma_candidates"),
-            ("duplicate sigma in Sigma", set_(["dual", "sigma_candidates"], [0.25, 0.25]), "/dual/sigma_candidates"),
             ("sigma <= 0 in Sigma", set_(["dual", "sigma_candidates"], [0, 0.5]), "/dual/sigma_candidates"),
             ("sigma_e below max Sigma", set_(["dual", "sigma_e"], 0.5), "/dual/sigma_e"),
             ("unsorted radii", set_(["table", "radii"], [0, 1.0, 0.5]), "/table/radii"),
             ("negative radius", set_(["table", "radii"], [-1]), "/table/radii"),
             ("unknown radius grid", set_(["table", "radii"], "svhn"), "/table/radii"),
-            ("unknown convention", set_(["table", "convention"], "loose"), "/table/convention"),
             ("unknown figure format", set_(["plot"], {"formats": ["gif"]}), "/plot/formats"),
             ("model without arch", set_(["model"], {"num_classes": 10}), "/model"),
-            ("negative selection skip", set_(["certify", "selection"], {"skip": 0}), "/certify/selection/skip"),
         ]
         for what, mutate, pointer in cases:
             with self.subTest(what):
