@@ -17,7 +17,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenmpi-dev openmpi-bin           # distributed execution
   libturbojpeg0-dev                    # ImageNet JPEG decoding
-  python3 python3-numpy python3-scipy python3-statsmodels python3-h5py python3-matplotlib
+  python3 python3-numpy python3-scipy python3-statsmodels python3-h5py
+  python3-matplotlib python3-pandas    # figures (dualrs plot) and data frames (analysis/dualrs_h5.py)
   shellcheck
 )
 

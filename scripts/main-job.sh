@@ -10,4 +10,4 @@ job="${2:-jobs/mnist_dual_rs.json}"
 out="${1:-runs/$(basename "$job" .json)}"
 bash scripts/build.sh
 ./build/dualrs run "$job" --out "$out"
-echo "results: $out/certified_accuracy.csv, $out/certified_accuracy.md"
+echo "results: $out/certified_accuracy.md (.tex, .csv), figures in $out/figures/"

@@ -33,15 +33,17 @@ std::vector<FlagMapping> selection_flags(const std::string& section) {
           {"estimator", "/dual/estimator/checkpoint", T::kString}};
 }
 
-void add_selection_options(po::options_description& options) {
+void add_selection_options(po::options_description& options, const std::string& section) {
+  const std::string from = " (overrides /" + section + "/selection/";
   options.add_options()
-      ("split", po::value<std::string>(), "split of the dataset (e.g. test, train; 'all' = every example)")
-      ("begin", po::value<long long>(), "first position in the split (default 0)")
-      ("end", po::value<long long>(), "one past the last position (-1 = end of split)")
-      ("skip", po::value<long long>(), "take every skip-th example (default 1)")
-      ("checkpoint", po::value<std::string>(), "native model checkpoint (overrides /model/checkpoint)")
-      ("torchscript", po::value<std::string>(), "TorchScript model file (overrides /model/torchscript)")
-      ("estimator", po::value<std::string>(), "dual: estimator checkpoint (overrides /dual/estimator/checkpoint)");
+      ("split", po::value<std::string>(), ("split whose examples are used: a name under /dataset/splits (test, train)"
+       " or 'all' = every example of the dataset; default test" + from + "split)").c_str())
+      ("begin", po::value<long long>(), ("first position in the split's index list, 0-based; default 0" + from + "begin)").c_str())
+      ("end", po::value<long long>(), ("one past the last position; -1 = the end of the split (default)" + from + "end)").c_str())
+      ("skip", po::value<long long>(), ("take every skip-th position of [begin, end), as Cohen's --skip; default 1" + from + "skip)").c_str())
+      ("checkpoint", po::value<std::string>(), "native classifier weights from train-base or finetune (overrides /model/checkpoint)")
+      ("torchscript", po::value<std::string>(), "TorchScript classifier: [B,C,H,W] in [0,1] -> [B,K] logits (overrides /model/torchscript)")
+      ("estimator", po::value<std::string>(), "dual: the variance estimator's weights from train-estimator (overrides /dual/estimator/checkpoint)");
 }
 
 }  // namespace
@@ -213,25 +215,39 @@ int cmd_certify(const Invocation& inv) {
   using T = FlagMapping::Type;
   po::options_description options("options");
   options.add_options()
-      ("config,c", po::value<std::string>()->required(), "experiment config (JSON, see data_schemas/config.schema.json)")
+      ("config,c", po::value<std::string>()->required(),
+       "experiment config (JSON, data_schemas/config.schema.json): /dataset, /model, /certify, and /dual for dual "
+       "and multiscale")
       ("out,o", po::value<std::string>()->required(),
-       "output folder: certify.h5 and certify.tsv (merged from shards/shard-NNNNN.h5; re-running resumes)")
-      ("method", po::value<std::string>(), "global (standard RS at --sigma), dual (Dual RS over /dual) or multiscale")
-      ("sigma", po::value<double>(), "noise level sigma, [0,1]-pixel units (> 0)")
-      ("n0", po::value<long long>(), "noisy copies to select the class (default 100)")
-      ("n", po::value<long long>(), "noisy copies to bound p_A (default 1000)")
-      ("alpha", po::value<double>(), "failure probability, in (0, 1) (default 0.001)")
-      ("batch-size", po::value<long long>(), "noisy copies per forward pass (default 1000)")
-      ("seed", po::value<unsigned long long>(), "noise seed (default 0)")
-      ("shard-size", po::value<long long>(), "examples per shard: unit of work, output and resume (default 20)");
-  add_selection_options(options);
+       "output folder: certify.h5 (data_schemas/certify_results.h5.md) and certify.tsv (Cohen's format), merged "
+       "from shards/shard-NNNNN.h5 (data_schemas/shards.md); re-running resumes")
+      ("method", po::value<std::string>(),
+       "global (standard RS at --sigma), dual (Dual RS: estimator at sigma_e, then the classifier at the chosen "
+       "sigma of Sigma) or multiscale (cascade over Sigma); default global (overrides /certify/method)")
+      ("sigma", po::value<double>(), "global: noise level sigma, std of the Gaussian in [0,1]-pixel units, > 0; "
+       "default 0.25 (overrides /certify/sigma)")
+      ("n0", po::value<long long>(), "noisy copies that select the class, >= 1; default 100 (overrides /certify/n0)")
+      ("n", po::value<long long>(), "fresh noisy copies that bound p_A, >= 1; default 1000 (overrides /certify/n)")
+      ("alpha", po::value<double>(), "failure probability of each certificate, in (0, 1); dual splits it into "
+       "alpha_e + alpha_c = alpha/2 each; default 0.001 (overrides /certify/alpha)")
+      ("batch-size", po::value<long long>(), "noisy copies per forward pass, >= 1 (memory, not results: the noise "
+       "does not depend on it); default 1000 (overrides /certify/batch_size)")
+      ("seed", po::value<unsigned long long>(), "noise seed, integer in [0, 2^53); default 0 (overrides /certify/seed)")
+      ("shard-size", po::value<long long>(), "examples per shard: the unit of work, output and resume, >= 1; "
+       "default 20 (overrides /certify/shard_size)");
+  add_selection_options(options, "certify");
   add_shard_options(options);
   add_common_options(options);
   po::variables_map vm;
-  if (!parse_args(inv, options, {}, vm, "--config CONFIG --out DIR [overrides]",
-                  "dualrs certify -c configs/mnist.json -o runs/cert --checkpoint runs/base/model.pt --sigma 0.5 "
-                  "--n 1000 --end 100\n  mpirun -np 4 dualrs certify -c configs/mnist.json -o runs/cert "
-                  "--expect-world-size 4   (the shards are split over the 4 ranks)")) {
+  if (!parse_args(inv, options, {}, vm,
+                  {"--config CONFIG --out DIR [overrides]",
+                   "CERTIFY (Cohen et al., ICML 2019) for every selected example: n0 noisy copies select the\n"
+                   "class, n fresh copies bound its probability (one-sided Clopper-Pearson at alpha); abstain\n"
+                   "(prediction -1, radius 0) when p_a_lower < 0.5, else the l2 radius sigma * Phi^-1(p_a_lower).\n"
+                   "Settings come from the config; the flags below override single values.",
+                   "dualrs certify -c configs/mnist.json -o runs/cert --checkpoint runs/base/model.pt --sigma 0.5 "
+                   "--n 1000 --end 100\n  mpirun -np 4 dualrs certify -c configs/mnist.json -o runs/cert "
+                   "--expect-world-size 4   (the shards are split over the 4 ranks)"})) {
     return 0;
   }
   std::vector<FlagMapping> flags = {{"method", "/certify/method", T::kString}, {"sigma", "/certify/sigma", T::kDouble},
@@ -249,22 +265,33 @@ int cmd_predict(const Invocation& inv) {
   using T = FlagMapping::Type;
   po::options_description options("options");
   options.add_options()
-      ("config,c", po::value<std::string>()->required(), "experiment config (JSON)")
+      ("config,c", po::value<std::string>()->required(),
+       "experiment config (JSON, data_schemas/config.schema.json): /dataset, /model, /predict, and /dual for dual "
+       "and multiscale")
       ("out,o", po::value<std::string>()->required(),
-       "output folder: predict.h5 and predict.tsv (merged from shards/shard-NNNNN.h5; re-running resumes)")
-      ("method", po::value<std::string>(), "global, dual or multiscale")
-      ("sigma", po::value<double>(), "noise level sigma (> 0)")
-      ("n", po::value<long long>(), "noisy copies (default 1000)")
-      ("alpha", po::value<double>(), "abstain unless the binomial test p-value <= alpha (default 0.001)")
-      ("batch-size", po::value<long long>(), "noisy copies per forward pass (default 1000)")
-      ("seed", po::value<unsigned long long>(), "noise seed (default 0)")
-      ("shard-size", po::value<long long>(), "examples per shard: unit of work, output and resume (default 20)");
-  add_selection_options(options);
+       "output folder: predict.h5 (data_schemas/certify_results.h5.md) and predict.tsv, merged from "
+       "shards/shard-NNNNN.h5; re-running resumes")
+      ("method", po::value<std::string>(), "global, dual or multiscale (as for certify); default global "
+       "(overrides /predict/method)")
+      ("sigma", po::value<double>(), "global: noise level sigma in [0,1]-pixel units, > 0; default 0.25 "
+       "(overrides /predict/sigma)")
+      ("n", po::value<long long>(), "noisy copies that vote, >= 1; default 1000 (overrides /predict/n)")
+      ("alpha", po::value<double>(), "abstain unless the two-sided binomial test of top-1 vs top-2 votes has "
+       "p-value <= alpha, in (0, 1); default 0.001 (overrides /predict/alpha)")
+      ("batch-size", po::value<long long>(), "noisy copies per forward pass, >= 1; default 1000 "
+       "(overrides /predict/batch_size)")
+      ("seed", po::value<unsigned long long>(), "noise seed, integer in [0, 2^53); default 0 (overrides /predict/seed)")
+      ("shard-size", po::value<long long>(), "examples per shard: the unit of work, output and resume, >= 1; "
+       "default 20 (overrides /predict/shard_size)");
+  add_selection_options(options, "predict");
   add_shard_options(options);
   add_common_options(options);
   po::variables_map vm;
-  if (!parse_args(inv, options, {}, vm, "--config CONFIG --out DIR [overrides]",
-                  "dualrs predict -c configs/mnist.json -o runs/pred --checkpoint runs/base/model.pt --sigma 0.25")) {
+  if (!parse_args(inv, options, {}, vm,
+                  {"--config CONFIG --out DIR [overrides]",
+                   "PREDICT (Cohen et al., ICML 2019) for every selected example: the top class of n noisy\n"
+                   "copies, or abstain (-1) when a binomial test cannot separate it from the runner-up at alpha.",
+                   "dualrs predict -c configs/mnist.json -o runs/pred --checkpoint runs/base/model.pt --sigma 0.25"})) {
     return 0;
   }
   std::vector<FlagMapping> flags = {{"method", "/predict/method", T::kString},

@@ -376,18 +376,19 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
 }
 
 namespace {
-int run_simple(const Invocation& inv, const std::string& usage, const std::string& example, const std::string& out_help,
+int run_simple(const Invocation& inv, const HelpText& help, const std::string& config_help, const std::string& out_help,
                const std::vector<FlagMapping>& flags, po::options_description extra,
                void (*stage)(StageContext&, const ExperimentConfig&, const std::string&), bool sharded) {
   po::options_description options("options");
   options.add_options()
-      ("config,c", po::value<std::string>()->required(), "experiment config (JSON, see data_schemas/config.schema.json)")
+      ("config,c", po::value<std::string>()->required(),
+       ("experiment config (JSON, data_schemas/config.schema.json): " + config_help).c_str())
       ("out,o", po::value<std::string>()->required(), out_help.c_str());
   options.add(extra);
   if (sharded) add_shard_options(options);
   add_common_options(options);
   po::variables_map vm;
-  if (!parse_args(inv, options, {}, vm, usage, example)) return 0;
+  if (!parse_args(inv, options, {}, vm, help)) return 0;
   const auto config = load_config(inv, vm["config"].as<std::string>(), [&] { return overrides_from_flags(vm, flags); });
   stage(*inv.ctx, config, vm["out"].as<std::string>());
   return 0;
@@ -398,18 +399,26 @@ int cmd_label(const Invocation& inv) {
   using T = FlagMapping::Type;
   po::options_description extra("label options");
   extra.add_options()
-      ("n", po::value<long long>(), "noisy votes per (example, sigma) (default 100)")
-      ("alpha", po::value<double>(), "alpha_label of the Clopper-Pearson bound (default 0.001)")
-      ("batch-size", po::value<long long>(), "noisy copies per forward pass")
-      ("checkpoint", po::value<std::string>(), "classifier checkpoint (overrides /model/checkpoint)")
-      ("split", po::value<std::string>(), "split to label (default train)")
-      ("end", po::value<long long>(), "label the first END examples of the split")
-      ("shard-size", po::value<long long>(), "examples per shard: unit of work, output and resume (default 100)");
-  return run_simple(inv, "--config CONFIG --out DIR [overrides]",
-                    "dualrs label -c configs/mnist_dual.json -o runs/labels --checkpoint runs/base/model.pt\n"
-                    "  mpirun -np 8 dualrs label -c configs/mnist_dual.json -o runs/labels --expect-world-size 8",
-                    "output folder: labels.h5 (per-sigma radii R_c, best index, weights), merged from "
-                    "shards/shard-NNNNN.h5; re-running resumes",
+      ("n", po::value<long long>(), "noisy votes N per (example, sigma), >= 1; default 100 (overrides /label/n)")
+      ("alpha", po::value<double>(), "alpha_label of the Clopper-Pearson bound, in (0, 1); default 0.001 "
+       "(overrides /label/alpha)")
+      ("batch-size", po::value<long long>(), "noisy copies per forward pass, >= 1; default 100 (overrides /label/batch_size)")
+      ("checkpoint", po::value<std::string>(), "classifier weights from train-base (overrides /model/checkpoint)")
+      ("split", po::value<std::string>(), "split to label; default train (overrides /label/selection/split)")
+      ("end", po::value<long long>(), "label the first END examples of the split; -1 = all (default) "
+       "(overrides /label/selection/end)")
+      ("shard-size", po::value<long long>(), "examples per shard: the unit of work, output and resume, >= 1; default 100 (overrides /label/shard_size)");
+  return run_simple(inv,
+                    {"--config CONFIG --out DIR [overrides]",
+                     "Per-sigma radius labels for estimator training (DualRS §5.2.1): for every example and every\n"
+                     "sigma of /dual/sigma_candidates, N noisy votes give R_c(x, sigma) = sigma * Phi^-1(p) when the\n"
+                     "top class is the true one and its Clopper-Pearson bound p >= 0.5, else 0; plus the best sigma\n"
+                     "and the rebalancing weight w_e. With /dual/experts (routing), expert i labels sigma_i.",
+                     "dualrs label -c configs/mnist_dual.json -o runs/labels --checkpoint runs/base/model.pt\n"
+                     "  mpirun -np 8 dualrs label -c configs/mnist_dual.json -o runs/labels --expect-world-size 8"},
+                    "/dataset, /model (or /dual/experts), /dual, /label",
+                    "output folder: labels.h5 (data_schemas/labels.h5.md), merged from shards/shard-NNNNN.h5; re-running "
+                    "resumes",
                     {{"n", "/label/n", T::kInt}, {"alpha", "/label/alpha", T::kDouble},
                      {"batch-size", "/label/batch_size", T::kInt}, {"checkpoint", "/model/checkpoint", T::kString},
                      {"split", "/label/selection/split", T::kString}, {"end", "/label/selection/end", T::kInt},
@@ -421,17 +430,26 @@ int cmd_train_estimator(const Invocation& inv) {
   using T = FlagMapping::Type;
   po::options_description extra("train-estimator options");
   extra.add_options()
-      ("labels", po::value<std::string>(), "labels file (overrides /train_estimator/labels)")
+      ("labels", po::value<std::string>(), "labels.h5 from 'dualrs label' (overrides /train_estimator/labels)")
       ("init-checkpoint", po::value<std::string>(),
-       "classifier checkpoint to copy the feature layers from (overrides /train_estimator/init_checkpoint)")
-      ("preset", po::value<std::string>(), "cifar10 or imagenet: the paper's recipe as defaults")
-      ("epochs", po::value<long long>(), "training epochs")
-      ("lr", po::value<double>(), "AdamW learning rate");
-  return run_simple(inv, "--config CONFIG --out DIR [overrides]",
-                    "dualrs train-estimator -c configs/mnist_dual.json -o runs/estimator --labels runs/labels/labels.h5\n"
-                    "  mpirun -np 2 dualrs train-estimator -c ... (data-parallel: /train_estimator/batch_size is the "
-                    "global batch, split over the ranks)",
-                    "output folder: estimator.pt, estimator.json, train_log.csv (re-running resumes)",
+       "classifier checkpoint of the same architecture to copy the feature layers from; the |Sigma|-way output "
+       "layer starts fresh (overrides /train_estimator/init_checkpoint)")
+      ("preset", po::value<std::string>(), "cifar10 or imagenet: the paper's recipe as defaults for the keys "
+       "/train_estimator leaves out (overrides /train_estimator/preset)")
+      ("epochs", po::value<long long>(), "training epochs, >= 1; default 10, cifar10 90, imagenet 9 "
+       "(overrides /train_estimator/epochs)")
+      ("lr", po::value<double>(), "AdamW learning rate, > 0; default 0.01, imagenet 0.005 (overrides /train_estimator/lr)");
+  return run_simple(inv,
+                    {"--config CONFIG --out DIR [overrides]",
+                     "Trains the variance estimator (DualRS §5.2): inputs with noise sigma_e, soft labels\n"
+                     "softmax(R_c(x, sigma_i)), soft cross-entropy + consistency (lambda, eta), weights w_e and w_r.\n"
+                     "Rows whose radii are all 0 are dropped. Re-running with the same config resumes after the\n"
+                     "last finished epoch.",
+                     "dualrs train-estimator -c configs/mnist_dual.json -o runs/estimator --labels runs/labels/labels.h5\n"
+                     "  mpirun -np 2 dualrs train-estimator -c ... (data-parallel: /train_estimator/batch_size is the "
+                     "global batch, split over the ranks)"},
+                    "/dataset, /dual (sigma_candidates, sigma_e, estimator arch), /label, /train_estimator",
+                    "output folder: estimator.pt, estimator.json, train_log.csv, train_state.json",
                     {{"labels", "/train_estimator/labels", T::kString},
                      {"init-checkpoint", "/train_estimator/init_checkpoint", T::kString}, {"preset", "/train_estimator/preset", T::kString},
                      {"epochs", "/train_estimator/epochs", T::kInt}, {"lr", "/train_estimator/lr", T::kDouble}},
@@ -442,12 +460,18 @@ int cmd_estimate_sigma(const Invocation& inv) {
   using T = FlagMapping::Type;
   po::options_description extra("estimate-sigma options");
   extra.add_options()
-      ("n", po::value<long long>(), "estimator votes per example (default 32)")
-      ("estimator", po::value<std::string>(), "estimator checkpoint (overrides /dual/estimator/checkpoint)")
-      ("shard-size", po::value<long long>(), "examples per shard: unit of work, output and resume (default 100)");
-  return run_simple(inv, "--config CONFIG --out DIR [overrides]",
-                    "dualrs estimate-sigma -c configs/mnist_dual.json -o runs/sigma --estimator runs/estimator/estimator.pt",
-                    "output folder: sigma_estimates.h5, merged from shards/shard-NNNNN.h5; re-running resumes",
+      ("n", po::value<long long>(), "noisy estimator votes per example at sigma_e, >= 1; default 32 "
+       "(overrides /estimate_sigma/n)")
+      ("estimator", po::value<std::string>(), "estimator weights from train-estimator (overrides /dual/estimator/checkpoint)")
+      ("shard-size", po::value<long long>(), "examples per shard: the unit of work, output and resume, >= 1; default 100 (overrides /estimate_sigma/shard_size)");
+  return run_simple(inv,
+                    {"--config CONFIG --out DIR [overrides]",
+                     "The smoothed estimator's sigma for every selected example (default: the train split): the\n"
+                     "majority of n votes at sigma_e, ties -> smaller sigma. Feeds finetune (DualRS §5.2.2).",
+                     "dualrs estimate-sigma -c configs/mnist_dual.json -o runs/sigma --estimator runs/estimator/estimator.pt"},
+                    "/dataset, /dual, /estimate_sigma",
+                    "output folder: sigma_estimates.h5 (data_schemas/labels.h5.md), merged from shards/shard-NNNNN.h5; "
+                    "re-running resumes",
                     {{"n", "/estimate_sigma/n", T::kInt}, {"estimator", "/dual/estimator/checkpoint", T::kString},
                      {"shard-size", "/estimate_sigma/shard_size", T::kInt}},
                     extra, run_estimate_sigma, true);
@@ -457,14 +481,18 @@ int cmd_finetune(const Invocation& inv) {
   using T = FlagMapping::Type;
   po::options_description extra("finetune options");
   extra.add_options()
-      ("estimates", po::value<std::string>(), "sigma estimates (overrides /finetune/estimates)")
-      ("checkpoint", po::value<std::string>(), "classifier to start from (overrides /model/checkpoint)")
-      ("epochs", po::value<long long>(), "epochs (default 2)");
-  return run_simple(inv, "--config CONFIG --out DIR [overrides]",
-                    "dualrs finetune -c configs/mnist_dual.json -o runs/ft --estimates runs/sigma/sigma_estimates.h5\n"
-                    "  mpirun -np 2 dualrs finetune -c ... (data-parallel: /finetune/batch_size is the global batch, "
-                    "split over the ranks)",
-                    "output folder: model.pt, model.json, train_log.csv",
+      ("estimates", po::value<std::string>(), "sigma_estimates.h5 from estimate-sigma (overrides /finetune/estimates)")
+      ("checkpoint", po::value<std::string>(), "classifier weights to start from (overrides /model/checkpoint)")
+      ("epochs", po::value<long long>(), "epochs, >= 1; default 2 (overrides /finetune/epochs)");
+  return run_simple(inv,
+                    {"--config CONFIG --out DIR [overrides]",
+                     "Fine-tunes the classifier with cross-entropy under each example's estimated noise level\n"
+                     "sigma_c(x) (DualRS §5.2.2); AdamW with /finetune's lr (default 1e-4) and weight_decay.",
+                     "dualrs finetune -c configs/mnist_dual.json -o runs/ft --estimates runs/sigma/sigma_estimates.h5\n"
+                     "  mpirun -np 2 dualrs finetune -c ... (data-parallel: /finetune/batch_size is the global batch, "
+                     "split over the ranks)"},
+                    "/dataset, /model, /dual, /finetune",
+                    "output folder: model.pt, model.json, train_log.csv (data_schemas/models.md)",
                     {{"estimates", "/finetune/estimates", T::kString}, {"checkpoint", "/model/checkpoint", T::kString},
                      {"epochs", "/finetune/epochs", T::kInt}},
                     extra, run_finetune, false);

@@ -11,14 +11,18 @@ namespace dualrs::app {
 int cmd_radius(const Invocation& inv) {
   po::options_description options("options");
   options.add_options()
-      ("count", po::value<long long>()->required(), "n_A: noisy copies (of n) that voted for the top class")
-      ("n", po::value<long long>()->required(), "n: noisy copies drawn for estimation (>= 1)")
-      ("sigma", po::value<double>()->required(), "noise level sigma, [0,1]-pixel units (> 0)")
+      ("count", po::value<long long>()->required(), "n_A: noisy copies (of n) that voted for the top class, 0..n")
+      ("n", po::value<long long>()->required(), "n: noisy copies drawn for estimation, >= 1")
+      ("sigma", po::value<double>()->required(), "noise level sigma, std of the Gaussian in [0,1]-pixel units, > 0")
       ("alpha", po::value<double>()->default_value(0.001), "failure probability of the certificate, in (0, 1)");
   add_common_options(options);
   po::variables_map vm;
-  if (!parse_args(inv, options, {}, vm, "--count NA --n N --sigma S [--alpha A]",
-                  "dualrs radius --count 9900 --n 10000 --sigma 0.25 --alpha 0.001")) {
+  if (!parse_args(inv, options, {}, vm,
+                  {"--count NA --n N --sigma S [--alpha A]",
+                   "The certificate n_A votes of n give (Cohen et al., CERTIFY steps 3-4), as one JSON line:\n"
+                   "p_a_lower = one-sided Clopper-Pearson lower bound at alpha, abstain when it is < 0.5, else\n"
+                   "radius = sigma * Phi^-1(p_a_lower) (l2, [0,1]-pixel units).",
+                   "dualrs radius --count 9900 --n 10000 --sigma 0.25 --alpha 0.001"})) {
     return 0;
   }
   inv.ctx->on_root([&] {

@@ -1,6 +1,7 @@
 // dualrs run: executes a job manifest's stages in order on this allocation.
 
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -13,6 +14,8 @@
 #include "dualrs/io/dir_lock.h"
 #include "dualrs/io/provenance.h"
 #include "dualrs/io/shard_files.h"
+#include "dualrs/report/certified_accuracy.h"
+#include "dualrs/smooth/certify.h"
 
 namespace dualrs::app {
 namespace fs = std::filesystem;
@@ -43,12 +46,41 @@ json stage_sections(const std::string& command, const json& doc) {
       {"certify", {"dataset", "model", "dual", "certify"}},
       {"predict", {"dataset", "model", "dual", "predict"}},
       {"table", {"table"}},
+      {"plot", {"plot"}},
       {"analyze", {}}};
   json out = json::object();
   for (const auto& name : sections.at(command)) {
     if (doc.contains(name)) out[name] = doc.at(name);
   }
   return out;
+}
+
+// Appends the problems of every section `config` holds that its JSON Schema cannot express
+// (e.g. Σ not increasing, σ_e below max Σ). Keys a job usually fills in per stage (checkpoints,
+// the labels and estimates files) are not required here.
+void config_issues(const ExperimentConfig& config, std::vector<ConfigIssue>& issues) {
+  auto check = [&](const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const ConfigError& e) {
+      issues.insert(issues.end(), e.issues().begin(), e.issues().end());
+    }
+  };
+  if (config.has("dataset")) check([&] { config.dataset(); });
+  if (config.has("model")) check([&] { config.model(); });
+  if (config.has("train_base")) check([&] { config.train_base(); });
+  if (config.has("dual")) check([&] { config.dual(); });
+  check([&] { smooth::validate(config.certify()); });
+  check([&] { smooth::validate(config.predict()); });
+  for (const char* section : {"certify", "predict"}) {
+    const std::string method = config.doc().value(section, json::object()).value("method", "global");
+    if (method != "global" && !config.has("dual")) {
+      issues.push_back({std::string("/") + section + "/method",
+                        "method '" + method + "' needs a /dual section (sigma_candidates, sigma_e, estimator)"});
+    }
+  }
+  check([&] { report::table_radii(config.table()); });
+  check([&] { config.plot(); });
 }
 
 struct Stage {
@@ -85,9 +117,11 @@ std::vector<Stage> plan_job(const std::string& job_path, const std::string& out_
       if (s.command == "label") { config.dual(); config.label(); config.dataset(); }
       if (s.command == "train-estimator" || s.command == "estimate-sigma") { config.dual(); config.dataset(); }
       if (s.command == "finetune") { config.dual(); config.finetune(); config.model(); }
-      if ((s.command == "table" || s.command == "analyze") && s.inputs.empty()) {
+      if ((s.command == "table" || s.command == "analyze" || s.command == "plot") && s.inputs.empty()) {
         issues.push_back({pointer + "/inputs", "a " + s.command + " stage needs inputs"});
       }
+      if (s.command == "table") report::table_radii(config.table());
+      if (s.command == "plot") config.plot();
       if (s.command == "certify") { if (config.certify().method != "global") config.dual(); config.model(); config.dataset(); }
       if (s.command == "predict") { if (config.predict().method != "global") config.dual(); }
       if (s.command == "predict") { config.predict(); config.model(); config.dataset(); }
@@ -119,18 +153,24 @@ bool stage_done(const Stage& stage) {
 int cmd_run(const Invocation& inv) {
   po::options_description options("options");
   options.add_options()
-      ("job", po::value<std::string>()->required(), "job manifest (JSON, see data_schemas/job.schema.json)")
-      ("out,o", po::value<std::string>()->required(), "output folder; stage outputs go to OUT/<stage name>/")
-      ("dry-run,n", "print the stage plan and exit")
-      ("force", "re-run stages even when their outputs are up to date");
+      ("job", po::value<std::string>()->required(), "job manifest (JSON, data_schemas/job.schema.json), positional")
+      ("out,o", po::value<std::string>()->required(),
+       "output folder; a stage writes OUT/<stage name>/ (or its 'out') with a completion record "
+       "stage-<name>.json, and the job OUT/job_summary.json")
+      ("dry-run,n", "print the stage plan (and which stages are up to date) and exit; nothing is run or written")
+      ("force", "re-run every stage, even those whose completion record matches their config");
   add_common_options(options);
   po::positional_options_description positional;
   positional.add("job", 1);
   po::variables_map vm;
-  if (!parse_args(inv, options, positional, vm, "JOB --out DIR [--dry-run] [--force]",
-                  "dualrs run jobs/mnist_standard_rs.json --out runs/mnist_standard_rs\n"
-                  "  mpirun -np 4 dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs   "
-                  "(every stage runs with the 4 ranks)")) {
+  if (!parse_args(inv, options, positional, vm,
+                  {"JOB --out DIR [--dry-run] [--force]",
+                   "Runs a job's stages in order on this machine. Every stage's config is validated before any\n"
+                   "work starts. A stage is skipped when its completion record matches its resolved config and\n"
+                   "every earlier stage's (resume); a changed stage re-runs with everything after it.",
+                   "dualrs run jobs/mnist_standard_rs.json --out runs/mnist_standard_rs\n"
+                   "  mpirun -np 4 dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs   "
+                   "(every stage runs with the 4 ranks)"})) {
     return 0;
   }
   StageContext& ctx = *inv.ctx;
@@ -179,6 +219,7 @@ int cmd_run(const Invocation& inv) {
     else if (stage.command == "estimate-sigma") run_estimate_sigma(ctx, stage.config, stage.dir);
     else if (stage.command == "finetune") run_finetune(ctx, stage.config, stage.dir);
     else if (stage.command == "analyze") run_analyze(ctx, stage.inputs, stage.dir);
+    else if (stage.command == "plot") run_plot(ctx, stage.inputs, stage.config.plot(), stage.dir);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ctx.on_root([&] {
       io::ensure_directory(stage.dir);
@@ -200,20 +241,43 @@ int cmd_run(const Invocation& inv) {
 
 int cmd_validate(const Invocation& inv) {
   po::options_description options("options");
-  options.add_options()("file", po::value<std::string>()->required(), "config or job file (JSON)");
+  options.add_options()("file", po::value<std::string>()->required(),
+                        "config (configs/*.json) or job manifest (jobs/*.json; recognised by its 'stages' key)");
   add_common_options(options);
   po::positional_options_description positional;
   positional.add("file", 1);
   po::variables_map vm;
-  if (!parse_args(inv, options, positional, vm, "FILE", "dualrs validate configs/mnist.json")) return 0;
+  if (!parse_args(inv, options, positional, vm,
+                  {"FILE",
+                   "Checks a config against data_schemas/config.schema.json, or a job against\n"
+                   "data_schemas/job.schema.json and every stage's resolved config, without running anything.\n"
+                   "Every problem is reported, one line each, with its JSON pointer (e.g. /certify/alpha;\n"
+                   "/stages/2 (...) /certify/alpha for a job stage); schema problems first, then the checks a\n"
+                   "schema cannot express (sorted Sigma, sigma_e >= max Sigma, increasing radii, ...).\n"
+                   "Exit status 0 when valid, 2 when not.",
+                   "dualrs validate configs/mnist_dual.json && dualrs validate jobs/mnist_dual_rs.json"})) {
+    return 0;
+  }
   inv.ctx->on_root([&] {
     const std::string path = vm["file"].as<std::string>();
     const json doc = read_json_file(path);
     if (doc.is_object() && doc.contains("stages")) {
+      validate_schema(doc, SchemaKind::kJob, path);
+      const std::string config = (fs::absolute(path).parent_path() / doc.at("config").get<std::string>()).string();
+      std::vector<ConfigIssue> issues;
+      try {
+        config_issues(ExperimentConfig::load(config), issues);
+      } catch (const ConfigError& e) {
+        for (const auto& issue : e.issues()) issues.push_back({"/config (" + e.source() + ") " + issue.pointer, issue.message});
+      }
+      if (!issues.empty()) throw ConfigError(path, std::move(issues));
       plan_job(path, fs::absolute("dualrs-validate-out").string());
       std::cout << path << ": valid job\n";
     } else {
-      ExperimentConfig::load(path);
+      const ExperimentConfig config = ExperimentConfig::load(path);
+      std::vector<ConfigIssue> issues;
+      config_issues(config, issues);
+      if (!issues.empty()) throw ConfigError(path, std::move(issues));
       std::cout << path << ": valid config\n";
     }
   });
@@ -228,12 +292,13 @@ int cmd_merge(const Invocation& inv) {
   po::positional_options_description positional;
   positional.add("dir", 1);
   po::variables_map vm;
-  if (!parse_args(inv, options, positional, vm, "DIR",
-                  "dualrs merge runs/labels   (after the array jobs 'dualrs label ... --shard-subset I/N' are done)\n\n"
-                  "Writes the stage's output into DIR from its shards, sorted by example index: labels.h5,\n"
-                  "sigma_estimates.h5, certify.h5 + certify.tsv or predict.h5 + predict.tsv. Checks that the\n"
-                  "shards share one config and selection and hold every example exactly once; shard files are\n"
-                  "only read. The stages merge by themselves unless run with --shard-subset.")) {
+  if (!parse_args(inv, options, positional, vm,
+                  {"DIR",
+                   "Writes the stage's output into DIR from its shards, sorted by example index: labels.h5,\n"
+                   "sigma_estimates.h5, certify.h5 + certify.tsv or predict.h5 + predict.tsv. Checks that the\n"
+                   "shards share one config and selection and hold every example exactly once; shard files are\n"
+                   "only read. The stages merge by themselves unless run with --shard-subset.",
+                   "dualrs merge runs/labels   (after the array jobs 'dualrs label ... --shard-subset I/N' are done)"})) {
     return 0;
   }
   StageContext& ctx = *inv.ctx;

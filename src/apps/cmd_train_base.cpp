@@ -98,23 +98,32 @@ int cmd_train_base(const Invocation& inv) {
   using T = FlagMapping::Type;
   po::options_description options("options");
   options.add_options()
-      ("config,c", po::value<std::string>()->required(), "experiment config (JSON) with dataset, model, train_base")
-      ("out,o", po::value<std::string>()->required(), "output folder: model.pt, model.json, train_log.csv")
-      ("epochs", po::value<long long>(), "training epochs (default 6)")
-      ("batch-size", po::value<long long>(), "global batch: examples per optimizer step over all ranks; "
-                                                  "under mpirun -np K each rank takes a slice (default 128)")
-      ("lr", po::value<double>(), "AdamW learning rate (default 1e-3)")
-      ("sigma", po::value<double>(), "fixed training noise level (pixel units)")
-      ("sigma-candidates", po::value<std::string>(), "comma list: per-example noise level drawn from these")
-      ("split", po::value<std::string>(), "split to train on (default train)")
-      ("end", po::value<long long>(), "train on the first END examples of the split")
-      ("seed", po::value<unsigned long long>(), "seed of the initial weights, shuffling and training noise "
-                                                            "(default 0)");
+      ("config,c", po::value<std::string>()->required(),
+       "experiment config (JSON, data_schemas/config.schema.json): /dataset, /model (arch), /train_base")
+      ("out,o", po::value<std::string>()->required(),
+       "output folder: model.pt, model.json, train_log.csv (data_schemas/models.md)")
+      ("epochs", po::value<long long>(), "training epochs, >= 1; default 6 (overrides /train_base/epochs)")
+      ("batch-size", po::value<long long>(), "global batch: examples per optimizer step over all ranks (under mpirun -np K each rank "
+       "takes a slice), >= 1; default 128 (overrides /train_base/batch_size)")
+      ("lr", po::value<double>(), "AdamW learning rate, > 0; default 1e-3 (overrides /train_base/lr)")
+      ("sigma", po::value<double>(), "one training noise level, std in [0,1]-pixel units, > 0; replaces "
+       "sigma_candidates (overrides /train_base/sigma)")
+      ("sigma-candidates", po::value<std::string>(), "comma list, e.g. 0.25,0.5,1.0: each example's noise level is "
+       "drawn uniformly from these; replaces sigma (overrides /train_base/sigma_candidates)")
+      ("split", po::value<std::string>(), "split to train on; default train (overrides /train_base/selection/split)")
+      ("end", po::value<long long>(), "train on the first END examples of the split; -1 = all (default) "
+       "(overrides /train_base/selection/end)")
+      ("seed", po::value<unsigned long long>(), "seed of the initial weights, shuffling and training noise, integer in [0, 2^53); default 0 "
+       "(overrides /train_base/seed)");
   add_common_options(options);
   po::variables_map vm;
-  if (!parse_args(inv, options, {}, vm, "--config CONFIG --out DIR [overrides]",
-                  "dualrs train-base -c configs/mnist.json -o runs/base --sigma-candidates 0.25,0.5,1.0 --epochs 6\n"
-                  "  mpirun -np 2 dualrs train-base -c configs/mnist.json -o runs/base   (data-parallel)")) {
+  if (!parse_args(inv, options, {}, vm,
+                  {"--config CONFIG --out DIR [overrides]",
+                   "Trains a native classifier (/model/arch) with Gaussian noise augmentation (Cohen et al. §4):\n"
+                   "every training image gets noise of one sigma, or of a sigma drawn per example from\n"
+                   "sigma_candidates. AdamW; a checkpoint and the log are written after every epoch.",
+                   "dualrs train-base -c configs/mnist.json -o runs/base --sigma-candidates 0.25,0.5,1.0 --epochs 6\n"
+                   "  mpirun -np 2 dualrs train-base -c configs/mnist.json -o runs/base   (data-parallel)"})) {
     return 0;
   }
   const auto config = load_config(inv, vm["config"].as<std::string>(), [&] {

@@ -11,8 +11,9 @@ namespace dualrs::app {
 void add_common_options(po::options_description& options) {
   options.add_options()
       ("help,h", "show this help and exit")
-      ("quiet,q", "no progress lines (errors only)")
-      ("verbose,v", "more detail in progress output")
+      ("quiet,q", "print errors only: no progress lines or summaries")
+      ("verbose,v", "a start line per long stage and, when stderr is not a terminal, a progress line every 5 s "
+       "instead of 30 s ($DUALRS_PROGRESS_INTERVAL sets the seconds)")
       ("expect-world-size", po::value<int>(),
        "fail unless the job has exactly N MPI ranks (catches launchers that start N separate "
        "single-rank copies), e.g. --expect-world-size 16");
@@ -34,6 +35,11 @@ Verbosity verbosity_from(const po::variables_map& vm) {
 bool parse_args(const Invocation& inv, const po::options_description& options,
                 const po::positional_options_description& positional, po::variables_map& vm,
                 const std::string& usage, const std::string& example) {
+  return parse_args(inv, options, positional, vm, HelpText{usage, "", example});
+}
+
+bool parse_args(const Invocation& inv, const po::options_description& options,
+                const po::positional_options_description& positional, po::variables_map& vm, const HelpText& help_text) {
   StageContext& ctx = *inv.ctx;
   bool help = false;
   ctx.agreed([&] {
@@ -52,7 +58,9 @@ bool parse_args(const Invocation& inv, const po::options_description& options,
     if (vm.count("shard-subset")) ctx.subset = parse_shard_subset(vm["shard-subset"].as<std::string>());
   });
   if (help && ctx.is_root()) {
-    std::cout << "usage: dualrs " << inv.name << ' ' << usage << "\n\n" << options << "\nexample:\n  " << example << "\n";
+    std::cout << "usage: dualrs " << inv.name << ' ' << help_text.usage << "\n\n";
+    if (!help_text.description.empty()) std::cout << help_text.description << "\n\n";
+    std::cout << options << "\nexample:\n  " << help_text.example << "\n";
   }
   return !help;
 }

@@ -31,10 +31,21 @@ Verbosity verbosity_from(const po::variables_map& vm);
 /// --shard-subset for the sharded stages (label, estimate-sigma, certify, predict).
 void add_shard_options(po::options_description& options);
 
+/// What `dualrs CMD --help` prints around the options: the usage line (after "dualrs CMD"),
+/// a paragraph saying what the command does and writes, and an example command line.
+struct HelpText {
+  std::string usage;
+  std::string description;
+  std::string example;
+};
+
 /// Collective. Parses `args` against `options` (+ positional) on every rank and agrees;
-/// handles --help (rank 0 prints usage, options and example; returns false everywhere);
-/// checks --expect-world-size; sets the context's verbosity (and shard subset when the
-/// options have --shard-subset). \throws dist::AgreedFailure on bad flags.
+/// handles --help (rank 0 prints usage, description, options and example; returns false
+/// everywhere); checks --expect-world-size; sets the context's verbosity (and shard subset
+/// when the options have --shard-subset). \throws dist::AgreedFailure on bad flags.
+bool parse_args(const Invocation& inv, const po::options_description& options,
+                const po::positional_options_description& positional, po::variables_map& vm, const HelpText& help);
+/// The same without a description paragraph.
 bool parse_args(const Invocation& inv, const po::options_description& options,
                 const po::positional_options_description& positional, po::variables_map& vm,
                 const std::string& usage, const std::string& example);
@@ -70,8 +81,14 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
 void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
 /// Method analyses (METHOD.md §8) from result files: global-σ baselines + one Dual RS file.
 void run_analyze(StageContext& ctx, const std::vector<std::string>& inputs, const std::string& out_dir);
+/// Tables over certification results; `names` (empty, or one per input) rename the rows. Rank 0.
 void run_table(StageContext& ctx, const std::vector<std::string>& inputs, const TableConfig& table,
-               const std::string& out_dir);
+               const std::string& out_dir, const std::vector<std::string>& names = {});
+
+/// Figures of a run (analysis/dualrs_plots.py): `inputs` are run/stage folders or result files. Rank 0.
+/// \throws Error when no Python with matplotlib/h5py is found, DataError when the script fails.
+void run_plot(StageContext& ctx, const std::vector<std::string>& inputs, const PlotConfig& plot,
+              const std::string& out_dir);
 
 /// Subcommands: return the process exit code.
 int cmd_radius(const Invocation& inv);
@@ -87,5 +104,6 @@ int cmd_finetune(const Invocation& inv);
 int cmd_analyze(const Invocation& inv);
 int cmd_validate(const Invocation& inv);
 int cmd_merge(const Invocation& inv);
+int cmd_plot(const Invocation& inv);
 
 }  // namespace dualrs::app

@@ -100,17 +100,18 @@ void validate_schema(const json& doc, SchemaKind kind, const std::string& source
   std::vector<valijson::ValidationResults::Error> errors;
   valijson::ValidationResults::Error error;
   while (results.popError(error)) errors.push_back(error);
-  // valijson reports a failure at every level of nesting; keep the innermost ones.
+  // valijson reports a failure at every level of nesting; keep the innermost ones, and every
+  // unknown key (reported at the object holding it, which may also hold deeper failures).
+  const std::string marker = "could not be validated using 'properties' or 'additionalProperties' constraints: '";
   std::vector<ConfigIssue> issues;
   std::set<std::pair<std::string, std::string>> seen;
   for (const auto& e : errors) {
     bool has_deeper = false;
     for (const auto& other : errors) has_deeper = has_deeper || is_prefix(e.context, other.context);
-    if (has_deeper) continue;
+    if (has_deeper && e.description.find(marker) == std::string::npos) continue;
     std::string pointer = context_to_pointer(e.context);
     std::string message = e.description;
     // Name the unknown key itself, not only the object holding it.
-    const std::string marker = "could not be validated using 'properties' or 'additionalProperties' constraints: '";
     if (auto pos = message.find(marker); pos != std::string::npos) {
       const std::string key = message.substr(pos + marker.size(), message.rfind('\'') - pos - marker.size());
       pointer += "/" + escape_token(key);
@@ -277,8 +278,24 @@ TrainBaseConfig ExperimentConfig::train_base() const {
 TableConfig ExperimentConfig::table() const {
   TableConfig c;
   const json j = doc_.value("table", json::object());
-  c.radii = get_or<std::vector<double>>(j, "radii", {});
+  if (j.contains("radii") && j.at("radii").is_string()) c.radii_preset = j.at("radii").get<std::string>();
+  else c.radii = get_or<std::vector<double>>(j, "radii", {});
   c.convention = get_or<std::string>(j, "convention", c.convention);
+  for (std::size_t i = 1; i < c.radii.size(); ++i) {
+    if (!(c.radii[i] > c.radii[i - 1])) {
+      throw ConfigError(source_, "/table/radii/" + std::to_string(i),
+                        "radii must be strictly increasing: " + format_decimal(c.radii[i]) + " follows " +
+                            format_decimal(c.radii[i - 1]));
+    }
+  }
+  return c;
+}
+
+PlotConfig ExperimentConfig::plot() const {
+  PlotConfig c;
+  const json j = doc_.value("plot", json::object());
+  c.convention = get_or<std::string>(j, "convention", c.convention);
+  c.formats = get_or<std::vector<std::string>>(j, "formats", c.formats);
   return c;
 }
 
@@ -398,6 +415,13 @@ json to_json(const EstimateSigmaConfig& c) {
   return {{"n", c.n}, {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)},
           {"shard_size", c.shard_size}};
 }
+json to_json(const TableConfig& c) {
+  json j = {{"convention", c.convention}};
+  if (c.radii.empty()) j["radii"] = c.radii_preset.empty() ? "cifar10" : c.radii_preset;
+  else j["radii"] = c.radii;
+  return j;
+}
+json to_json(const PlotConfig& c) { return {{"convention", c.convention}, {"formats", c.formats}}; }
 json to_json(const FinetuneConfig& c) {
   return {{"estimates", c.estimates}, {"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr},
           {"weight_decay", c.weight_decay}, {"seed", c.seed}};

@@ -151,10 +151,18 @@ struct FinetuneConfig {
   std::uint64_t seed = 0;
 };
 
-/// Certified-accuracy table settings (METHOD.md §8).
+/// Certified-accuracy table settings (METHOD.md §8). `/table/radii` is either a list of
+/// radii (ℓ2, [0,1]-pixel units, strictly increasing) or the name of a paper grid.
 struct TableConfig {
-  std::vector<double> radii;          ///< empty: 0 to 2.5 in steps of 0.25
+  std::vector<double> radii;          ///< explicit radii; empty: use radii_preset
+  std::string radii_preset;           ///< "cifar10" | "imagenet" | "" (= cifar10)
   std::string convention = "both";   ///< inclusive (>= r, Cohen), strict (> r, Dual RS), both
+};
+
+/// Figure settings of `dualrs plot` (analysis/dualrs_plots.py).
+struct PlotConfig {
+  std::string convention = "inclusive";         ///< certified accuracy curves: inclusive or strict
+  std::vector<std::string> formats = {"png", "pdf"};  ///< image formats written per figure
 };
 
 /// A loaded, schema-valid experiment config plus where it came from.
@@ -180,7 +188,9 @@ class ExperimentConfig {
   CertifyConfig certify() const;
   PredictConfig predict() const;
   TrainBaseConfig train_base() const;
+  /// \throws ConfigError when explicit radii are not strictly increasing.
   TableConfig table() const;
+  PlotConfig plot() const;
   /// Dual RS section, checked: Σ strictly increasing and > 0; σ_e >= max Σ unless
   /// allow_sigma_e_below_max; experts (if any) one per σ with matching `sigma`.
   DualConfig dual() const;
@@ -210,6 +220,8 @@ nlohmann::json to_json(const DualConfig& c);
 nlohmann::json to_json(const LabelConfig& c);
 nlohmann::json to_json(const EstimateSigmaConfig& c);
 nlohmann::json to_json(const FinetuneConfig& c);
+nlohmann::json to_json(const TableConfig& c);
+nlohmann::json to_json(const PlotConfig& c);
 
 /// The ModelConfig for a ModelRef with `num_classes` outputs.
 ModelConfig to_model_config(const ModelRef& ref, std::int64_t num_classes);

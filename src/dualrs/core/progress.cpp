@@ -2,8 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
-#include <cstdio>
+#include <cstdlib>
 
 namespace dualrs {
 
@@ -21,23 +22,50 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
+double default_progress_interval(Verbosity verbosity) {
+  if (const char* text = std::getenv("DUALRS_PROGRESS_INTERVAL")) {
+    char* end = nullptr;
+    const double value = std::strtod(text, &end);
+    if (end != text && *end == '\0' && value > 0 && std::isfinite(value)) return value;
+  }
+  return verbosity == Verbosity::kVerbose ? 5.0 : 30.0;
+}
+
 ProgressMeter::ProgressMeter(std::string label, std::int64_t total, std::string unit, Verbosity verbosity,
                              double log_interval_s)
+    : ProgressMeter(std::move(label), total, std::move(unit), verbosity, log_interval_s, stderr,
+                    isatty(STDERR_FILENO) != 0) {}
+
+ProgressMeter::ProgressMeter(std::string label, std::int64_t total, std::string unit, Verbosity verbosity,
+                             double log_interval_s, std::FILE* stream, bool tty)
     : label_(std::move(label)),
       total_(total),
       unit_(std::move(unit)),
       verbosity_(verbosity),
-      log_interval_s_(log_interval_s),
-      tty_(isatty(STDERR_FILENO) != 0),
+      log_interval_s_(log_interval_s < 0 ? default_progress_interval(verbosity) : log_interval_s),
+      stream_(stream),
+      tty_(tty),
       start_(std::chrono::steady_clock::now()),
-      last_print_(start_) {}
+      last_print_(start_) {
+  if (verbosity_ == Verbosity::kVerbose) {
+    std::fprintf(stream_, "%s: %lld %s to do\n", label_.c_str(), static_cast<long long>(total_), unit_.c_str());
+    std::fflush(stream_);
+  }
+}
+
+ProgressMeter::~ProgressMeter() {
+  if (line_open_) {
+    std::fputc('\n', stream_);
+    std::fflush(stream_);
+  }
+}
 
 void ProgressMeter::update(std::int64_t done) {
   done_ = done;
   if (verbosity_ == Verbosity::kQuiet) return;
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_print_).count();
-  if (since >= (tty_ ? 0.5 : log_interval_s_)) {
+  if (since >= (tty_ ? std::min(0.5, log_interval_s_) : log_interval_s_)) {
     last_print_ = now;
     print(false);
   }
@@ -60,15 +88,17 @@ void ProgressMeter::print(bool final_line) {
   const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : NAN;
   const double pct = total_ > 0 ? 100.0 * static_cast<double>(done_) / static_cast<double>(total_) : 100.0;
   if (final_line) {
-    std::fprintf(stderr, "%s%s: %lld/%lld %s in %s (%.2f %s/s)\n", tty_ ? "\r\033[K" : "", label_.c_str(),
+    std::fprintf(stream_, "%s%s: %lld/%lld %s in %s (%.2f %s/s)\n", tty_ ? "\r\033[K" : "", label_.c_str(),
                  static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(),
                  format_duration(elapsed).c_str(), rate, unit_.c_str());
+    line_open_ = false;
   } else {
-    std::fprintf(stderr, "%s%s: %lld/%lld %s (%.1f%%), %.2f %s/s, ETA %s%s", tty_ ? "\r\033[K" : "", label_.c_str(),
+    std::fprintf(stream_, "%s%s: %lld/%lld %s (%.1f%%), %.2f %s/s, ETA %s%s", tty_ ? "\r\033[K" : "", label_.c_str(),
                  static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(), pct, rate,
                  unit_.c_str(), format_duration(eta).c_str(), tty_ ? "" : "\n");
+    line_open_ = tty_;
   }
-  std::fflush(stderr);
+  std::fflush(stream_);
 }
 
 }  // namespace dualrs

@@ -1,18 +1,12 @@
 #include "dualrs/report/certified_accuracy.h"
 
 #include <cstdio>
-#include <set>
 #include <sstream>
 
-#include "dualrs/core/config.h"
+#include "dualrs/core/error.h"
 
 namespace dualrs::report {
 namespace {
-std::string fixed(double value, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
-  return buf;
-}
 std::string full(double value) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.17g", value);
@@ -63,10 +57,28 @@ MethodSummary summarize(const io::CertifyResults& results) {
   return s;
 }
 
-std::vector<double> default_radii() {
-  std::vector<double> radii;
-  for (int i = 0; i <= 10; ++i) radii.push_back(0.25 * i);
-  return radii;
+std::vector<double> radius_preset(const std::string& name) {
+  if (name == "cifar10") {
+    std::vector<double> radii;
+    for (int i = 0; i <= 10; ++i) radii.push_back(0.25 * i);
+    return radii;
+  }
+  if (name == "imagenet") return {0.0, 0.5, 1.0, 1.5, 2.0};
+  throw ConfigError("", "/table/radii", "unknown radius grid '" + name + "' (cifar10 or imagenet, or a list of radii)");
+}
+
+std::vector<double> default_radii() { return radius_preset("cifar10"); }
+
+std::vector<double> table_radii(const TableConfig& table) {
+  if (!table.radii.empty()) return table.radii;
+  return table.radii_preset.empty() ? default_radii() : radius_preset(table.radii_preset);
+}
+
+std::vector<Convention> table_conventions(const std::string& convention) {
+  if (convention == "inclusive") return {Convention::kInclusive};
+  if (convention == "strict") return {Convention::kStrict};
+  if (convention == "both") return {Convention::kInclusive, Convention::kStrict};
+  throw ConfigError("", "/table/convention", "must be inclusive, strict or both, got '" + convention + "'");
 }
 
 std::vector<AccuracyRow> accuracy_rows(const std::vector<io::CertifyResults>& results, const std::vector<double>& radii,
@@ -89,11 +101,18 @@ std::vector<AccuracyRow> accuracy_rows(const std::vector<io::CertifyResults>& re
   return rows;
 }
 
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
+  std::string out = "\"";
+  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 std::string tidy_csv(const std::vector<AccuracyRow>& rows) {
   std::ostringstream os;
   os << "method,radius,convention,certified_accuracy,num_certified,num_examples\n";
   for (const auto& row : rows) {
-    os << row.method << ',' << format_decimal(row.radius) << ',' << to_string(row.convention) << ','
+    os << csv_field(row.method) << ',' << format_decimal(row.radius) << ',' << to_string(row.convention) << ','
        << full(row.certified_accuracy) << ',' << row.num_certified << ',' << row.num_examples << '\n';
   }
   return os.str();
@@ -103,46 +122,8 @@ std::string summary_csv(const std::vector<MethodSummary>& summaries) {
   std::ostringstream os;
   os << "method,num_examples,clean_accuracy,abstain_rate,acr,n0,n,alpha\n";
   for (const auto& s : summaries) {
-    os << s.method << ',' << s.num_examples << ',' << full(s.clean_accuracy) << ',' << full(s.abstain_rate) << ','
+    os << csv_field(s.method) << ',' << s.num_examples << ',' << full(s.clean_accuracy) << ',' << full(s.abstain_rate) << ','
        << full(s.acr) << ',' << s.n0 << ',' << s.n << ',' << full(s.alpha) << '\n';
-  }
-  return os.str();
-}
-
-std::string markdown_table(const std::vector<io::CertifyResults>& results, const std::vector<double>& radii,
-                           Convention convention) {
-  std::ostringstream os;
-  std::set<std::int64_t> examples, n0s, ns;
-  std::set<double> alphas;
-  for (const auto& res : results) {
-    examples.insert(static_cast<std::int64_t>(res.records.size()));
-    n0s.insert(res.info.n0);
-    ns.insert(res.info.n);
-    alphas.insert(res.info.alpha);
-  }
-  auto join = [](const auto& values) {
-    std::ostringstream j;
-    bool first = true;
-    for (const auto& v : values) {
-      j << (first ? "" : "/") << v;
-      first = false;
-    }
-    return j.str();
-  };
-  os << "Certified accuracy (%) at ℓ2 radius r, " << to_string(convention) << " convention (radius "
-     << (convention == Convention::kInclusive ? "≥" : ">") << " r); " << join(examples) << " examples; n0 = "
-     << join(n0s) << ", n = " << join(ns) << ", α = " << join(alphas) << ".\n\n";
-  os << "| method |";
-  for (double r : radii) os << ' ' << format_decimal(r) << " |";
-  os << " clean acc. | abstain | ACR |\n|---|";
-  for (std::size_t i = 0; i < radii.size(); ++i) os << "---:|";
-  os << "---:|---:|---:|\n";
-  for (const auto& res : results) {
-    const MethodSummary s = summarize(res);
-    os << "| " << res.info.method << " |";
-    for (double r : radii) os << ' ' << fixed(100.0 * certified_accuracy(res.records, r, convention), 1) << " |";
-    os << ' ' << fixed(100.0 * s.clean_accuracy, 1) << " | " << fixed(100.0 * s.abstain_rate, 1) << " | "
-       << fixed(s.acr, 3) << " |\n";
   }
   return os.str();
 }

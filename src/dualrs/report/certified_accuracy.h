@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dualrs/core/config.h"
 #include "dualrs/core/records.h"
 #include "dualrs/io/result_files.h"
 
@@ -51,22 +52,31 @@ struct AccuracyRow {
   std::int64_t num_examples = 0;
 };
 
-/// 0, 0.25, ..., 2.5 (the paper's CIFAR-10 grid).
+/// A paper's radius grid (METHOD.md §8): "cifar10" = 0, 0.25, ..., 2.5; "imagenet" = 0, 0.5,
+/// 1.0, 1.5, 2.0 (ℓ2, [0,1]-pixel units). \throws ConfigError naming `/table/radii` otherwise.
+std::vector<double> radius_preset(const std::string& name);
+
+/// The CIFAR-10 grid, the default of `dualrs table`.
 std::vector<double> default_radii();
+
+/// The radii a table config asks for: its explicit list, else its preset, else the default.
+std::vector<double> table_radii(const TableConfig& table);
+
+/// The conventions a table config asks for ("inclusive", "strict" or "both", in that order).
+/// \throws ConfigError naming `/table/convention` for another name.
+std::vector<Convention> table_conventions(const std::string& convention);
 
 /// Rows for every (method, radius, convention), methods in input order.
 std::vector<AccuracyRow> accuracy_rows(const std::vector<io::CertifyResults>& results, const std::vector<double>& radii,
                                        const std::vector<Convention>& conventions);
+
+/// `text` as one CSV field: quoted (with doubled quotes) when it holds a comma, quote or newline.
+std::string csv_field(const std::string& text);
 
 /// Tidy CSV: `method,radius,convention,certified_accuracy,num_certified,num_examples`.
 std::string tidy_csv(const std::vector<AccuracyRow>& rows);
 
 /// Summary CSV: `method,num_examples,clean_accuracy,abstain_rate,acr,n0,n,alpha`.
 std::string summary_csv(const std::vector<MethodSummary>& summaries);
-
-/// A wide Markdown table (rows = methods, columns = radii, then clean accuracy, abstain
-/// rate, ACR) for one convention, with a caption naming the convention, examples, n0/n/α.
-std::string markdown_table(const std::vector<io::CertifyResults>& results, const std::vector<double>& radii,
-                           Convention convention);
 
 }  // namespace dualrs::report

@@ -7,19 +7,13 @@
 #include <cmath>
 
 #include "dualrs/core/error.h"
+#include "report_test_util.h"
 #include "dualrs/report/certified_accuracy.h"
 
 namespace dualrs::report {
 namespace {
 
-CertifyRecord rec(std::int64_t idx, std::int64_t label, std::int64_t pred, double radius) {
-  CertifyRecord r;
-  r.idx = idx;
-  r.label = label;
-  r.prediction = pred;
-  r.radius = radius;
-  return r;
-}
+using testing::rec;
 
 io::CertifyResults global(double sigma, std::vector<CertifyRecord> records) {
   io::CertifyResults r;
