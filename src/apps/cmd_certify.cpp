@@ -28,7 +28,8 @@ std::vector<FlagMapping> selection_flags(const std::string& section) {
           {"skip", "/" + section + "/selection/skip", T::kInt},
           {"checkpoint", "/model/checkpoint", T::kString},
           {"torchscript", "/model/torchscript", T::kString},
-          {"estimator", "/dual/estimator/checkpoint", T::kString}};
+          {"estimator", "/dual/estimator/checkpoint", T::kString},
+          {"denoiser", "/denoiser/checkpoint", T::kString}};
 }
 
 void add_selection_options(po::options_description& options) {
@@ -39,7 +40,8 @@ void add_selection_options(po::options_description& options) {
       ("skip", po::value<long long>(), "take every skip-th example (default 1)")
       ("checkpoint", po::value<std::string>(), "native model checkpoint (overrides /model/checkpoint)")
       ("torchscript", po::value<std::string>(), "TorchScript model file (overrides /model/torchscript)")
-      ("estimator", po::value<std::string>(), "dual: estimator checkpoint (overrides /dual/estimator/checkpoint)");
+      ("estimator", po::value<std::string>(), "dual: estimator checkpoint (overrides /dual/estimator/checkpoint)")
+      ("denoiser", po::value<std::string>(), "native denoiser checkpoint (overrides /denoiser/checkpoint; the config needs a /denoiser section)");
 }
 
 }  // namespace
@@ -87,7 +89,9 @@ void run_certify(const ExperimentConfig& config, const std::string& out_dir, Ver
                              {"certify", to_json(certify)}};
   if (!dual.routing()) resolved["model"] = to_json(config.model());
   if (certify.method != "global") resolved["dual"] = to_json(dual);
-  io::ResultInfo info = result_info("certify", method_name(certify.method, certify.sigma, dual.routing(), ""),
+  const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+  if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
+  io::ResultInfo info = result_info("certify", method_prefix(config) + method_name(certify.method, certify.sigma, dual.routing(), ""),
                                     certify.method == "global" ? certify.sigma : 0.0, certify.n0, certify.n,
                                     certify.alpha, k, in, certify.selection.split);
   if (certify.method != "global") {
@@ -107,13 +111,13 @@ void run_certify(const ExperimentConfig& config, const std::string& out_dir, Ver
   ProgressMeter progress("certify " + info.method, count, "ex", verbosity);
   const smooth::ExampleFn examples = example_fn(in);
   if (certify.method == "global") {
-    auto model = load_classifier(config, k);
+    auto model = compose_base(config, load_classifier(config, k), config.model().input, denoiser, certify.sigma, "/certify/sigma");
     smooth::certify_all(*model, count, examples, certify, sink, &progress);
   } else {
-    ClassifierSet classifiers = load_classifiers(config, dual, k);
+    ClassifierSet classifiers = load_classifiers(config, dual, k, denoiser);
     const smooth::PerSigmaSettings ps{dual.sigma_candidates, certify.n0, certify.n, certify.batch_size, certify.seed};
-    std::unique_ptr<model::BaseModel> estimator;
-    if (certify.method == "dual") estimator = load_estimator(config, dual);
+    std::shared_ptr<model::BaseModel> estimator;
+    if (certify.method == "dual") estimator = load_estimator(config, dual, denoiser);
     for (std::int64_t i = 0; i < count; ++i) {
       if (certify.method == "dual") {
         sink.write(smooth::dual_certify_example(*estimator, classifiers.pool, examples(i),
@@ -141,7 +145,9 @@ void run_predict(const ExperimentConfig& config, const std::string& out_dir, Ver
                              {"predict", to_json(predict)}};
   if (!dual.routing()) resolved["model"] = to_json(config.model());
   if (predict.method != "global") resolved["dual"] = to_json(dual);
-  io::ResultInfo info = result_info("predict", method_name(predict.method, predict.sigma, dual.routing(), "predict_"),
+  const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+  if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
+  io::ResultInfo info = result_info("predict", method_prefix(config) + method_name(predict.method, predict.sigma, dual.routing(), "predict_"),
                                     predict.method == "global" ? predict.sigma : 0.0, 0, predict.n, predict.alpha, k,
                                     in, predict.selection.split);
   io::ensure_directory(out_dir);
@@ -153,13 +159,13 @@ void run_predict(const ExperimentConfig& config, const std::string& out_dir, Ver
   ProgressMeter progress("predict " + info.method, count, "ex", verbosity);
   const smooth::ExampleFn examples = example_fn(in);
   if (predict.method == "global") {
-    auto model = load_classifier(config, k);
+    auto model = compose_base(config, load_classifier(config, k), config.model().input, denoiser, predict.sigma, "/predict/sigma");
     smooth::predict_all(*model, count, examples, predict, sink, &progress);
   } else {
-    ClassifierSet classifiers = load_classifiers(config, dual, k);
+    ClassifierSet classifiers = load_classifiers(config, dual, k, denoiser);
     const smooth::PerSigmaSettings ps{dual.sigma_candidates, 0, predict.n, predict.batch_size, predict.seed};
-    std::unique_ptr<model::BaseModel> estimator;
-    if (predict.method == "dual") estimator = load_estimator(config, dual);
+    std::shared_ptr<model::BaseModel> estimator;
+    if (predict.method == "dual") estimator = load_estimator(config, dual, denoiser);
     for (std::int64_t i = 0; i < count; ++i) {
       if (predict.method == "dual") {
         sink.write(smooth::dual_predict_example(*estimator, classifiers.pool, examples(i),

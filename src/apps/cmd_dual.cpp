@@ -111,7 +111,8 @@ void run_label(const ExperimentConfig& config, const std::string& out_dir, Verbo
   }
   dist::single_process_world();
   DataSelection in = load_selection(config, label.selection, "/label/selection");
-  ClassifierSet classifiers = load_classifiers(config, dual, in.dataset.num_classes());
+  const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+  ClassifierSet classifiers = load_classifiers(config, dual, in.dataset.num_classes(), denoiser);
   io::LabelSet labels;
   labels.sigma_candidates = dual.sigma_candidates;
   labels.n = label.n;
@@ -139,6 +140,7 @@ void run_label(const ExperimentConfig& config, const std::string& out_dir, Verbo
   json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                    {"dual", to_json(dual)}, {"label", to_json(label)}};
   if (!dual.routing()) resolved["model"] = to_json(config.model());
+  if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
   io::ensure_directory(out_dir);
   io::write_labels((fs::path(out_dir) / "labels.h5").string(), labels,
                    stage_provenance("dualrs.labels", "label", resolved, label.seed, kRngLayoutVersion));
@@ -175,7 +177,11 @@ void run_train_estimator(const ExperimentConfig& config, const std::string& out_
     throw ConfigError(config.source(), "/dual/estimator/arch", "train-estimator trains a native architecture; set it");
   }
   const DataSelection data{data::load_dataset(config.dataset()), {}};
-  auto estimator = model::make_native_model(dual.estimator.arch, s);
+  const std::shared_ptr<model::BaseModel> estimator = model::make_native_model(dual.estimator.arch, s);
+  // With a denoiser the estimator trains on denoise(x + δ_e) at σ_e, as it is used (METHOD.md §6).
+  const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+  const std::shared_ptr<model::BaseModel> trained =
+      compose_base(config, estimator, dual.estimator.input, denoiser, dual.sigma_e, "/dual/sigma_e");
 
   const fs::path dir(out_dir);
   io::ensure_directory(out_dir);
@@ -185,6 +191,7 @@ void run_train_estimator(const ExperimentConfig& config, const std::string& out_
   json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                    {"dual", to_json(dual)}, {"train_estimator", estimator_train_json(train_config)},
                    {"labels", {{"path", labels_path}, {"config_sha256", labels.provenance.value("config_sha256", "")}}}};
+  if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
   io::Provenance provenance = stage_provenance("dualrs.estimator", "train-estimator", resolved, train_config.seed, 0);
 
   // Resume from the last finished epoch when the state matches this exact configuration.
@@ -213,7 +220,7 @@ void run_train_estimator(const ExperimentConfig& config, const std::string& out_
     }
   };
   if (first_epoch <= train_config.epochs) {
-    train::train_estimator(*estimator, data.dataset, set, train_config, first_epoch, optimizer, on_epoch, verbosity);
+    train::train_estimator(*trained, data.dataset, set, train_config, first_epoch, optimizer, on_epoch, verbosity);
   }
   provenance.finished_utc = io::utc_now();
   io::write_file_atomic((dir / "estimator.json").string(),
@@ -228,7 +235,8 @@ void run_estimate_sigma(const ExperimentConfig& config, const std::string& out_d
   if (est.n < 1) throw ConfigError(config.source(), "/estimate_sigma/n", "must be >= 1");
   dist::single_process_world();
   DataSelection in = load_selection(config, est.selection, "/estimate_sigma/selection");
-  auto estimator = load_estimator(config, dual);
+  const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+  auto estimator = load_estimator(config, dual, denoiser);
   io::SigmaEstimates out;
   out.sigma_candidates = dual.sigma_candidates;
   out.sigma_e = dual.sigma_e;
@@ -251,6 +259,7 @@ void run_estimate_sigma(const ExperimentConfig& config, const std::string& out_d
   progress.finish();
   json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                    {"dual", to_json(dual)}, {"estimate_sigma", to_json(est)}};
+  if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
   io::ensure_directory(out_dir);
   io::write_sigma_estimates((fs::path(out_dir) / "sigma_estimates.h5").string(), out,
                             stage_provenance("dualrs.sigma_estimates", "estimate-sigma", resolved, est.seed, kRngLayoutVersion));
@@ -268,6 +277,10 @@ void run_finetune(const ExperimentConfig& config, const std::string& out_dir, Ve
   }
   const data::ImageDataset dataset = data::load_dataset(config.dataset());
   auto model = load_classifier(config, dataset.num_classes());
+  // With a denoiser the classifier is fine-tuned on denoise(x + δ_c) at each example's σ_c(x).
+  const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+  const std::shared_ptr<model::BaseModel> trained =
+      compose_base(config, model, config.model().input, denoiser, std::nullopt, "/finetune");
   std::vector<double> sigma;
   for (auto i : estimates.sigma_index) sigma.push_back(dual.sigma_candidates.at(static_cast<std::size_t>(i)));
   TrainBaseConfig train;
@@ -290,9 +303,10 @@ void run_finetune(const ExperimentConfig& config, const std::string& out_dir, Ve
                    static_cast<long long>(ft.epochs), e.loss, e.accuracy, e.seconds);
     }
   };
-  with_source(config, [&] { train::finetune_classifier(*model, dataset, estimates.idx, sigma, train, on_epoch, verbosity); });
+  with_source(config, [&] { train::finetune_classifier(*trained, dataset, estimates.idx, sigma, train, on_epoch, verbosity); });
   json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                    {"model", to_json(config.model())}, {"dual", to_json(dual)}, {"finetune", to_json(ft)}};
+  if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
   io::Provenance provenance = stage_provenance("dualrs.finetune", "finetune", resolved, ft.seed, 0);
   provenance.finished_utc = io::utc_now();
   io::write_file_atomic((dir / "model.json").string(),

@@ -13,6 +13,7 @@
 #include "dualrs/io/provenance.h"
 #include "dualrs/model/base_model.h"
 #include "dualrs/train/train_base.h"
+#include "stage_support.h"
 
 namespace dualrs::app {
 
@@ -32,7 +33,13 @@ void run_train_base(const ExperimentConfig& config, const std::string& out_dir, 
   const data::ImageDataset dataset = data::load_dataset(dataset_config);
   const auto indices =
       data::select_indices(dataset_config, dataset.size(), train.selection, config.source(), "/train_base/selection");
-  auto model = model::make_native_model(model_config.arch, model_config.num_classes);
+  std::shared_ptr<model::BaseModel> model = model::make_native_model(model_config.arch, model_config.num_classes);
+  // With a denoiser and noisy training (σ > 0) the classifier learns on denoise(x + δ) (DDS);
+  // σ = 0 trains on clean images and needs no denoiser.
+  const bool noisy = !train.sigma || *train.sigma > 0;
+  const std::shared_ptr<model::DiffusionDenoiser> denoiser = noisy ? load_denoiser(config) : nullptr;
+  const std::shared_ptr<model::BaseModel> trained =
+      compose_base(config, model, model_config.input, denoiser, std::nullopt, "/train_base");
   io::ensure_directory(out_dir);
   const std::filesystem::path dir(out_dir);
   const std::string checkpoint = (dir / "model.pt").string();
@@ -41,8 +48,8 @@ void run_train_base(const ExperimentConfig& config, const std::string& out_dir, 
                              {"dataset", to_json(dataset_config)},
                              {"model", to_json(model_config)},
                              {"train_base", to_json(train)}};
-  io::Provenance provenance = io::make_provenance("dualrs.train_base", "train-base", resolved, train.seed, 0);
-  provenance.library_versions += "; torch " + std::string(TORCH_VERSION);
+  if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
+  io::Provenance provenance = stage_provenance("dualrs.train_base", "train-base", resolved, train.seed, 0);
 
   std::string log = "epoch,loss,accuracy,lr,seconds\n";
   nlohmann::json history = nlohmann::json::array();
@@ -60,7 +67,7 @@ void run_train_base(const ExperimentConfig& config, const std::string& out_dir, 
                    static_cast<long long>(s.epoch), static_cast<long long>(train.epochs), s.loss, s.accuracy, s.seconds);
     }
   };
-  train::train_base(*model, dataset, indices, train, on_epoch, verbosity);
+  train::train_base(*trained, dataset, indices, train, on_epoch, verbosity);
   provenance.finished_utc = io::utc_now();
   nlohmann::json meta = {{"arch", model_config.arch},
                          {"num_classes", model_config.num_classes},
@@ -80,7 +87,7 @@ int cmd_train_base(const Invocation& inv) {
       ("epochs", po::value<long long>(), "training epochs (default 6)")
       ("batch-size", po::value<long long>(), "examples per optimizer step (default 128)")
       ("lr", po::value<double>(), "AdamW learning rate (default 1e-3)")
-      ("sigma", po::value<double>(), "fixed training noise level (pixel units)")
+      ("sigma", po::value<double>(), "fixed training noise level (pixel units; 0 = clean images)")
       ("sigma-candidates", po::value<std::string>(), "comma list: per-example noise level drawn from these")
       ("split", po::value<std::string>(), "split to train on (default train)")
       ("end", po::value<long long>(), "train on the first END examples of the split")

@@ -45,6 +45,7 @@ std::vector<double> parse_number_list(const std::string& text, const std::string
 
 /// Stage entry points (used by the subcommands and by `run`). Each writes into `out_dir`.
 void run_train_base(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
+void run_train_denoiser(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
 void run_certify(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
 void run_predict(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
 void run_label(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity);
@@ -69,5 +70,8 @@ int cmd_estimate_sigma(const Invocation& inv);
 int cmd_finetune(const Invocation& inv);
 int cmd_analyze(const Invocation& inv);
 int cmd_validate(const Invocation& inv);
+int cmd_train_denoiser(const Invocation& inv);
+int cmd_timestep(const Invocation& inv);
+int cmd_check_model(const Invocation& inv);
 
 }  // namespace dualrs::app

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "dualrs/core/error.h"
+#include "dualrs/train/optimizer_state.h"
 
 namespace dualrs::train {
 
@@ -126,11 +127,7 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
   torch::optim::AdamW optimizer(module->parameters(),
                                 torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
   if (!optimizer_state.empty() && first_epoch > 1 && std::filesystem::exists(optimizer_state)) {
-    try {
-      torch::load(optimizer, optimizer_state);
-    } catch (const c10::Error& e) {
-      DUALRS_THROW(ModelError, "cannot load optimizer state ", optimizer_state, ": ", e.what_without_backtrace());
-    }
+    load_optimizer_state(optimizer, optimizer_state);
   }
   EstimatorLossConfig loss_config;
   loss_config.lambda = config.lambda;
@@ -144,11 +141,9 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
     const auto start = std::chrono::steady_clock::now();
     // The learning rate and the random streams depend only on the epoch, so a resumed run
     // repeats an uninterrupted one.
-    const double lr = config.lr * (config.lr_step_epochs > 0
-                                       ? std::pow(config.lr_gamma, static_cast<double>((epoch - 1) / config.lr_step_epochs))
-                                       : 1.0);
-    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    auto generator = at::detail::createCPUGenerator(config.seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
+    const double lr = stepped_learning_rate(config.lr, config.lr_gamma, config.lr_step_epochs, epoch);
+    set_adamw_learning_rate(optimizer, lr);
+    auto generator = epoch_generator(config.seed, epoch);
     const at::Tensor order = torch::randperm(n_train, generator, torch::kInt64);
     estimator.set_training(true);
     double loss_sum = 0, ce_sum = 0, con_sum = 0;
@@ -192,15 +187,7 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
     stats.lr = lr;
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     estimator.set_training(false);
-    if (!optimizer_state.empty()) {
-      const std::string tmp = optimizer_state + ".tmp";
-      try {
-        torch::save(optimizer, tmp);
-      } catch (const c10::Error& e) {
-        DUALRS_THROW(ModelError, "cannot save optimizer state ", optimizer_state, ": ", e.what_without_backtrace());
-      }
-      std::filesystem::rename(tmp, optimizer_state);
-    }
+    if (!optimizer_state.empty()) save_optimizer_state(optimizer, optimizer_state);
     history.push_back(stats);
     if (on_epoch) on_epoch(stats);
   }

@@ -13,7 +13,7 @@ void validate(const TrainBaseConfig& config) {
   if (config.epochs < 1) issues.push_back({"/train_base/epochs", "must be >= 1"});
   if (config.batch_size < 1) issues.push_back({"/train_base/batch_size", "must be >= 1"});
   if (!(config.lr > 0)) issues.push_back({"/train_base/lr", "must be > 0"});
-  if (config.sigma && !(*config.sigma > 0)) issues.push_back({"/train_base/sigma", "must be > 0"});
+  if (config.sigma && !(*config.sigma >= 0)) issues.push_back({"/train_base/sigma", "must be >= 0 (0 = clean images)"});
   for (std::size_t i = 0; i < config.sigma_candidates.size(); ++i) {
     if (!(config.sigma_candidates[i] > 0)) {
       issues.push_back({"/train_base/sigma_candidates/" + std::to_string(i), "must be > 0"});
@@ -41,8 +41,9 @@ std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::Im
                                 torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
   const std::vector<double> sigmas =
       config.sigma ? std::vector<double>{*config.sigma} : config.sigma_candidates;
-  const at::Tensor sigma_table = torch::tensor(sigmas, torch::kFloat32);
-  const at::Tensor fixed_sigma = torch::tensor(fixed, torch::kFloat64).to(torch::kFloat32);
+  // σ stays float64 for the denoiser's t* search; the noise itself is float32.
+  const at::Tensor sigma_table = torch::tensor(sigmas, torch::kFloat64);
+  const at::Tensor fixed_sigma = torch::tensor(fixed, torch::kFloat64);
   const at::Tensor all_indices = torch::tensor(indices, torch::kInt64);
   const auto n = static_cast<std::int64_t>(indices.size());
   std::vector<EpochStats> history;
@@ -71,9 +72,10 @@ std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::Im
       } else {
         sigma = fixed_sigma.index_select(0, positions).view({b, 1, 1, 1});
       }
-      x = x + sigma * torch::randn(x.sizes(), generator);
+      x = x + sigma.to(torch::kFloat32) * torch::randn(x.sizes(), generator);
       optimizer.zero_grad();
-      const at::Tensor logits = model.logits(x);
+      // A denoised-smoothing classifier denoises each row at its own σ (METHOD.md §3).
+      const at::Tensor logits = model.logits_under_noise(x, sigma.view({b}));
       const at::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
       loss.backward();
       optimizer.step();

@@ -29,7 +29,9 @@ using EpochCallback = std::function<void(const EpochStats&)>;
 
 /// Trains `model` (native; AdamW) on `indices` of `dataset` for config.epochs epochs, a
 /// seeded shuffle per epoch, and returns the per-epoch stats. Training noise uses torch's
-/// seeded generator (not the certification RNG).
+/// seeded generator (not the certification RNG). σ = 0 trains on clean images. The model
+/// receives its batch through logits_under_noise(x + δ, σ per row), so a DenoisedClassifier
+/// trains its classifier on denoised inputs [DDS; METHOD.md §3].
 /// \throws ConfigError on invalid settings (σ <= 0, epochs or batch size < 1, lr <= 0),
 /// ModelError when the model has no trainable module.
 std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDataset& dataset,
