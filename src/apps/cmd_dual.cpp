@@ -341,13 +341,15 @@ int cmd_label(const Invocation& inv) {
       ("batch-size", po::value<long long>(), "noisy copies per forward pass")
       ("checkpoint", po::value<std::string>(), "classifier checkpoint (overrides /model/checkpoint)")
       ("split", po::value<std::string>(), "split to label (default train)")
-      ("end", po::value<long long>(), "label the first END examples of the split");
+      ("end", po::value<long long>(), "label the first END examples of the split")
+      ("denoiser", po::value<std::string>(), "native denoiser checkpoint (overrides /denoiser/checkpoint; needs a /denoiser section)");
   return run_simple(inv, "--config CONFIG --out DIR [overrides]",
                     "dualrs label -c configs/mnist_dual.json -o runs/labels --checkpoint runs/base/model.pt",
                     "output folder: labels.h5 (per-sigma radii R_c, best index, weights)",
                     {{"n", "/label/n", T::kInt}, {"alpha", "/label/alpha", T::kDouble},
                      {"batch-size", "/label/batch_size", T::kInt}, {"checkpoint", "/model/checkpoint", T::kString},
-                     {"split", "/label/selection/split", T::kString}, {"end", "/label/selection/end", T::kInt}},
+                     {"split", "/label/selection/split", T::kString}, {"end", "/label/selection/end", T::kInt},
+                     {"denoiser", "/denoiser/checkpoint", T::kString}},
                     extra, run_label);
 }
 
@@ -358,12 +360,14 @@ int cmd_train_estimator(const Invocation& inv) {
       ("labels", po::value<std::string>(), "labels file (overrides /train_estimator/labels)")
       ("preset", po::value<std::string>(), "cifar10 or imagenet: the paper's recipe as defaults")
       ("epochs", po::value<long long>(), "training epochs")
-      ("lr", po::value<double>(), "AdamW learning rate");
+      ("lr", po::value<double>(), "AdamW learning rate")
+      ("denoiser", po::value<std::string>(), "native denoiser checkpoint (overrides /denoiser/checkpoint; needs a /denoiser section)");
   return run_simple(inv, "--config CONFIG --out DIR [overrides]",
                     "dualrs train-estimator -c configs/mnist_dual.json -o runs/estimator --labels runs/labels/labels.h5",
                     "output folder: estimator.pt, estimator.json, train_log.csv (re-running resumes)",
                     {{"labels", "/train_estimator/labels", T::kString}, {"preset", "/train_estimator/preset", T::kString},
-                     {"epochs", "/train_estimator/epochs", T::kInt}, {"lr", "/train_estimator/lr", T::kDouble}},
+                     {"epochs", "/train_estimator/epochs", T::kInt}, {"lr", "/train_estimator/lr", T::kDouble},
+                     {"denoiser", "/denoiser/checkpoint", T::kString}},
                     extra, run_train_estimator);
 }
 
@@ -372,11 +376,13 @@ int cmd_estimate_sigma(const Invocation& inv) {
   po::options_description extra("estimate-sigma options");
   extra.add_options()
       ("n", po::value<long long>(), "estimator votes per example (default 32)")
-      ("estimator", po::value<std::string>(), "estimator checkpoint (overrides /dual/estimator/checkpoint)");
+      ("estimator", po::value<std::string>(), "estimator checkpoint (overrides /dual/estimator/checkpoint)")
+      ("denoiser", po::value<std::string>(), "native denoiser checkpoint (overrides /denoiser/checkpoint; needs a /denoiser section)");
   return run_simple(inv, "--config CONFIG --out DIR [overrides]",
                     "dualrs estimate-sigma -c configs/mnist_dual.json -o runs/sigma --estimator runs/estimator/estimator.pt",
                     "output folder: sigma_estimates.h5",
-                    {{"n", "/estimate_sigma/n", T::kInt}, {"estimator", "/dual/estimator/checkpoint", T::kString}},
+                    {{"n", "/estimate_sigma/n", T::kInt}, {"estimator", "/dual/estimator/checkpoint", T::kString},
+                     {"denoiser", "/denoiser/checkpoint", T::kString}},
                     extra, run_estimate_sigma);
 }
 
@@ -386,12 +392,13 @@ int cmd_finetune(const Invocation& inv) {
   extra.add_options()
       ("estimates", po::value<std::string>(), "sigma estimates (overrides /finetune/estimates)")
       ("checkpoint", po::value<std::string>(), "classifier to start from (overrides /model/checkpoint)")
-      ("epochs", po::value<long long>(), "epochs (default 2)");
+      ("epochs", po::value<long long>(), "epochs (default 2)")
+      ("denoiser", po::value<std::string>(), "native denoiser checkpoint (overrides /denoiser/checkpoint; needs a /denoiser section)");
   return run_simple(inv, "--config CONFIG --out DIR [overrides]",
                     "dualrs finetune -c configs/mnist_dual.json -o runs/ft --estimates runs/sigma/sigma_estimates.h5",
                     "output folder: model.pt, model.json, train_log.csv",
                     {{"estimates", "/finetune/estimates", T::kString}, {"checkpoint", "/model/checkpoint", T::kString},
-                     {"epochs", "/finetune/epochs", T::kInt}},
+                     {"epochs", "/finetune/epochs", T::kInt}, {"denoiser", "/denoiser/checkpoint", T::kString}},
                     extra, run_finetune);
 }
 

@@ -164,6 +164,15 @@ class CertifyWithDenoiserTest(TempDirTestCase):
                     p = stats.beta.ppf(0.001, counts[i][pred[i]], 60 - counts[i][pred[i]] + 1)
                     self.assertAlmostEqual(radius[i], 0.5 * stats.norm.ppf(p), delta=1e-9)
 
+    def test_predict_through_the_denoiser(self):
+        cfg = denoised_config()
+        cfg["predict"] = {"sigma": 0.25, "n": 40, "alpha": 0.001, "batch_size": 40, "selection": {"split": "test", "end": 3}}
+        path = self.write_json("config.json", cfg)
+        run("predict", "-c", path, "-o", self.path("out"), "-q")
+        with h5py.File(self.path("out", "predict.h5"), "r") as f:
+            self.assertEqual(f.attrs["method"], "dds_predict_global_sigma_0.25")
+            self.assertTrue(all(c.sum() == 40 for c in f["counts"][:]))
+
     def test_a_torchscript_epsilon_model_serves_too(self):
         cfg = denoised_config(denoiser={"torchscript": os.path.join(TEST_DATA, "eps_zero.pt"), "schedule": "cosine",
                                         "steps": 4000})
