@@ -90,6 +90,13 @@ void check_labels_match(const io::LabelSet& labels, const std::string& path, con
     issues.push_back({"/dual/experts", what + (labels.routing ? " was made with experts (routing)" : " was made without experts") +
                                            " but the config " + (dual.routing() ? "routes to experts" : "has no experts")});
   }
+  // Labels of the denoised classifier do not train a plain estimator, nor the other way round.
+  const nlohmann::json made_with = labels.provenance.value("config", nlohmann::json::object());
+  const bool labels_denoised = made_with.is_object() && made_with.contains("denoiser");
+  if (labels_denoised != config.has("denoiser")) {
+    issues.push_back({"/denoiser", what + (labels_denoised ? " was made with a denoiser" : " was made without a denoiser") +
+                                       " but the config " + (config.has("denoiser") ? "has one" : "has none")});
+  }
   if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
 }
 

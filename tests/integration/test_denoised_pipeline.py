@@ -224,6 +224,15 @@ class DenoisedJobTest(TempDirTestCase):
         # The estimator was trained behind the denoiser: its provenance says so.
         meta = read_json(os.path.join(out, "train_estimator", "estimator.json"))
         self.assertEqual(meta["provenance"]["config"]["denoiser"]["arch"], "mnist_unet")
+        # Denoised labels do not train a plain estimator.
+        del cfg["denoiser"]
+        plain = self.write_json("plain.json", cfg)
+        proc = run("train-estimator", "-c", plain, "-o", self.path("plain_est"), "--labels",
+                   os.path.join(out, "label", "labels.h5"), check=False)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("/denoiser", proc.stderr)
+        self.assertIn("made with a denoiser", proc.stderr)
+        self.assertFalse(os.path.exists(self.path("plain_est", "estimator.pt")))
 
 
 class DenoiserBadInputTest(TempDirTestCase):
