@@ -30,7 +30,8 @@ std::vector<FlagMapping> selection_flags(const std::string& section) {
           {"skip", "/" + section + "/selection/skip", T::kInt},
           {"checkpoint", "/model/checkpoint", T::kString},
           {"torchscript", "/model/torchscript", T::kString},
-          {"estimator", "/dual/estimator/checkpoint", T::kString}};
+          {"estimator", "/dual/estimator/checkpoint", T::kString},
+          {"denoiser", "/denoiser/checkpoint", T::kString}};
 }
 
 void add_selection_options(po::options_description& options, const std::string& section) {
@@ -43,7 +44,9 @@ void add_selection_options(po::options_description& options, const std::string& 
       ("skip", po::value<long long>(), ("take every skip-th position of [begin, end), as Cohen's --skip; default 1" + from + "skip)").c_str())
       ("checkpoint", po::value<std::string>(), "native classifier weights from train-base or finetune (overrides /model/checkpoint)")
       ("torchscript", po::value<std::string>(), "TorchScript classifier: [B,C,H,W] in [0,1] -> [B,K] logits (overrides /model/torchscript)")
-      ("estimator", po::value<std::string>(), "dual: the variance estimator's weights from train-estimator (overrides /dual/estimator/checkpoint)");
+      ("estimator", po::value<std::string>(), "dual: the variance estimator's weights from train-estimator (overrides /dual/estimator/checkpoint)")
+      ("denoiser", po::value<std::string>(), "native denoiser weights from train-denoiser (overrides /denoiser/checkpoint; "
+       "the config needs a /denoiser section)");
 }
 
 }  // namespace
@@ -85,19 +88,23 @@ namespace {
 /// (global), or the per-σ pool and, for dual, the estimator.
 struct MethodModels {
   ClassifierSet classifiers;
-  std::unique_ptr<model::BaseModel> estimator;
+  std::shared_ptr<model::BaseModel> estimator;
 };
 
+/// \param sigma, pointer  the global method's σ and its config pointer (for errors).
 MethodModels load_method_models(const StageContext& ctx, const ExperimentConfig& config, const std::string& method,
-                                const DualConfig& dual, std::int64_t num_classes) {
+                                const DualConfig& dual, std::int64_t num_classes, double sigma, const std::string& pointer) {
   MethodModels m;
+  // One denoiser serves every σ, the classifier and the estimator (DDS; METHOD.md §3).
+  const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
   if (method == "global") {
-    m.classifiers.owned.push_back(load_classifier(config, num_classes, ctx.world));
+    m.classifiers.owned.push_back(compose_base(config, load_classifier(config, num_classes, ctx.world),
+                                               config.model().input, denoiser, sigma, pointer));
     m.classifiers.owned.back()->set_training(false);
     return m;
   }
-  m.classifiers = load_classifiers(config, dual, num_classes, ctx.world);
-  if (method == "dual") m.estimator = load_estimator(config, dual, ctx.world);
+  m.classifiers = load_classifiers(config, dual, num_classes, denoiser, ctx.world);
+  if (method == "dual") m.estimator = load_estimator(config, dual, denoiser, ctx.world);
   return m;
 }
 
@@ -143,7 +150,8 @@ void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::s
                                {"certify", to_json(certify)}};
     if (!dual.routing()) resolved["model"] = to_json(config.model());
     if (certify.method != "global") resolved["dual"] = to_json(dual);
-    info = result_info("certify", method_name(certify.method, certify.sigma, dual.routing(), ""),
+    if (config.denoiser()) resolved["denoiser"] = to_json(*config.denoiser());
+    info = result_info("certify", method_prefix(config) + method_name(certify.method, certify.sigma, dual.routing(), ""),
                        certify.method == "global" ? certify.sigma : 0.0, certify.n0, certify.n, certify.alpha, k, *in,
                        certify.selection.split);
     if (certify.method != "global") {
@@ -154,7 +162,7 @@ void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::s
         info.alpha_c = certify.alpha_c;
       }
     }
-    models = load_method_models(ctx, config, certify.method, dual, k);
+    models = load_method_models(ctx, config, certify.method, dual, k, certify.sigma, "/certify/sigma");
     stage.provenance = stage_provenance("dualrs.certify", "certify", resolved, certify.seed, kRngLayoutVersion);
     record_world(ctx, stage.provenance);
   });
@@ -191,10 +199,11 @@ void run_predict(StageContext& ctx, const ExperimentConfig& config, const std::s
                                {"predict", to_json(predict)}};
     if (!dual.routing()) resolved["model"] = to_json(config.model());
     if (predict.method != "global") resolved["dual"] = to_json(dual);
-    info = result_info("predict", method_name(predict.method, predict.sigma, dual.routing(), "predict_"),
+    if (config.denoiser()) resolved["denoiser"] = to_json(*config.denoiser());
+    info = result_info("predict", method_prefix(config) + method_name(predict.method, predict.sigma, dual.routing(), "predict_"),
                        predict.method == "global" ? predict.sigma : 0.0, 0, predict.n, predict.alpha, k, *in,
                        predict.selection.split);
-    models = load_method_models(ctx, config, predict.method, dual, k);
+    models = load_method_models(ctx, config, predict.method, dual, k, predict.sigma, "/predict/sigma");
     stage.provenance = stage_provenance("dualrs.predict", "predict", resolved, predict.seed, kRngLayoutVersion);
     record_world(ctx, stage.provenance);
   });

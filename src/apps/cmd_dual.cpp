@@ -94,6 +94,13 @@ void check_labels_match(const io::LabelSet& labels, const std::string& path, con
     issues.push_back({"/dual/experts", what + (labels.routing ? " was made with experts (routing)" : " was made without experts") +
                                            " but the config " + (dual.routing() ? "routes to experts" : "has no experts")});
   }
+  // Labels of the denoised classifier do not train a plain estimator, nor the other way round.
+  const nlohmann::json made_with = labels.provenance.value("config", nlohmann::json::object());
+  const bool labels_denoised = made_with.is_object() && made_with.contains("denoiser");
+  if (labels_denoised != config.has("denoiser")) {
+    issues.push_back({"/denoiser", what + (labels_denoised ? " was made with a denoiser" : " was made without a denoiser") +
+                                       " but the config " + (config.has("denoiser") ? "has one" : "has none")});
+  }
   if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
 }
 
@@ -119,10 +126,12 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
     if (label.shard_size < 1) issues.push_back({"/label/shard_size", "must be >= 1"});
     if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
     in = load_selection(config, label.selection, "/label/selection");
-    classifiers = load_classifiers(config, dual, in->dataset.num_classes(), ctx.world);
+    const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+    classifiers = load_classifiers(config, dual, in->dataset.num_classes(), denoiser, ctx.world);
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                      {"dual", to_json(dual)}, {"label", to_json(label)}};
     if (!dual.routing()) resolved["model"] = to_json(config.model());
+    if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
     stage.provenance = stage_provenance("dualrs.labels", "label", resolved, label.seed, kRngLayoutVersion);
     record_world(ctx, stage.provenance);
   });
@@ -174,7 +183,8 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
   train::EstimatorTrainConfig train_config;
   train::EstimatorTrainingSet set;
   std::optional<DataSelection> data;
-  std::unique_ptr<model::BaseModel> estimator;
+  std::shared_ptr<model::BaseModel> estimator;
+  std::shared_ptr<model::BaseModel> trained;  // the estimator, behind the denoiser when there is one
   const fs::path dir(out_dir);
   const std::string checkpoint = (dir / "estimator.pt").string();
   const std::string optimizer = (dir / "optimizer.pt").string();
@@ -207,10 +217,14 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
     data.emplace(DataSelection{data::load_dataset(config.dataset()), {}});
     torch::manual_seed(train_config.seed);  // fresh weights from the config's seed (see train-base)
     estimator = model::make_native_model(dual.estimator.arch, s);
+    // With a denoiser the estimator trains on denoise(x + δ_e) at σ_e, as it is used (METHOD.md §6).
+    const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+    trained = compose_base(config, estimator, dual.estimator.input, denoiser, dual.sigma_e, "/dual/sigma_e");
     if (ctx.is_root()) io::ensure_directory(out_dir);
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                      {"dual", to_json(dual)}, {"train_estimator", estimator_train_json(train_config, init_checkpoint)},
                      {"labels", {{"path", labels_path}, {"config_sha256", labels.provenance.value("config_sha256", "")}}}};
+    if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
     provenance = stage_provenance("dualrs.estimator", "train-estimator", resolved, train_config.seed, 0);
     record_world(ctx, provenance);
     // Resume from the last finished epoch when the state matches this exact configuration.
@@ -253,7 +267,7 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
   };
   if (first_epoch <= train_config.epochs) {
     ctx.agreed([&] {
-      train::train_estimator(*estimator, data->dataset, set, train_config, first_epoch, optimizer, train_context(ctx),
+      train::train_estimator(*trained, data->dataset, set, train_config, first_epoch, optimizer, train_context(ctx),
                              on_epoch, verbosity);
     });
   }
@@ -271,7 +285,7 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
   DualConfig dual;
   EstimateSigmaConfig est;
   std::optional<DataSelection> in;
-  std::unique_ptr<model::BaseModel> estimator;
+  std::shared_ptr<model::BaseModel> estimator;
   ShardedStage stage;
   ctx.agreed([&] {
     dual = config.dual();
@@ -281,9 +295,11 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
     if (est.shard_size < 1) issues.push_back({"/estimate_sigma/shard_size", "must be >= 1"});
     if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
     in = load_selection(config, est.selection, "/estimate_sigma/selection");
-    estimator = load_estimator(config, dual, ctx.world);
+    const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+    estimator = load_estimator(config, dual, denoiser, ctx.world);
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                      {"dual", to_json(dual)}, {"estimate_sigma", to_json(est)}};
+    if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
     stage.provenance = stage_provenance("dualrs.sigma_estimates", "estimate-sigma", resolved, est.seed, kRngLayoutVersion);
     record_world(ctx, stage.provenance);
   });
@@ -324,7 +340,9 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
   FinetuneConfig ft;
   io::SigmaEstimates estimates;
   std::optional<data::ImageDataset> dataset;
-  std::unique_ptr<model::BaseModel> model;
+  std::shared_ptr<model::BaseModel> model;
+  std::shared_ptr<model::BaseModel> trained;  // the classifier, behind the denoiser when there is one
+  std::shared_ptr<model::DiffusionDenoiser> denoiser;
   std::vector<double> sigma;
   TrainBaseConfig train;
   const fs::path dir(out_dir);
@@ -340,6 +358,9 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
     }
     dataset = data::load_dataset(config.dataset());
     model = load_classifier(config, dataset->num_classes(), ctx.world);
+    // With a denoiser the classifier is fine-tuned on denoise(x + δ_c) at each example's σ_c(x).
+    denoiser = load_denoiser(config);
+    trained = compose_base(config, model, config.model().input, denoiser, std::nullopt, "/finetune");
     for (auto i : estimates.sigma_index) sigma.push_back(dual.sigma_candidates.at(static_cast<std::size_t>(i)));
     train.epochs = ft.epochs;
     train.batch_size = ft.batch_size;
@@ -360,12 +381,13 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
   };
   ctx.agreed([&] {
     with_source(config, [&] {
-      train::finetune_classifier(*model, *dataset, estimates.idx, sigma, train, train_context(ctx), on_epoch, verbosity);
+      train::finetune_classifier(*trained, *dataset, estimates.idx, sigma, train, train_context(ctx), on_epoch, verbosity);
     });
   });
   ctx.on_root([&] {
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                      {"model", to_json(config.model())}, {"dual", to_json(dual)}, {"finetune", to_json(ft)}};
+    if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
     io::Provenance provenance = stage_provenance("dualrs.finetune", "finetune", resolved, ft.seed, 0);
     record_world(ctx, provenance);
     provenance.finished_utc = io::utc_now();
@@ -407,7 +429,9 @@ int cmd_label(const Invocation& inv) {
       ("split", po::value<std::string>(), "split to label; default train (overrides /label/selection/split)")
       ("end", po::value<long long>(), "label the first END examples of the split; -1 = all (default) "
        "(overrides /label/selection/end)")
-      ("shard-size", po::value<long long>(), "examples per shard: the unit of work, output and resume, >= 1; default 100 (overrides /label/shard_size)");
+      ("shard-size", po::value<long long>(), "examples per shard: the unit of work, output and resume, >= 1; default 100 (overrides /label/shard_size)")
+      ("denoiser", po::value<std::string>(), "native denoiser weights from train-denoiser (overrides /denoiser/checkpoint; "
+       "the config needs a /denoiser section)");
   return run_simple(inv,
                     {"--config CONFIG --out DIR [overrides]",
                      "Per-sigma radius labels for estimator training (DualRS §5.2.1): for every example and every\n"
@@ -422,7 +446,8 @@ int cmd_label(const Invocation& inv) {
                     {{"n", "/label/n", T::kInt}, {"alpha", "/label/alpha", T::kDouble},
                      {"batch-size", "/label/batch_size", T::kInt}, {"checkpoint", "/model/checkpoint", T::kString},
                      {"split", "/label/selection/split", T::kString}, {"end", "/label/selection/end", T::kInt},
-                     {"shard-size", "/label/shard_size", T::kInt}},
+                     {"shard-size", "/label/shard_size", T::kInt},
+                     {"denoiser", "/denoiser/checkpoint", T::kString}},
                     extra, run_label, true);
 }
 
@@ -438,7 +463,9 @@ int cmd_train_estimator(const Invocation& inv) {
        "/train_estimator leaves out (overrides /train_estimator/preset)")
       ("epochs", po::value<long long>(), "training epochs, >= 1; default 10, cifar10 90, imagenet 9 "
        "(overrides /train_estimator/epochs)")
-      ("lr", po::value<double>(), "AdamW learning rate, > 0; default 0.01, imagenet 0.005 (overrides /train_estimator/lr)");
+      ("lr", po::value<double>(), "AdamW learning rate, > 0; default 0.01, imagenet 0.005 (overrides /train_estimator/lr)")
+      ("denoiser", po::value<std::string>(), "native denoiser weights from train-denoiser (overrides /denoiser/checkpoint; "
+       "the config needs a /denoiser section)");
   return run_simple(inv,
                     {"--config CONFIG --out DIR [overrides]",
                      "Trains the variance estimator (DualRS §5.2): inputs with noise sigma_e, soft labels\n"
@@ -452,7 +479,8 @@ int cmd_train_estimator(const Invocation& inv) {
                     "output folder: estimator.pt, estimator.json, train_log.csv, train_state.json",
                     {{"labels", "/train_estimator/labels", T::kString},
                      {"init-checkpoint", "/train_estimator/init_checkpoint", T::kString}, {"preset", "/train_estimator/preset", T::kString},
-                     {"epochs", "/train_estimator/epochs", T::kInt}, {"lr", "/train_estimator/lr", T::kDouble}},
+                     {"epochs", "/train_estimator/epochs", T::kInt}, {"lr", "/train_estimator/lr", T::kDouble},
+                     {"denoiser", "/denoiser/checkpoint", T::kString}},
                     extra, run_train_estimator, false);
 }
 
@@ -463,7 +491,9 @@ int cmd_estimate_sigma(const Invocation& inv) {
       ("n", po::value<long long>(), "noisy estimator votes per example at sigma_e, >= 1; default 32 "
        "(overrides /estimate_sigma/n)")
       ("estimator", po::value<std::string>(), "estimator weights from train-estimator (overrides /dual/estimator/checkpoint)")
-      ("shard-size", po::value<long long>(), "examples per shard: the unit of work, output and resume, >= 1; default 100 (overrides /estimate_sigma/shard_size)");
+      ("shard-size", po::value<long long>(), "examples per shard: the unit of work, output and resume, >= 1; default 100 (overrides /estimate_sigma/shard_size)")
+      ("denoiser", po::value<std::string>(), "native denoiser weights from train-denoiser (overrides /denoiser/checkpoint; "
+       "the config needs a /denoiser section)");
   return run_simple(inv,
                     {"--config CONFIG --out DIR [overrides]",
                      "The smoothed estimator's sigma for every selected example (default: the train split): the\n"
@@ -473,7 +503,8 @@ int cmd_estimate_sigma(const Invocation& inv) {
                     "output folder: sigma_estimates.h5 (data_schemas/labels.h5.md), merged from shards/shard-NNNNN.h5; "
                     "re-running resumes",
                     {{"n", "/estimate_sigma/n", T::kInt}, {"estimator", "/dual/estimator/checkpoint", T::kString},
-                     {"shard-size", "/estimate_sigma/shard_size", T::kInt}},
+                     {"shard-size", "/estimate_sigma/shard_size", T::kInt},
+                     {"denoiser", "/denoiser/checkpoint", T::kString}},
                     extra, run_estimate_sigma, true);
 }
 
@@ -483,7 +514,9 @@ int cmd_finetune(const Invocation& inv) {
   extra.add_options()
       ("estimates", po::value<std::string>(), "sigma_estimates.h5 from estimate-sigma (overrides /finetune/estimates)")
       ("checkpoint", po::value<std::string>(), "classifier weights to start from (overrides /model/checkpoint)")
-      ("epochs", po::value<long long>(), "epochs, >= 1; default 2 (overrides /finetune/epochs)");
+      ("epochs", po::value<long long>(), "epochs, >= 1; default 2 (overrides /finetune/epochs)")
+      ("denoiser", po::value<std::string>(), "native denoiser weights from train-denoiser (overrides /denoiser/checkpoint; "
+       "the config needs a /denoiser section)");
   return run_simple(inv,
                     {"--config CONFIG --out DIR [overrides]",
                      "Fine-tunes the classifier with cross-entropy under each example's estimated noise level\n"
@@ -494,7 +527,8 @@ int cmd_finetune(const Invocation& inv) {
                     "/dataset, /model, /dual, /finetune",
                     "output folder: model.pt, model.json, train_log.csv (data_schemas/models.md)",
                     {{"estimates", "/finetune/estimates", T::kString}, {"checkpoint", "/model/checkpoint", T::kString},
-                     {"epochs", "/finetune/epochs", T::kInt}},
+                     {"epochs", "/finetune/epochs", T::kInt},
+                     {"denoiser", "/denoiser/checkpoint", T::kString}},
                     extra, run_finetune, false);
 }
 

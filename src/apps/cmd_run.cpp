@@ -38,13 +38,14 @@ void substitute_out(json& value, const std::string& out) {
 // one stage's section does not re-run stages before it.
 json stage_sections(const std::string& command, const json& doc) {
   static const std::map<std::string, std::vector<std::string>> sections = {
-      {"train-base", {"dataset", "model", "train_base"}},
-      {"label", {"dataset", "model", "dual", "label"}},
-      {"train-estimator", {"dataset", "dual", "label", "train_estimator"}},
-      {"estimate-sigma", {"dataset", "dual", "estimate_sigma"}},
-      {"finetune", {"dataset", "model", "dual", "finetune"}},
-      {"certify", {"dataset", "model", "dual", "certify"}},
-      {"predict", {"dataset", "model", "dual", "predict"}},
+      {"train-denoiser", {"dataset", "dual", "denoiser", "train_denoiser"}},
+      {"train-base", {"dataset", "model", "train_base", "denoiser"}},
+      {"label", {"dataset", "model", "dual", "label", "denoiser"}},
+      {"train-estimator", {"dataset", "dual", "label", "train_estimator", "denoiser"}},
+      {"estimate-sigma", {"dataset", "dual", "estimate_sigma", "denoiser"}},
+      {"finetune", {"dataset", "model", "dual", "finetune", "denoiser"}},
+      {"certify", {"dataset", "model", "dual", "certify", "denoiser"}},
+      {"predict", {"dataset", "model", "dual", "predict", "denoiser"}},
       {"table", {"table"}},
       {"plot", {"plot"}},
       {"analyze", {}}};
@@ -114,6 +115,8 @@ std::vector<Stage> plan_job(const std::string& job_path, const std::string& out_
                                     : (fs::path(out_dir) / s.name).string();
       // Parse the sections the command needs now, so every problem shows before any work.
       if (s.command == "train-base") { config.train_base(); config.model(); config.dataset(); }
+      if (s.command == "train-denoiser") { config.train_denoiser(); config.denoiser(); config.dataset(); }
+      config.denoiser();
       if (s.command == "label") { config.dual(); config.label(); config.dataset(); }
       if (s.command == "train-estimator" || s.command == "estimate-sigma") { config.dual(); config.dataset(); }
       if (s.command == "finetune") { config.dual(); config.finetune(); config.model(); }
@@ -211,6 +214,7 @@ int cmd_run(const Invocation& inv) {
     say(ctx, "[%zu/%zu] %s (%s)", i + 1, stages.size(), stage.name.c_str(), stage.command.c_str());
     const auto start = std::chrono::steady_clock::now();
     if (stage.command == "train-base") run_train_base(ctx, stage.config, stage.dir);
+    else if (stage.command == "train-denoiser") run_train_denoiser(ctx, stage.config, stage.dir);
     else if (stage.command == "certify") run_certify(ctx, stage.config, stage.dir);
     else if (stage.command == "predict") run_predict(ctx, stage.config, stage.dir);
     else if (stage.command == "table") run_table(ctx, stage.inputs, stage.config.table(), stage.dir);

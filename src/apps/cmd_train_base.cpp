@@ -28,7 +28,8 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
   DatasetConfig dataset_config;
   std::optional<data::ImageDataset> dataset;
   std::vector<std::int64_t> indices;
-  std::unique_ptr<model::BaseModel> model;
+  std::shared_ptr<model::BaseModel> model;
+  std::shared_ptr<model::BaseModel> trained;  // model, behind the denoiser when there is one
   const std::filesystem::path dir(out_dir);
   const std::string checkpoint = (dir / "model.pt").string();
   io::Provenance provenance;
@@ -51,11 +52,17 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
     // nondeterministically, which made every run start elsewhere.
     torch::manual_seed(train.seed);
     model = model::make_native_model(model_config.arch, model_config.num_classes);
+    // With a denoiser and noisy training (σ > 0) the classifier learns on denoise(x + δ) (DDS);
+    // σ = 0 trains on clean images and needs no denoiser.
+    const bool noisy = !train.sigma || *train.sigma > 0;
+    const std::shared_ptr<model::DiffusionDenoiser> denoiser = noisy ? load_denoiser(config) : nullptr;
+    trained = compose_base(config, model, model_config.input, denoiser, std::nullopt, "/train_base");
     if (ctx.is_root()) io::ensure_directory(out_dir);
     nlohmann::json resolved = {{"name", config.doc().value("name", "")},
                                {"dataset", to_json(dataset_config)},
                                {"model", to_json(model_config)},
                                {"train_base", to_json(train)}};
+    if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
     provenance = io::make_provenance("dualrs.train_base", "train-base", resolved, train.seed, 0);
     provenance.library_versions += "; torch " + std::string(TORCH_VERSION);
     record_world(ctx, provenance);
@@ -76,7 +83,7 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
     say(ctx, "train-base: epoch %lld/%lld loss %.4f noisy-train accuracy %.4f (%.1fs)", static_cast<long long>(s.epoch),
         static_cast<long long>(train.epochs), s.loss, s.accuracy, s.seconds);
   };
-  ctx.agreed([&] { train::train_base(*model, *dataset, indices, train, train_context(ctx), on_epoch, verbosity); });
+  ctx.agreed([&] { train::train_base(*trained, *dataset, indices, train, train_context(ctx), on_epoch, verbosity); });
   ctx.on_root([&] {
     provenance.finished_utc = io::utc_now();
     nlohmann::json meta = {{"arch", model_config.arch},
@@ -106,7 +113,7 @@ int cmd_train_base(const Invocation& inv) {
       ("batch-size", po::value<long long>(), "global batch: examples per optimizer step over all ranks (under mpirun -np K each rank "
        "takes a slice), >= 1; default 128 (overrides /train_base/batch_size)")
       ("lr", po::value<double>(), "AdamW learning rate, > 0; default 1e-3 (overrides /train_base/lr)")
-      ("sigma", po::value<double>(), "one training noise level, std in [0,1]-pixel units, > 0; replaces "
+      ("sigma", po::value<double>(), "one training noise level, std in [0,1]-pixel units, >= 0 (0 = clean images); replaces "
        "sigma_candidates (overrides /train_base/sigma)")
       ("sigma-candidates", po::value<std::string>(), "comma list, e.g. 0.25,0.5,1.0: each example's noise level is "
        "drawn uniformly from these; replaces sigma (overrides /train_base/sigma_candidates)")

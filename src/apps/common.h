@@ -73,6 +73,7 @@ std::vector<double> parse_number_list(const std::string& text, const std::string
 /// the other ranks wait; table and analyze run on rank 0.
 /// \throws dist::AgreedFailure (on every rank) when it fails, dist::Preempted when stopped.
 void run_train_base(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
+void run_train_denoiser(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
 void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
 void run_predict(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
 void run_label(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir);
@@ -105,5 +106,8 @@ int cmd_analyze(const Invocation& inv);
 int cmd_validate(const Invocation& inv);
 int cmd_merge(const Invocation& inv);
 int cmd_plot(const Invocation& inv);
+int cmd_train_denoiser(const Invocation& inv);
+int cmd_timestep(const Invocation& inv);
+int cmd_check_model(const Invocation& inv);
 
 }  // namespace dualrs::app

@@ -35,6 +35,9 @@ const std::map<std::string, Subcommand>& subcommands() {
   static const std::map<std::string, Subcommand> table = {
       {"radius", {cmd_radius, "certified radius for a vote count (calculator): p_a_lower, radius, abstain as JSON"}},
       {"train-base", {cmd_train_base, "train a base classifier with Gaussian noise augmentation"}},
+      {"train-denoiser", {cmd_train_denoiser, "train a small diffusion epsilon-model for denoised smoothing (DDPM objective)"}},
+      {"timestep", {cmd_timestep, "the denoising timestep t* and its coefficients for a sigma, as JSON"}},
+      {"check-model", {cmd_check_model, "check a TorchScript model against a contract on a dummy batch"}},
       {"label", {cmd_label, "per-sigma radius labels R_c(x, sigma_i) for estimator training (Dual RS)"}},
       {"train-estimator", {cmd_train_estimator, "train the variance estimator on labels (soft CE + consistency)"}},
       {"estimate-sigma", {cmd_estimate_sigma, "the smoothed estimator's sigma choice for each example"}},

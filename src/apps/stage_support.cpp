@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "dualrs/core/error.h"
+#include "dualrs/model/denoised_classifier.h"
 
 namespace dualrs::app {
 
@@ -35,9 +36,32 @@ ModelConfig on_rank_device(ModelConfig config, const dist::World& world) {
 }
 }  // namespace
 
-std::unique_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes,
+std::shared_ptr<model::DiffusionDenoiser> load_denoiser(const ExperimentConfig& config) {
+  const std::optional<DenoiserConfig> denoiser = config.denoiser();
+  if (!denoiser) return nullptr;
+  std::shared_ptr<model::DiffusionDenoiser> loaded;
+  with_source(config, [&] { loaded = model::load_denoiser(*denoiser); });
+  return loaded;
+}
+
+std::shared_ptr<model::BaseModel> compose_base(const ExperimentConfig& config, std::shared_ptr<model::BaseModel> classifier,
+                                               const ClassifierInputConfig& input,
+                                               const std::shared_ptr<model::DiffusionDenoiser>& denoiser,
+                                               std::optional<double> sigma, const std::string& pointer) {
+  if (!denoiser) return model::adapt_input(std::move(classifier), input);
+  if (sigma) {
+    try {
+      denoiser->step(*sigma);
+    } catch (const ConfigError& e) {
+      throw ConfigError(config.source(), pointer, e.issues().front().message);
+    }
+  }
+  return std::make_shared<model::DenoisedClassifier>(denoiser, std::move(classifier), input, sigma);
+}
+
+std::shared_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes,
                                                   const dist::World& world) {
-  auto model = model::load_model(on_rank_device(config.model(), world));
+  std::shared_ptr<model::BaseModel> model = model::load_model(on_rank_device(config.model(), world));
   if (model->num_classes() != num_classes) {
     throw ConfigError(config.source(), "/model/num_classes",
                       std::to_string(model->num_classes()) + " classes but the dataset has " + std::to_string(num_classes));
@@ -46,40 +70,49 @@ std::unique_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config
 }
 
 ClassifierSet load_classifiers(const ExperimentConfig& config, const DualConfig& dual, std::int64_t num_classes,
-                               const dist::World& world) {
+                               const std::shared_ptr<model::DiffusionDenoiser>& denoiser, const dist::World& world) {
   ClassifierSet set;
-  if (dual.routing()) {
-    for (const auto& expert : dual.experts) {
-      set.owned.push_back(model::load_model(on_rank_device(to_model_config(expert, num_classes), world)));
-      set.pool.push_back(set.owned.back().get());
+  const std::shared_ptr<model::BaseModel> shared = dual.routing() ? nullptr : load_classifier(config, num_classes, world);
+  for (std::size_t i = 0; i < dual.sigma_candidates.size(); ++i) {
+    const std::string pointer = "/dual/sigma_candidates/" + std::to_string(i);
+    if (dual.routing()) {
+      std::shared_ptr<model::BaseModel> expert = model::load_model(on_rank_device(to_model_config(dual.experts[i], num_classes), world));
+      set.owned.push_back(compose_base(config, expert, dual.experts[i].input, denoiser, dual.sigma_candidates[i], pointer));
+    } else {
+      set.owned.push_back(compose_base(config, shared, config.model().input, denoiser, dual.sigma_candidates[i], pointer));
     }
-  } else {
-    set.owned.push_back(load_classifier(config, num_classes, world));
-    set.pool.assign(dual.sigma_candidates.size(), set.owned.back().get());
+    set.pool.push_back(set.owned.back().get());
   }
   return set;
 }
 
-std::unique_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config, const DualConfig& dual,
+std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config, const DualConfig& dual,
+                                                 const std::shared_ptr<model::DiffusionDenoiser>& denoiser,
                                                  const dist::World& world) {
   if (dual.estimator.empty()) {
     throw ConfigError(config.source(), "/dual/estimator", "missing: the variance estimator ('arch' + 'checkpoint' or 'torchscript')");
   }
   const auto s = static_cast<std::int64_t>(dual.sigma_candidates.size());
-  if (!dual.estimator.torchscript.empty()) return model::load_model(on_rank_device(to_model_config(dual.estimator, s), world));
-  auto estimator = model::make_native_model(dual.estimator.arch, s);
-  if (dual.estimator.checkpoint.empty()) {
-    throw ConfigError(config.source(), "/dual/estimator/checkpoint", "missing: the trained estimator's checkpoint");
+  std::shared_ptr<model::BaseModel> estimator;
+  if (!dual.estimator.torchscript.empty()) {
+    estimator = model::load_model(on_rank_device(to_model_config(dual.estimator, s), world));
+  } else {
+    estimator = model::make_native_model(dual.estimator.arch, s);
+    if (dual.estimator.checkpoint.empty()) {
+      throw ConfigError(config.source(), "/dual/estimator/checkpoint", "missing: the trained estimator's checkpoint");
+    }
+    try {
+      model::load_checkpoint(*estimator, dual.estimator.checkpoint);
+    } catch (const ModelError& e) {
+      DUALRS_THROW(ModelError, "estimator checkpoint ", dual.estimator.checkpoint, " does not load as a ", dual.estimator.arch,
+                   " with |sigma_candidates| = ", s, " outputs: ", e.what());
+    }
   }
-  try {
-    model::load_checkpoint(*estimator, dual.estimator.checkpoint);
-  } catch (const ModelError& e) {
-    DUALRS_THROW(ModelError, "estimator checkpoint ", dual.estimator.checkpoint, " does not load as a ", dual.estimator.arch,
-                 " with |sigma_candidates| = ", s, " outputs: ", e.what());
-  }
-  return estimator;
+  return compose_base(config, estimator, dual.estimator.input, denoiser, dual.sigma_e, "/dual/sigma_e");
 }
 
 train::TrainContext train_context(StageContext& ctx) { return {ctx.comm, nullptr, ctx.describe}; }
+
+std::string method_prefix(const ExperimentConfig& config) { return config.has("denoiser") ? "dds_" : ""; }
 
 }  // namespace dualrs::app

@@ -3,6 +3,7 @@
 // pool a config names, provenance for outputs, and example accessors.
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "dualrs/dist/world.h"
 #include "dualrs/io/provenance.h"
 #include "dualrs/model/base_model.h"
+#include "dualrs/model/diffusion_denoiser.h"
 #include "dualrs/smooth/certify.h"
 #include "dualrs/smooth/dual.h"
 #include "dualrs/train/data_parallel.h"
@@ -38,21 +40,41 @@ smooth::ExampleFn example_fn(const DataSelection& in);
 /// Model loading puts a model whose config says device "cuda" on this rank's GPU
 /// ("cuda:<local rank mod visible GPUs>", dist::rank_device).
 
-/// The classifiers used at each σ: the experts (routing) or /model shared by every σ.
+/// The config's /denoiser, loaded once; nullptr when the config has none. One instance serves
+/// every σ, the classifier and the estimator (DDS; METHOD.md §3).
+std::shared_ptr<model::DiffusionDenoiser> load_denoiser(const ExperimentConfig& config);
+
+/// The base classifier a stage smooths with: `classifier` behind the denoiser at `sigma`
+/// (a DenoisedClassifier; nullopt = per-row σ, for training) when there is one, else with its
+/// input mapping only. \param pointer names σ in errors (e.g. "/certify/sigma").
+/// \throws ConfigError (σ outside the denoiser's schedule) with the config's file as source.
+std::shared_ptr<model::BaseModel> compose_base(const ExperimentConfig& config, std::shared_ptr<model::BaseModel> classifier,
+                                               const ClassifierInputConfig& input,
+                                               const std::shared_ptr<model::DiffusionDenoiser>& denoiser,
+                                               std::optional<double> sigma, const std::string& pointer);
+
+/// The classifiers used at each σ: the experts (routing) or /model shared by every σ, each
+/// composed with `denoiser` (may be null) at its σ.
 struct ClassifierSet {
-  std::vector<std::unique_ptr<model::BaseModel>> owned;
+  std::vector<std::shared_ptr<model::BaseModel>> owned;
   smooth::ClassifierPool pool;
 };
 ClassifierSet load_classifiers(const ExperimentConfig& config, const DualConfig& dual, std::int64_t num_classes,
-                               const dist::World& world);
+                               const std::shared_ptr<model::DiffusionDenoiser>& denoiser, const dist::World& world);
 
-/// The /model classifier, checked against the dataset's class count.
-std::unique_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes,
+/// The /model classifier as stored (no denoiser, no input mapping), checked against the
+/// dataset's class count.
+std::shared_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes,
                                                   const dist::World& world);
 
-/// The Dual RS estimator (|Σ| outputs). \throws ConfigError when /dual/estimator is missing.
-std::unique_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config, const DualConfig& dual,
+/// The Dual RS estimator (|Σ| outputs), composed with `denoiser` (may be null) at σ_e.
+/// \throws ConfigError when /dual/estimator is missing.
+std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config, const DualConfig& dual,
+                                                 const std::shared_ptr<model::DiffusionDenoiser>& denoiser,
                                                  const dist::World& world);
+
+/// Method names of result files: "dds_" + name when the config has a denoiser.
+std::string method_prefix(const ExperimentConfig& config);
 
 /// What the trainers run with: the job's communicator (MPI under mpirun, else a single
 /// process) and its error wording. No NCCL communicator: the native trainers train on the

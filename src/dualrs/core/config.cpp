@@ -75,6 +75,18 @@ T get_or(const json& obj, const char* key, T fallback) {
   return it == obj.end() ? fallback : it->get<T>();
 }
 
+// The optimisation keys every trainer section shares (epochs, batch size, AdamW lr and weight
+// decay, step schedule).
+template <typename Config>
+void read_optimizer_keys(const json& j, Config& c) {
+  c.epochs = get_or<std::int64_t>(j, "epochs", c.epochs);
+  c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
+  c.lr = get_or<double>(j, "lr", c.lr);
+  c.weight_decay = get_or<double>(j, "weight_decay", c.weight_decay);
+  c.lr_step_epochs = get_or<std::int64_t>(j, "lr_step_epochs", c.lr_step_epochs);
+  c.lr_gamma = get_or<double>(j, "lr_gamma", c.lr_gamma);
+}
+
 SelectionConfig read_selection(const json& section, const SelectionConfig& defaults) {
   SelectionConfig s = defaults;
   auto it = section.find("selection");
@@ -84,6 +96,21 @@ SelectionConfig read_selection(const json& section, const SelectionConfig& defau
   s.end = get_or<std::int64_t>(*it, "end", s.end);
   s.skip = get_or<std::int64_t>(*it, "skip", s.skip);
   return s;
+}
+
+// /…/input_range and /…/input_size of a model object (input_size: a side or [height, width]).
+ClassifierInputConfig read_classifier_input(const json& j) {
+  ClassifierInputConfig c;
+  c.range = get_or<std::string>(j, "input_range", c.range);
+  if (auto it = j.find("input_size"); it != j.end()) {
+    if (it->is_array()) {
+      c.height = it->at(0).get<std::int64_t>();
+      c.width = it->at(1).get<std::int64_t>();
+    } else {
+      c.height = c.width = it->get<std::int64_t>();
+    }
+  }
+  return c;
 }
 
 std::string make_absolute(const std::string& path, const std::string& base_dir) {
@@ -168,6 +195,10 @@ void absolutize_config_paths(json& doc, const std::string& base_dir) {
       }
     }
   }
+  if (doc.contains("denoiser")) {
+    fix(doc["denoiser"], "checkpoint");
+    fix(doc["denoiser"], "torchscript");
+  }
   if (doc.contains("train_estimator")) fix(doc["train_estimator"], "labels");
   if (doc.contains("finetune")) fix(doc["finetune"], "estimates");
 }
@@ -211,6 +242,7 @@ ModelConfig ExperimentConfig::model() const {
   c.torchscript = get_or<std::string>(j, "torchscript", "");
   c.num_classes = get_or<std::int64_t>(j, "num_classes", c.num_classes);
   c.device = get_or<std::string>(j, "device", c.device);
+  c.input = read_classifier_input(j);
   if (!c.torchscript.empty() && !c.arch.empty()) {
     throw ConfigError(source_, "/model", "give either 'arch' (native model) or 'torchscript', not both");
   }
@@ -256,12 +288,7 @@ PredictConfig ExperimentConfig::predict() const {
 TrainBaseConfig ExperimentConfig::train_base() const {
   TrainBaseConfig c;
   const json j = doc_.value("train_base", json::object());
-  c.epochs = get_or<std::int64_t>(j, "epochs", c.epochs);
-  c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
-  c.lr = get_or<double>(j, "lr", c.lr);
-  c.weight_decay = get_or<double>(j, "weight_decay", c.weight_decay);
-  c.lr_step_epochs = get_or<std::int64_t>(j, "lr_step_epochs", c.lr_step_epochs);
-  c.lr_gamma = get_or<double>(j, "lr_gamma", c.lr_gamma);
+  read_optimizer_keys(j, c);
   if (j.contains("sigma")) c.sigma = j.at("sigma").get<double>();
   c.sigma_candidates = get_or<std::vector<double>>(j, "sigma_candidates", {});
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
@@ -307,6 +334,7 @@ ModelRef read_model_ref(const json& j) {
   r.torchscript = get_or<std::string>(j, "torchscript", "");
   r.device = get_or<std::string>(j, "device", r.device);
   r.sigma = get_or<double>(j, "sigma", 0.0);
+  r.input = read_classifier_input(j);
   return r;
 }
 }  // namespace
@@ -392,8 +420,58 @@ FinetuneConfig ExperimentConfig::finetune() const {
   return c;
 }
 
+std::optional<DenoiserConfig> ExperimentConfig::denoiser() const {
+  if (!has("denoiser")) return std::nullopt;
+  const json& j = doc_.at("denoiser");
+  DenoiserConfig c;
+  c.arch = get_or<std::string>(j, "arch", "");
+  c.checkpoint = get_or<std::string>(j, "checkpoint", "");
+  c.torchscript = get_or<std::string>(j, "torchscript", "");
+  c.schedule = get_or<std::string>(j, "schedule", "");
+  c.steps = get_or<std::int64_t>(j, "steps", 0);
+  c.rescale_timesteps = get_or<bool>(j, "rescale_timesteps", c.rescale_timesteps);
+  c.device = get_or<std::string>(j, "device", c.device);
+  if (c.arch.empty() == c.torchscript.empty()) {
+    throw ConfigError(source_, "/denoiser",
+                      "needs exactly one of 'arch' (native epsilon-model, with 'checkpoint') or 'torchscript'");
+  }
+  if (!c.torchscript.empty() && !c.checkpoint.empty()) {
+    throw ConfigError(source_, "/denoiser/checkpoint", "a TorchScript denoiser takes no 'checkpoint'");
+  }
+  return c;
+}
+
+TrainDenoiserConfig ExperimentConfig::train_denoiser() const {
+  TrainDenoiserConfig c;
+  const json j = doc_.value("train_denoiser", json::object());
+  read_optimizer_keys(j, c);
+  c.sigmas = get_or<std::vector<double>>(j, "sigmas", {});
+  c.t_window = get_or<double>(j, "t_window", c.t_window);
+  c.validation_fraction = get_or<double>(j, "validation_fraction", c.validation_fraction);
+  c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
+  c.selection = read_selection(j, c.selection);
+  return c;
+}
+
+json to_json(const ClassifierInputConfig& c) {
+  return {{"input_range", c.range}, {"input_size", json::array({c.height, c.width})}};
+}
+json to_json(const DenoiserConfig& c) {
+  json j = {{"schedule", c.schedule}, {"steps", c.steps}, {"rescale_timesteps", c.rescale_timesteps}, {"device", c.device}};
+  if (!c.arch.empty()) j["arch"] = c.arch;
+  if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;
+  if (!c.torchscript.empty()) j["torchscript"] = c.torchscript;
+  return j;
+}
+json to_json(const TrainDenoiserConfig& c) {
+  return {{"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr}, {"weight_decay", c.weight_decay},
+          {"lr_step_epochs", c.lr_step_epochs}, {"lr_gamma", c.lr_gamma}, {"sigmas", c.sigmas}, {"t_window", c.t_window},
+          {"validation_fraction", c.validation_fraction}, {"seed", c.seed}, {"selection", to_json(c.selection)}};
+}
+
 json to_json(const ModelRef& c) {
   json j = {{"device", c.device}};
+  if (!c.input.is_identity()) j["input"] = to_json(c.input);
   if (!c.arch.empty()) j["arch"] = c.arch;
   if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;
   if (!c.torchscript.empty()) j["torchscript"] = c.torchscript;
@@ -433,6 +511,7 @@ ModelConfig to_model_config(const ModelRef& ref, std::int64_t num_classes) {
   m.checkpoint = ref.checkpoint;
   m.torchscript = ref.torchscript;
   m.device = ref.device;
+  m.input = ref.input;
   m.num_classes = num_classes;
   return m;
 }
@@ -445,6 +524,7 @@ json to_json(const DatasetConfig& c) {
 }
 json to_json(const ModelConfig& c) {
   json j = {{"num_classes", c.num_classes}, {"device", c.device}};
+  if (!c.input.is_identity()) j["input"] = to_json(c.input);
   if (!c.arch.empty()) j["arch"] = c.arch;
   if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;
   if (!c.torchscript.empty()) j["torchscript"] = c.torchscript;

@@ -48,13 +48,58 @@ struct DatasetConfig {
   std::map<std::string, std::string> splits;  ///< split name -> index list file
 };
 
+/// What a classifier expects as input (data_schemas/models.md). Images reach it through
+/// model space [−1, 1] (x' = 2x − 1, or the denoiser's x̂0), a bicubic antialiased resize to
+/// (height, width) when set, then the value range: "[0,1]" ((x' + 1)/2, contract
+/// `classifier`) or "[-1,1]" (x' as is, contract `classifier-pm1`) [DDS; METHOD.md §3].
+struct ClassifierInputConfig {
+  std::string range = "[0,1]";  ///< "[0,1]" or "[-1,1]"
+  std::int64_t height = 0;      ///< resize target in pixels; 0 = keep the image size
+  std::int64_t width = 0;       ///< resize target in pixels; 0 = keep the image size
+  /// True when the classifier takes the [0, 1] image unchanged (no resize, no range change).
+  bool is_identity() const { return range == "[0,1]" && height == 0 && width == 0; }
+};
+
 /// The base model: a native architecture with a checkpoint, or a TorchScript file.
 struct ModelConfig {
   std::string arch;         ///< "mnist_cnn" (native), or empty with torchscript
   std::string checkpoint;   ///< native weights written by train-base
-  std::string torchscript;  ///< TorchScript module: [B,C,H,W] in [0,1] -> [B,K] logits
+  std::string torchscript;  ///< TorchScript module: [B,C,H,W] -> [B,K] logits (see `input`)
   std::int64_t num_classes = 10;
   std::string device = "cpu";
+  ClassifierInputConfig input;  ///< /model/input_range and /model/input_size
+};
+
+/// The diffusion denoiser of denoised smoothing [DDS; METHOD.md §3]: an ε-prediction network
+/// (native `arch` + `checkpoint`, or a TorchScript file with the `epsilon` contract) and the
+/// schedule it was trained with. When a config has this section, every base classifier and
+/// the estimator see denoise(x + δ) instead of x + δ, in certification and in training.
+struct DenoiserConfig {
+  std::string arch;          ///< native ε-model ("mnist_unet"), with checkpoint
+  std::string checkpoint;    ///< native weights written by train-denoiser
+  std::string torchscript;   ///< TorchScript ε-model (contract `epsilon`)
+  std::string schedule;      ///< "cosine" or "linear"
+  std::int64_t steps = 0;    ///< T
+  bool rescale_timesteps = true;  ///< the network receives t·1000/T (else t)
+  std::string device = "cpu";
+};
+
+/// Training of a native ε-model with the DDPM objective (Ho et al. 2020): x_t = √ᾱ_t x0' +
+/// √(1−ᾱ_t) ε, loss ‖ε − ε_θ(x_t, t)‖². Timesteps are drawn around the t* of `sigmas`:
+/// σ uniformly from `sigmas`, then t uniformly from the integers in
+/// [t*(σ)·(1 − t_window), t*(σ)·(1 + t_window)] ∩ [0, T − 1].
+struct TrainDenoiserConfig {
+  std::int64_t epochs = 10;
+  std::int64_t batch_size = 128;
+  double lr = 2e-3;                 ///< AdamW
+  double weight_decay = 0.0;
+  std::int64_t lr_step_epochs = 0;  ///< multiply lr by lr_gamma every this many epochs (0 = never)
+  double lr_gamma = 0.5;
+  std::vector<double> sigmas;       ///< empty: Σ ∪ {σ_e} from /dual
+  double t_window = 0.25;           ///< relative half-width of each timestep window
+  double validation_fraction = 0.05;
+  std::uint64_t seed = 0;
+  SelectionConfig selection{"train", 0, -1, 1};
 };
 
 /// Standard randomized smoothing at one global sigma [Cohen, CERTIFY]. Defaults follow
@@ -109,6 +154,7 @@ struct ModelRef {
   std::string torchscript;
   std::string device = "cpu";
   double sigma = 0.0;  ///< experts: the σ it serves
+  ClassifierInputConfig input;  ///< input_range / input_size
   bool empty() const { return arch.empty() && torchscript.empty(); }
 };
 
@@ -197,6 +243,11 @@ class ExperimentConfig {
   LabelConfig label() const;
   EstimateSigmaConfig estimate_sigma() const;
   FinetuneConfig finetune() const;
+  /// The /denoiser section, or nothing when the config has none. Checked: exactly one of
+  /// 'arch' (+ checkpoint, except for train-denoiser) or 'torchscript'; a schedule and steps.
+  std::optional<DenoiserConfig> denoiser() const;
+  /// /train_denoiser with defaults.
+  TrainDenoiserConfig train_denoiser() const;
 
  private:
   ExperimentConfig(nlohmann::json doc, std::string source) : doc_(std::move(doc)), source_(std::move(source)) {}
@@ -205,7 +256,8 @@ class ExperimentConfig {
 };
 
 /// Makes every path-valued key of a config document absolute against `base_dir`
-/// (dataset images/labels/splits, model checkpoint/torchscript).
+/// (dataset images/labels/splits, model / estimator / expert / denoiser checkpoint and
+/// torchscript, labels and estimates files).
 void absolutize_config_paths(nlohmann::json& doc, const std::string& base_dir);
 
 /// Resolved values, as recorded in provenance.
@@ -222,6 +274,9 @@ nlohmann::json to_json(const EstimateSigmaConfig& c);
 nlohmann::json to_json(const FinetuneConfig& c);
 nlohmann::json to_json(const TableConfig& c);
 nlohmann::json to_json(const PlotConfig& c);
+nlohmann::json to_json(const ClassifierInputConfig& c);
+nlohmann::json to_json(const DenoiserConfig& c);
+nlohmann::json to_json(const TrainDenoiserConfig& c);
 
 /// The ModelConfig for a ModelRef with `num_classes` outputs.
 ModelConfig to_model_config(const ModelRef& ref, std::int64_t num_classes);

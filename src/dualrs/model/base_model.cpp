@@ -29,50 +29,57 @@ std::unique_ptr<BaseModel> load_model(const ModelConfig& config) {
   return model;
 }
 
-void save_checkpoint(BaseModel& model, const std::string& path) {
-  torch::nn::Module* module = model.module();
-  DUALRS_CHECK(module != nullptr, ModelError, "model ", model.describe(), " has no native weights to save");
+void save_module_checkpoint(torch::nn::Module& module, const std::string& what, const std::string& path) {
   const std::string tmp = path + ".tmp";
   try {
     torch::serialize::OutputArchive archive;
-    module->save(archive);
+    module.save(archive);
     archive.save_to(tmp);
   } catch (const c10::Error& e) {
     std::remove(tmp.c_str());
-    DUALRS_THROW(ModelError, "cannot write checkpoint ", path, ": ", e.what_without_backtrace());
+    DUALRS_THROW(ModelError, "cannot write checkpoint ", path, " of ", what, ": ", e.what_without_backtrace());
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) DUALRS_THROW(ModelError, "cannot publish checkpoint ", path, ": ", ec.message());
 }
 
-void load_checkpoint(BaseModel& model, const std::string& path) {
-  torch::nn::Module* module = model.module();
-  DUALRS_CHECK(module != nullptr, ModelError, "model ", model.describe(), " has no native weights to load");
+void load_module_checkpoint(torch::nn::Module& module, const std::string& what, const std::string& path) {
   if (!std::filesystem::exists(path)) DUALRS_THROW(ModelError, "checkpoint not found: ", path);
   // Module::load replaces tensors wholesale, whatever their shape: check shapes ourselves so
   // a checkpoint of another architecture or class count is refused, not silently adopted.
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected;
-  for (const auto& item : module->named_parameters()) expected.emplace_back(item.key(), item.value().sizes().vec());
-  for (const auto& item : module->named_buffers()) expected.emplace_back(item.key(), item.value().sizes().vec());
+  for (const auto& item : module.named_parameters()) expected.emplace_back(item.key(), item.value().sizes().vec());
+  for (const auto& item : module.named_buffers()) expected.emplace_back(item.key(), item.value().sizes().vec());
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
-    module->load(archive);
+    module.load(archive);
   } catch (const c10::Error& e) {
-    DUALRS_THROW(ModelError, "cannot load checkpoint ", path, " into ", model.describe(), ": ",
-                 e.what_without_backtrace());
+    DUALRS_THROW(ModelError, "cannot load checkpoint ", path, " into ", what, ": ", e.what_without_backtrace());
   }
-  auto params = module->named_parameters();
-  auto buffers = module->named_buffers();
+  auto params = module.named_parameters();
+  auto buffers = module.named_buffers();
   for (const auto& [name, sizes] : expected) {
     const torch::Tensor* t = params.find(name);
     if (t == nullptr) t = buffers.find(name);
     if (t == nullptr || t->sizes().vec() != sizes) {
-      DUALRS_THROW(ModelError, "checkpoint ", path, " does not fit ", model.describe(), ": tensor '", name, "' has shape ",
+      DUALRS_THROW(ModelError, "checkpoint ", path, " does not fit ", what, ": tensor '", name, "' has shape ",
                    t == nullptr ? std::string("(missing)") : c10::str(t->sizes()), ", expected ", c10::str(c10::IntArrayRef(sizes)));
     }
   }
+}
+
+void save_checkpoint(BaseModel& model, const std::string& path) {
+  torch::nn::Module* module = model.module();
+  DUALRS_CHECK(module != nullptr, ModelError, "model ", model.describe(), " has no native weights to save");
+  save_module_checkpoint(*module, model.describe(), path);
+}
+
+void load_checkpoint(BaseModel& model, const std::string& path) {
+  torch::nn::Module* module = model.module();
+  DUALRS_CHECK(module != nullptr, ModelError, "model ", model.describe(), " has no native weights to load");
+  load_module_checkpoint(*module, model.describe(), path);
   model.set_training(false);
 }
 

@@ -23,6 +23,15 @@ class BaseModel {
   /// \param x  float `[B, C, H, W]`, pixels in [0, 1] (plus noise)
   /// \return   float `[B, K]` logits. \throws ModelError when the model breaks its contract.
   virtual at::Tensor logits(const at::Tensor& x) = 0;
+  /// Logits of noisy copies whose rows were drawn at different noise levels (training with a
+  /// per-example σ). A plain classifier ignores σ; the base classifier of denoised smoothing
+  /// (DenoisedClassifier) denoises row b at sigma[b] [DDS; METHOD.md §3].
+  /// \param x  float `[B, C, H, W]`, pixels in [0, 1] plus noise. \param sigma  `[B]` noise
+  /// levels (>= 0; 0 = a clean row). \return `[B, K]` logits. \throws ModelError, ConfigError.
+  virtual at::Tensor logits_under_noise(const at::Tensor& x, const at::Tensor& sigma) {
+    (void)sigma;
+    return logits(x);
+  }
   /// K, the number of classes.
   virtual std::int64_t num_classes() const = 0;
   /// For messages and provenance, e.g. "mnist_cnn(/path/model.pt)".
@@ -47,6 +56,12 @@ void save_checkpoint(BaseModel& model, const std::string& path);
 
 /// Loads weights saved by save_checkpoint into `model`. \throws ModelError naming the path.
 void load_checkpoint(BaseModel& model, const std::string& path);
+
+/// save_checkpoint / load_checkpoint for any native module (e.g. an ε-model); `what` names it in messages.
+/// save_module_checkpoint publishes atomically (tmp + rename); load_module_checkpoint refuses a
+/// checkpoint whose tensors are missing or have other shapes. \throws ModelError naming the path.
+void save_module_checkpoint(torch::nn::Module& module, const std::string& what, const std::string& path);
+void load_module_checkpoint(torch::nn::Module& module, const std::string& what, const std::string& path);
 
 /// Copies into `to` every parameter and buffer of `from` that has the same name and shape,
 /// e.g. a noise-trained classifier's feature layers into a variance estimator of the same

@@ -9,6 +9,7 @@
 #include "dualrs/core/error.h"
 #include "dualrs/rng/noise.h"
 #include "dualrs/train/noise_augment.h"
+#include "dualrs/train/optimizer_state.h"
 
 namespace dualrs::train {
 
@@ -134,11 +135,7 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
                                 torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
   // Every rank loads the same optimizer state, so the ranks' optimizers stay identical.
   if (!optimizer_state.empty() && first_epoch > 1 && std::filesystem::exists(optimizer_state)) {
-    try {
-      torch::load(optimizer, optimizer_state);
-    } catch (const c10::Error& e) {
-      DUALRS_THROW(ModelError, "cannot load optimizer state ", optimizer_state, ": ", e.what_without_backtrace());
-    }
+    load_optimizer_state(optimizer, optimizer_state);
   }
   EstimatorLossConfig loss_config;
   loss_config.lambda = config.lambda;
@@ -154,10 +151,8 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
     const auto start = std::chrono::steady_clock::now();
     // The learning rate and the random streams depend only on the epoch, so a resumed run
     // repeats an uninterrupted one.
-    const double lr = config.lr * (config.lr_step_epochs > 0
-                                       ? std::pow(config.lr_gamma, static_cast<double>((epoch - 1) / config.lr_step_epochs))
-                                       : 1.0);
-    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    const double lr = stepped_learning_rate(config.lr, config.lr_gamma, config.lr_step_epochs, epoch);
+    set_adamw_learning_rate(optimizer, lr);
     const at::Tensor order = epoch_permutation(n_train, config.seed, epoch);
     const std::int64_t* position = order.data_ptr<std::int64_t>();
     estimator.set_training(true);
@@ -218,15 +213,7 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
     estimator.set_training(false);
     history.push_back(stats);
     dp.agreed([&] {
-      if (dp.is_root() && !optimizer_state.empty()) {
-        const std::string tmp = optimizer_state + ".tmp";
-        try {
-          torch::save(optimizer, tmp);
-        } catch (const c10::Error& e) {
-          DUALRS_THROW(ModelError, "cannot save optimizer state ", optimizer_state, ": ", e.what_without_backtrace());
-        }
-        std::filesystem::rename(tmp, optimizer_state);
-      }
+      if (dp.is_root() && !optimizer_state.empty()) save_optimizer_state(optimizer, optimizer_state);
       if (on_epoch) on_epoch(stats);
     });
   }

@@ -15,7 +15,7 @@ void validate(const TrainBaseConfig& config) {
   if (config.epochs < 1) issues.push_back({"/train_base/epochs", "must be >= 1"});
   if (config.batch_size < 1) issues.push_back({"/train_base/batch_size", "must be >= 1"});
   if (!(config.lr > 0)) issues.push_back({"/train_base/lr", "must be > 0"});
-  if (config.sigma && !(*config.sigma > 0)) issues.push_back({"/train_base/sigma", "must be > 0"});
+  if (config.sigma && !(*config.sigma >= 0)) issues.push_back({"/train_base/sigma", "must be >= 0 (0 = clean images)"});
   for (std::size_t i = 0; i < config.sigma_candidates.size(); ++i) {
     if (!(config.sigma_candidates[i] > 0)) {
       issues.push_back({"/train_base/sigma_candidates/" + std::to_string(i), "must be > 0"});
@@ -72,6 +72,7 @@ std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::Im
         if (mine.count > 0) {
           std::vector<std::int64_t> idx, labels;
           std::vector<float> sigma;
+          std::vector<double> sigma_exact;  // float64 for a denoiser's t* search
           for (std::int64_t k = 0; k < mine.count; ++k) {
             const std::int64_t p = position[begin + mine.begin + k];
             const std::int64_t i = indices[static_cast<std::size_t>(p)];
@@ -79,11 +80,13 @@ std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::Im
             labels.push_back(dataset.label(i));
             const std::size_t s =
                 fixed.empty() ? choice.uniform_index(i, 0, epoch - 1, static_cast<std::uint32_t>(sigmas.size())) : 0;
-            sigma.push_back(static_cast<float>(fixed.empty() ? sigmas[s] : fixed[static_cast<std::size_t>(p)]));
+            sigma_exact.push_back(fixed.empty() ? sigmas[s] : fixed[static_cast<std::size_t>(p)]);
+            sigma.push_back(static_cast<float>(sigma_exact.back()));
           }
           const at::Tensor x = noisy_copies(dataset, idx, sigma, 1, noise, epoch - 1);
           const at::Tensor y = torch::tensor(labels, torch::kInt64);
-          const at::Tensor logits = model.logits(x);
+          // A denoised-smoothing classifier denoises each row at its own σ (METHOD.md §3).
+          const at::Tensor logits = model.logits_under_noise(x, torch::tensor(sigma_exact, torch::kFloat64));
           const at::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
           loss.backward();
           sums[0] += loss.item<double>() * static_cast<double>(mine.count);

@@ -38,7 +38,9 @@ using EpochCallback = std::function<void(const EpochStats&)>;
 /// gets in epoch e the noise level sigma or sigma_candidates[u] with u uniform from
 /// NoiseSource(seed, kTrainSigmaChoice).uniform_index(i, 0, e - 1, |Σ|), and the noise
 /// NoiseSource(seed, kTrainBase) at counter (i, 0, e - 1): a function of (seed, e, i) only,
-/// so training on K ranks equals training on one up to float summation order.
+/// so training on K ranks equals training on one up to float summation order. σ = 0 trains
+/// on clean images. The model receives its batch through logits_under_noise(x + δ, σ per
+/// row), so a DenoisedClassifier trains its classifier on denoised inputs [DDS; METHOD.md §3].
 /// \throws ConfigError on invalid settings (σ <= 0, epochs or batch size < 1, lr <= 0),
 /// ModelError when the model has no trainable module, DataError when `indices` is empty.
 std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDataset& dataset,

@@ -169,5 +169,77 @@ TEST(ConfigTest, DecimalFormattingAndMethodNames) {
   EXPECT_EQ(global_method_name(1.0), "global_sigma_1.0");
 }
 
+TEST(ConfigTest, DenoiserSectionAndClassifierInput) {
+  json doc = valid_config();
+  EXPECT_FALSE(ExperimentConfig::from_json(doc, "cfg.json").denoiser().has_value());
+  doc["denoiser"] = {{"torchscript", "/m/eps.pt"}, {"schedule", "cosine"}, {"steps", 4000}};
+  doc["model"]["input_range"] = "[-1,1]";
+  doc["model"]["input_size"] = 224;
+  doc["dual"] = {{"sigma_candidates", {0.25, 0.5}}, {"sigma_e", 0.5},
+                 {"estimator", {{"arch", "mnist_cnn"}, {"input_size", {32, 48}}}}};
+  const auto config = ExperimentConfig::from_json(doc, "cfg.json");
+  const DenoiserConfig d = *config.denoiser();
+  EXPECT_EQ(d.torchscript, "/m/eps.pt");
+  EXPECT_EQ(d.steps, 4000);
+  EXPECT_TRUE(d.rescale_timesteps);  // default
+  EXPECT_EQ(d.device, "cpu");
+  const ClassifierInputConfig in = config.model().input;
+  EXPECT_EQ(in.range, "[-1,1]");
+  EXPECT_EQ(in.height, 224);
+  EXPECT_EQ(in.width, 224);
+  EXPECT_FALSE(in.is_identity());
+  const ClassifierInputConfig est = config.dual().estimator.input;
+  EXPECT_EQ(est.range, "[0,1]");
+  EXPECT_EQ(est.height, 32);
+  EXPECT_EQ(est.width, 48);
+  EXPECT_EQ(to_model_config(config.dual().estimator, 2).input.width, 48);
+  // Defaults of the trainer section.
+  const TrainDenoiserConfig t = config.train_denoiser();
+  EXPECT_EQ(t.selection.split, "train");
+  EXPECT_TRUE(t.sigmas.empty());
+}
+
+TEST(ConfigTest, DenoiserProblemsNameTheirKeys) {
+  json doc = valid_config();
+  doc["denoiser"] = {{"arch", "mnist_unet"}, {"steps", 0}};
+  doc["model"]["input_range"] = "[0,255]";
+  doc["model"]["input_size"] = {28};
+  auto issues = issues_of(doc);
+  EXPECT_TRUE(has_pointer(issues, "/denoiser/steps"));
+  EXPECT_TRUE(has_pointer(issues, "/model/input_range"));
+  EXPECT_TRUE(has_pointer(issues, "/model/input_size"));
+  // (The reporter keeps the innermost problems, so object-level ones show once the keys are valid.)
+  doc = valid_config();
+  doc["denoiser"] = {{"arch", "mnist_unet"}, {"steps", 1000}, {"extra", 1}};
+  issues = issues_of(doc);
+  EXPECT_TRUE(has_pointer(issues, "/denoiser/extra"));
+  bool schedule_named = false;  // "required" is reported on the object, naming the key
+  for (const auto& i : issues) schedule_named = schedule_named || i.message.find("schedule") != std::string::npos;
+  EXPECT_TRUE(schedule_named);
+  json both = valid_config();
+  both["denoiser"] = {{"arch", "mnist_unet"}, {"torchscript", "/m/eps.pt"}, {"schedule", "linear"}, {"steps", 1000}};
+  try {
+    ExperimentConfig::from_json(both, "cfg.json").denoiser();
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.issues().front().pointer, "/denoiser");
+  }
+}
+
+TEST(ConfigTest, DenoiserPathsAreMadeAbsolute) {
+  json doc = valid_config();
+  doc["denoiser"] = {{"arch", "mnist_unet"}, {"checkpoint", "runs/den/denoiser.pt"}, {"schedule", "linear"}, {"steps", 1000}};
+  absolutize_config_paths(doc, "/base");
+  EXPECT_EQ(doc["denoiser"]["checkpoint"], "/base/runs/den/denoiser.pt");
+}
+
+TEST(ConfigTest, TrainBaseAcceptsCleanTraining) {
+  json doc = valid_config();
+  doc["train_base"] = {{"sigma", 0}};
+  EXPECT_EQ(*ExperimentConfig::from_json(doc, "cfg.json").train_base().sigma, 0.0);
+  doc["train_base"] = {{"sigma", -0.1}};
+  EXPECT_TRUE(has_pointer(issues_of(doc), "/train_base/sigma"));
+}
+
 }  // namespace
 }  // namespace dualrs

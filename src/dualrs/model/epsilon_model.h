@@ -1,0 +1,54 @@
+#pragma once
+/// \file
+/// The ε-prediction network of a diffusion model (Ho et al. 2020), as used by denoised
+/// smoothing [DDS §3; METHOD.md §3]: given a noisy image x_t in model space [−1, 1] and its
+/// timestep, it predicts the noise ε that was added. Contract `epsilon`
+/// (data_schemas/models.md): `forward(x_t: float [B, C, H, W], t: float [B]) -> float
+/// [B, C, H, W]` or `[B, 2C, H, W]` (learned-σ models: the first C channels are ε̂).
+
+#include <memory>
+#include <string>
+
+#include <ATen/core/Tensor.h>
+
+#include "dualrs/core/config.h"
+
+namespace torch::nn {
+class Module;
+}
+
+namespace dualrs::model {
+
+class EpsilonModel {
+ public:
+  virtual ~EpsilonModel() = default;
+  /// ε̂ = ε_θ(x_t, t).
+  /// \param x_t  float `[B, C, H, W]` in model space (about [−1, 1]).
+  /// \param t    float `[B]`: the timestep values the network receives (already rescaled, see
+  ///             DiffusionSchedule::network_timestep).
+  /// \return float32 `[B, C, H, W]` (the first C channels of a learned-σ output), on the
+  /// model's device. \throws ModelError naming the model when its output breaks the contract.
+  virtual at::Tensor epsilon(const at::Tensor& x_t, const at::Tensor& t) = 0;
+  /// For messages and provenance, e.g. "mnist_unet" or "torchscript(/path/eps.pt)".
+  virtual std::string describe() const = 0;
+  /// The trainable module of a native model; nullptr for TorchScript models.
+  virtual torch::nn::Module* module() { return nullptr; }
+  /// Switches training mode where the model has one.
+  virtual void set_training(bool training) = 0;
+};
+
+/// Loads a TorchScript ε-model (contract `epsilon`) on `device`, in eval mode.
+/// \throws ModelError naming the path when the file is missing or not TorchScript; each
+/// epsilon() call throws ModelError naming the path when the output is not `[B, C, H, W]` or
+/// `[B, 2C, H, W]` with the input's B, H, W, or not floating point.
+std::unique_ptr<EpsilonModel> load_torchscript_epsilon_model(const std::string& path, const std::string& device = "cpu");
+
+/// A native ε-model with fresh weights. \param arch "mnist_unet" (see mnist_unet.h).
+/// \throws ConfigError on an unknown architecture.
+std::unique_ptr<EpsilonModel> make_native_epsilon_model(const std::string& arch);
+
+/// The ε-model a /denoiser section names: TorchScript, or a native architecture with its
+/// checkpoint. \throws ConfigError (a native model without checkpoint), ModelError.
+std::unique_ptr<EpsilonModel> load_epsilon_model(const DenoiserConfig& config);
+
+}  // namespace dualrs::model
