@@ -17,6 +17,7 @@ packages=(
   libopenmpi-dev openmpi-bin           # distributed execution
   libturbojpeg0-dev                    # ImageNet JPEG decoding
   python3 python3-numpy python3-scipy python3-statsmodels python3-h5py python3-matplotlib
+  python3-pil                          # independent JPEG decoder for the ImageNet reference data
   shellcheck
 )
 

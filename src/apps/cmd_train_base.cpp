@@ -13,6 +13,7 @@
 #include "dualrs/io/provenance.h"
 #include "dualrs/model/base_model.h"
 #include "dualrs/train/train_base.h"
+#include "stage_support.h"
 
 namespace dualrs::app {
 
@@ -28,17 +29,16 @@ void run_train_base(const ExperimentConfig& config, const std::string& out_dir, 
     throw ConfigError(config.source(), "/model/arch", "train-base trains a native architecture; set /model/arch");
   }
   dist::single_process_world();
-  const DatasetConfig dataset_config = config.dataset();
-  const data::ImageDataset dataset = data::load_dataset(dataset_config);
-  const auto indices =
-      data::select_indices(dataset_config, dataset.size(), train.selection, config.source(), "/train_base/selection");
+  const DataSelection selected = load_selection(config, train.selection, "/train_base/selection");
+  const data::ImageDataset& dataset = selected.dataset;
+  const auto& indices = selected.indices;
   auto model = model::make_native_model(model_config.arch, model_config.num_classes);
   io::ensure_directory(out_dir);
   const std::filesystem::path dir(out_dir);
   const std::string checkpoint = (dir / "model.pt").string();
 
   nlohmann::json resolved = {{"name", config.doc().value("name", "")},
-                             {"dataset", to_json(dataset_config)},
+                             {"dataset", to_json(config.dataset())},
                              {"model", to_json(model_config)},
                              {"train_base", to_json(train)}};
   io::Provenance provenance = io::make_provenance("dualrs.train_base", "train-base", resolved, train.seed, 0);
