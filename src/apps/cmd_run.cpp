@@ -10,6 +10,7 @@
 #include "dualrs/core/error.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/provenance.h"
+#include "stage_plan.h"
 
 namespace dualrs::app {
 namespace fs = std::filesystem;
@@ -111,6 +112,28 @@ bool stage_done(const Stage& stage) {
   }
 }
 
+// The stage plan with each stage's model forward passes and, at the end, their totals.
+void print_plan(const std::string& job, const std::string& out_dir, const std::vector<Stage>& stages) {
+  std::cout << "job " << job << " -> " << out_dir << '\n';
+  std::map<std::string, std::int64_t> totals;
+  std::map<std::string, bool> unknown;
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    std::cout << "  " << i + 1 << ". " << stages[i].name << " (" << stages[i].command << ")"
+              << (stage_done(stages[i]) ? " [up to date]" : "") << '\n';
+    for (const ForwardPasses& p : stage_forward_passes(stages[i].command, stages[i].config)) {
+      std::cout << "       " << describe(p) << '\n';
+      const std::string key = p.model + (p.training ? " training" : "");
+      totals[key] += p.total().value_or(0);
+      unknown[key] = unknown[key] || !p.total();
+    }
+  }
+  std::cout << "  model forward passes in all (one noisy copy through one model = one pass):\n";
+  for (const auto& [model, total] : totals) {
+    std::cout << "       " << model << ": " << group_thousands(total) << (unknown[model] ? " + unknown (data absent)" : "")
+              << '\n';
+  }
+}
+
 }  // namespace
 
 int cmd_run(const Invocation& inv) {
@@ -118,7 +141,7 @@ int cmd_run(const Invocation& inv) {
   options.add_options()
       ("job", po::value<std::string>()->required(), "job manifest (JSON, see data_schemas/job.schema.json)")
       ("out,o", po::value<std::string>()->required(), "output folder; stage outputs go to OUT/<stage name>/")
-      ("dry-run,n", "print the stage plan and exit")
+      ("dry-run,n", "print the stage plan with each stage's model forward passes (examples x passes per example, from the resolved configs; split sizes are counted without reading pixels, \"unknown\" when the data is absent) and exit")
       ("force", "re-run stages even when their outputs are up to date");
   add_common_options(options);
   po::positional_options_description positional;
@@ -132,11 +155,7 @@ int cmd_run(const Invocation& inv) {
   const std::string out_dir = fs::absolute(vm["out"].as<std::string>()).lexically_normal().string();
   const std::vector<Stage> stages = plan_job(vm["job"].as<std::string>(), out_dir);
   if (vm.count("dry-run")) {
-    std::cout << "job " << vm["job"].as<std::string>() << " -> " << out_dir << '\n';
-    for (std::size_t i = 0; i < stages.size(); ++i) {
-      std::cout << "  " << i + 1 << ". " << stages[i].name << " (" << stages[i].command << ")"
-                << (stage_done(stages[i]) ? " [up to date]" : "") << '\n';
-    }
+    print_plan(vm["job"].as<std::string>(), out_dir, stages);
     return 0;
   }
   io::ensure_directory(out_dir);
