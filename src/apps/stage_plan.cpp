@@ -35,8 +35,10 @@ ExampleCount count_selection(const ExperimentConfig& config, const SelectionConf
   if (end < 0) {
     try {
       end = data::count_split(config.dataset(), s.split);
-    } catch (const Error& e) {
+    } catch (const DataError& e) {
       return {std::nullopt, what + ": examples unknown (data absent: " + e.what() + ")"};
+    } catch (const Error& e) {
+      return {std::nullopt, what + ": examples unknown (" + e.what() + ")"};
     }
   }
   const std::int64_t skip = std::max<std::int64_t>(1, s.skip);

@@ -86,7 +86,8 @@ ImageDataset load_mnist_idx(const std::string& images_path, const std::string& l
 std::string dataset_name(const DatasetConfig& config);
 
 /// Loads the dataset a config names (format mnist_idx, cifar10_bin or imagenet_folder).
-/// \throws DataError (files), ConfigError (unknown format).
+/// \throws DataError (files), ConfigError (unknown format; a split file named like a
+///         built-in split).
 ImageDataset load_dataset(const DatasetConfig& config);
 
 /// Number of examples of split `split` ("all" = the whole dataset) without reading pixels:
