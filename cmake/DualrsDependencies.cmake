@@ -8,6 +8,7 @@ find_package(nlohmann_json 3.10 REQUIRED)
 find_package(Valijson REQUIRED)
 find_package(Random123 REQUIRED)
 find_package(ZLIB REQUIRED)                       # gzip'd MNIST IDX files
+find_package(TurboJPEG REQUIRED)                  # ImageNet JPEG decoding (dualrs_data only)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)  # SHA-256 of resolved configs (provenance)
 find_package(Threads REQUIRED)
 find_package(MPI REQUIRED COMPONENTS CXX)         # MPI::MPI_CXX (Open MPI 4.1, with PMIx for srun --mpi=pmix)

@@ -76,7 +76,7 @@ void check_labels_match(const io::LabelSet& labels, const std::string& path, con
                                                     " but the config has " + join_sigmas(dual.sigma_candidates)});
   }
   const DatasetConfig dataset = config.dataset();
-  const std::string name = dataset.name.empty() ? "mnist" : dataset.name;
+  const std::string name = data::dataset_name(dataset);
   if (labels.dataset != name) {
     issues.push_back({"/dataset/name", what + " is for dataset '" + labels.dataset + "' but the config uses '" + name + "'"});
   }

@@ -16,6 +16,7 @@
 #include "dualrs/io/shard_files.h"
 #include "dualrs/report/certified_accuracy.h"
 #include "dualrs/smooth/certify.h"
+#include "stage_plan.h"
 
 namespace dualrs::app {
 namespace fs = std::filesystem;
@@ -151,6 +152,28 @@ bool stage_done(const Stage& stage) {
   }
 }
 
+// The stage plan with each stage's model forward passes and, at the end, their totals.
+void print_plan(const std::string& job, const std::string& out_dir, const std::vector<Stage>& stages) {
+  std::cout << "job " << job << " -> " << out_dir << '\n';
+  std::map<std::string, std::int64_t> totals;
+  std::map<std::string, bool> unknown;
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    std::cout << "  " << i + 1 << ". " << stages[i].name << " (" << stages[i].command << ")"
+              << (stage_done(stages[i]) ? " [up to date]" : "") << '\n';
+    for (const ForwardPasses& p : stage_forward_passes(stages[i].command, stages[i].config)) {
+      std::cout << "       " << describe(p) << '\n';
+      const std::string key = p.model + (p.training ? " training" : "");
+      totals[key] += p.total().value_or(0);
+      unknown[key] = unknown[key] || !p.total();
+    }
+  }
+  std::cout << "  model forward passes in all (one noisy copy through one model = one pass):\n";
+  for (const auto& [model, total] : totals) {
+    std::cout << "       " << model << ": " << group_thousands(total) << (unknown[model] ? " + unknown (data absent)" : "")
+              << '\n';
+  }
+}
+
 }  // namespace
 
 int cmd_run(const Invocation& inv) {
@@ -160,7 +183,9 @@ int cmd_run(const Invocation& inv) {
       ("out,o", po::value<std::string>()->required(),
        "output folder; a stage writes OUT/<stage name>/ (or its 'out') with a completion record "
        "stage-<name>.json, and the job OUT/job_summary.json")
-      ("dry-run,n", "print the stage plan (and which stages are up to date) and exit; nothing is run or written")
+      ("dry-run,n", "print the stage plan (and which stages are up to date) with each stage's model forward passes "
+       "(examples x passes per example, from the resolved configs; split sizes are counted without reading pixels, "
+       "\"unknown\" when the data is absent) and exit; nothing is run or written")
       ("force", "re-run every stage, even those whose completion record matches their config");
   add_common_options(options);
   po::positional_options_description positional;
@@ -181,13 +206,7 @@ int cmd_run(const Invocation& inv) {
   std::vector<Stage> stages;
   ctx.agreed([&] { stages = plan_job(vm["job"].as<std::string>(), out_dir); });
   if (vm.count("dry-run")) {
-    ctx.on_root([&] {
-      std::cout << "job " << vm["job"].as<std::string>() << " -> " << out_dir << '\n';
-      for (std::size_t i = 0; i < stages.size(); ++i) {
-        std::cout << "  " << i + 1 << ". " << stages[i].name << " (" << stages[i].command << ")"
-                  << (stage_done(stages[i]) ? " [up to date]" : "") << '\n';
-      }
-    });
+    ctx.on_root([&] { print_plan(vm["job"].as<std::string>(), out_dir, stages); });
     return 0;
   }
   const auto job_start = std::chrono::steady_clock::now();

@@ -45,9 +45,9 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
       throw ConfigError(config.source(), "/model/arch", "train-base trains a native architecture; set /model/arch");
     }
     dataset_config = config.dataset();
-    dataset = data::load_dataset(dataset_config);
-    indices = data::select_indices(dataset_config, dataset->size(), train.selection, config.source(),
-                                   "/train_base/selection");
+    DataSelection selected = load_selection(config, train.selection, "/train_base/selection");
+    dataset.emplace(std::move(selected.dataset));
+    indices = std::move(selected.indices);
     // Fresh weights from the config's seed: LibTorch seeds its default generator
     // nondeterministically, which made every run start elsewhere.
     torch::manual_seed(train.seed);

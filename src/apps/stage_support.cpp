@@ -17,8 +17,9 @@ io::Provenance stage_provenance(const std::string& schema, const std::string& co
 DataSelection load_selection(const ExperimentConfig& config, const SelectionConfig& selection, const std::string& pointer) {
   DataSelection in;
   const DatasetConfig dataset_config = config.dataset();
-  in.dataset = data::load_dataset(dataset_config);
-  in.indices = data::select_indices(dataset_config, in.dataset.size(), selection, config.source(), pointer);
+  with_source(config, [&] { in.dataset = data::load_dataset(dataset_config); });
+  in.indices = data::select_indices(dataset_config, in.dataset.size(), selection, config.source(), pointer,
+                                    in.dataset.builtin_splits());
   return in;
 }
 

@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import shutil
 import unittest
 
 from dualrs_testlib import SOURCE, TempDirTestCase, run, small_config
@@ -67,9 +68,13 @@ class RunJobTest(TempDirTestCase):
         self.assertFalse(os.path.exists(self.path("run", "base")))
 
     def test_shipped_jobs_and_configs_validate(self):
-        for rel in ("jobs/mnist_standard_rs.json", "jobs/mnist_dual_rs.json", "jobs/mnist_dual_rs_routing.json",
-                    "jobs/mnist_denoised_dual_rs.json", "configs/mnist.json", "configs/mnist_dual.json",
-                    "configs/mnist_denoised.json"):
+        shipped = [os.path.join(folder, name) for folder in ("jobs", "configs")
+                   for name in sorted(os.listdir(os.path.join(SOURCE, folder))) if name.endswith(".json")]
+        for rel in ("jobs/mnist_dual_rs.json", "jobs/cifar10_dual_rs.json", "jobs/imagenet_dual_rs.json",
+                    "configs/cifar10_dual.json", "configs/imagenet_dual.json",
+                    "jobs/mnist_denoised_dual_rs.json", "configs/mnist_denoised.json"):
+            self.assertIn(rel, shipped)
+        for rel in shipped:
             proc = run("validate", os.path.join(SOURCE, rel))
             self.assertIn("valid", proc.stdout)
         dry = run("run", os.path.join(SOURCE, "jobs", "mnist_standard_rs.json"), "--out", self.path("x"),
@@ -77,6 +82,67 @@ class RunJobTest(TempDirTestCase):
         self.assertIn("train_base (train-base)", dry)
         self.assertIn("table (table)", dry)
 
+    def plan(self, job):
+        """Stage name -> the plan lines under it, and the totals block."""
+        dry = run("run", os.path.join(SOURCE, "jobs", job), "--out", self.path("plan"), "--dry-run").stdout
+        stages, current = {}, None
+        for line in dry.splitlines()[1:]:
+            if line.startswith("  ") and not line.startswith("       "):
+                current = line.split(". ", 1)[1].split(" (")[0] if ". " in line else "totals"
+                stages[current] = []
+            elif current is not None:
+                stages[current].append(line.strip())
+        return stages
+
+    def test_paper_jobs_dry_run_counts_forward_passes_without_the_data(self):
+        # The paper's settings reach the plan: Sigma, n0 + n, N, epochs, m, examples.
+        cifar = self.plan("cifar10_dual_rs.json")
+        self.assertEqual(list(cifar)[:4], ["label", "train_estimator", "estimate_sigma", "finetune"])
+        self.assertIn("classifier: 50,000 examples x |Sigma| 3 x N 100 = 15,000,000 forwards", cifar["label"][0])
+        self.assertIn("estimator training: 50,000 examples x epochs 90 x m 2 = at most 9,000,000",
+                      cifar["train_estimator"][0])
+        self.assertIn("classifier training: 50,000 examples x epochs 15 = 750,000", cifar["finetune"][0])
+        for sigma in ("0.25", "0.5", "1.0"):
+            self.assertIn("classifier: 10,000 examples x (n0 100 + n 10,000) = 101,000,000 forwards",
+                          cifar[f"certify_global_sigma_{sigma}"][0])
+        self.assertIn("at most 303,000,000", cifar["certify_multiscale"][0])
+        dual = cifar["certify_dual_rs"]
+        self.assertTrue(dual[0].startswith("estimator: 10,000 examples x (n0 100 + n 10,000) = 101,000,000"), dual)
+        self.assertTrue(dual[1].startswith("classifier: 10,000 examples x (n0 100 + n 10,000) = at most 101,000,000"),
+                        dual)
+        self.assertEqual(cifar["table"], [])
+        self.assertIn("classifier: 722,000,000", cifar["totals"])
+        imagenet = self.plan("imagenet_dual_rs.json")
+        self.assertIn("classifier: 1,281,167 examples x |Sigma| 2 x N 100 = 256,233,400 forwards", imagenet["label"][0])
+        self.assertIn("epochs 9 x m 2", imagenet["train_estimator"][0])
+        self.assertIn("classifier training: 25,624 examples x epochs 1 = 25,624", imagenet["finetune"][0])
+        self.assertIn("estimator: 500 examples x (n0 100 + n 10,000) = 5,050,000", imagenet["certify_dual_rs"][0])
+        self.assertIn("at most 10,100,000", imagenet["certify_multiscale"][0])
+
+    def test_dry_run_counts_splits_from_the_files_or_says_they_are_absent(self):
+        root = self.path("cifar")
+        os.makedirs(root)
+        for name, records in (("test_batch.bin", 3), *((f"data_batch_{i}.bin", 2) for i in range(1, 6))):
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(bytes(3073 * records))
+        cfg = {"dataset": {"format": "cifar10_bin", "root": root},
+               "model": {"arch": "cifar_resnet20", "num_classes": 10},
+               "certify": {"n0": 10, "n": 90, "selection": {"split": "test"}},
+               "train_base": {"sigma": 0.5, "epochs": 3, "selection": {"split": "train", "skip": 3}}}
+        self.write_json("config.json", cfg)
+        job = self.write_json("job.json", {"name": "j", "config": "config.json", "stages": [
+            {"name": "base", "command": "train-base"},
+            {"name": "cert", "command": "certify", "set": {"model": {"checkpoint": "${out}/base/model.pt"}}}]})
+        dry = run("run", job, "--out", self.path("out"), "--dry-run").stdout
+        # 3 test records; train positions 0, 3, 6, 9 of 10 records.
+        self.assertIn("classifier: 3 examples x (n0 10 + n 90) = 300 forwards", dry)
+        self.assertIn("classifier training: 4 examples x epochs 3 = 12 forward+backward passes", dry)
+        shutil.rmtree(root)
+        dry = run("run", job, "--out", self.path("out"), "--dry-run").stdout
+        self.assertIn("? examples x (n0 10 + n 90) (100 forwards per example)", dry)
+        self.assertIn("data absent", dry)
+        self.assertIn("test_batch.bin", dry)
+        self.assertIn("classifier: 0 + unknown (data absent)", dry)
 
 if __name__ == "__main__":
     unittest.main()

@@ -170,8 +170,7 @@ void absolutize_config_paths(json& doc, const std::string& base_dir) {
   };
   if (doc.contains("dataset") && doc["dataset"].is_object()) {
     json& ds = doc["dataset"];
-    fix(ds, "images");
-    fix(ds, "labels");
+    for (const char* key : {"images", "labels", "root", "synsets", "val_labels"}) fix(ds, key);
     if (ds.contains("splits") && ds["splits"].is_object()) {
       for (auto& [name, value] : ds["splits"].items()) {
         if (value.is_string()) value = make_absolute(value.get<std::string>(), base_dir);
@@ -227,9 +226,35 @@ DatasetConfig ExperimentConfig::dataset() const {
   DatasetConfig c;
   c.name = get_or<std::string>(j, "name", "");
   c.format = get_or<std::string>(j, "format", c.format);
-  c.images = j.at("images").get<std::string>();
-  c.labels = j.at("labels").get<std::string>();
+  c.images = get_or<std::string>(j, "images", "");
+  c.labels = get_or<std::string>(j, "labels", "");
+  c.root = get_or<std::string>(j, "root", "");
+  c.synsets = get_or<std::string>(j, "synsets", "");
+  c.val_labels = get_or<std::string>(j, "val_labels", "");
+  c.resize = get_or<std::int64_t>(j, "resize", c.resize);
+  c.crop = get_or<std::int64_t>(j, "crop", c.crop);
   if (j.contains("splits")) c.splits = j.at("splits").get<std::map<std::string, std::string>>();
+  // Which keys each format reads; a key of another format is a mistake, not a no-op.
+  static const std::map<std::string, std::set<std::string>> kKeys = {
+      {"mnist_idx", {"images", "labels"}},
+      {"cifar10_bin", {"root"}},
+      {"imagenet_folder", {"root", "synsets", "val_labels", "resize", "crop"}}};
+  static const std::map<std::string, std::set<std::string>> kRequired = {
+      {"mnist_idx", {"images", "labels"}}, {"cifar10_bin", {"root"}}, {"imagenet_folder", {"root", "synsets"}}};
+  std::vector<ConfigIssue> issues;
+  const auto& keys = kKeys.at(c.format);
+  for (const char* key : {"images", "labels", "root", "synsets", "val_labels", "resize", "crop"}) {
+    if (j.contains(key) && keys.count(key) == 0) {
+      issues.push_back({std::string("/dataset/") + key, "not a key of format " + c.format});
+    }
+  }
+  for (const auto& key : kRequired.at(c.format)) {
+    if (!j.contains(key)) issues.push_back({"/dataset/" + key, "missing: format " + c.format + " needs it"});
+  }
+  if (c.crop > c.resize) {
+    issues.push_back({"/dataset/crop", "crop " + std::to_string(c.crop) + " is larger than resize " + std::to_string(c.resize)});
+  }
+  if (!issues.empty()) throw ConfigError(source_, std::move(issues));
   return c;
 }
 
@@ -520,7 +545,20 @@ json to_json(const SelectionConfig& c) {
   return {{"split", c.split}, {"begin", c.begin}, {"end", c.end}, {"skip", c.skip}};
 }
 json to_json(const DatasetConfig& c) {
-  return {{"name", c.name}, {"format", c.format}, {"images", c.images}, {"labels", c.labels}, {"splits", c.splits}};
+  json j = {{"name", c.name}, {"format", c.format}, {"splits", c.splits}};
+  if (c.format == "mnist_idx") {
+    j["images"] = c.images;
+    j["labels"] = c.labels;
+  } else {
+    j["root"] = c.root;
+  }
+  if (c.format == "imagenet_folder") {
+    j["synsets"] = c.synsets;
+    j["val_labels"] = c.val_labels;
+    j["resize"] = c.resize;
+    j["crop"] = c.crop;
+  }
+  return j;
 }
 json to_json(const ModelConfig& c) {
   json j = {{"num_classes", c.num_classes}, {"device", c.device}};

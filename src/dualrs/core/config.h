@@ -39,12 +39,19 @@ struct SelectionConfig {
   std::int64_t skip = 1;
 };
 
-/// Where the dataset lives. Paths are absolute after loading.
+/// Where the dataset lives and how its images are prepared (data_schemas/datasets.md).
+/// Paths are absolute after loading. Keys by format — mnist_idx: images, labels;
+/// cifar10_bin: root; imagenet_folder: root, synsets, val_labels (optional), resize, crop.
 struct DatasetConfig {
-  std::string name;
-  std::string format = "mnist_idx";
-  std::string images;
-  std::string labels;
+  std::string name;                  ///< empty: the format's usual name (data::dataset_name)
+  std::string format = "mnist_idx";  ///< mnist_idx | cifar10_bin | imagenet_folder
+  std::string images;                ///< mnist_idx: IDX3 image file
+  std::string labels;                ///< mnist_idx: IDX1 label file
+  std::string root;                  ///< cifar10_bin: the batch files' folder; imagenet_folder: holds train/ and val/
+  std::string synsets;               ///< imagenet_folder: synset list (line order = class index)
+  std::string val_labels;            ///< imagenet_folder: file -> wnid for a flat val/ (empty: val/<wnid>/ folders)
+  std::int64_t resize = 256;         ///< imagenet_folder: shorter side after resizing, pixels
+  std::int64_t crop = 224;           ///< imagenet_folder: centre crop side, pixels (<= resize)
   std::map<std::string, std::string> splits;  ///< split name -> index list file
 };
 
@@ -256,8 +263,8 @@ class ExperimentConfig {
 };
 
 /// Makes every path-valued key of a config document absolute against `base_dir`
-/// (dataset images/labels/splits, model / estimator / expert / denoiser checkpoint and
-/// torchscript, labels and estimates files).
+/// (dataset images/labels/root/synsets/val_labels/splits, model / estimator / expert /
+/// denoiser checkpoint and torchscript, labels and estimates files).
 void absolutize_config_paths(nlohmann::json& doc, const std::string& base_dir);
 
 /// Resolved values, as recorded in provenance.

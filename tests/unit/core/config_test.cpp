@@ -142,6 +142,50 @@ TEST(ConfigTest, LoadMakesPathsRelativeToTheFileAndAppliesPatch) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(ConfigTest, DatasetKeysBelongToTheirFormat) {
+  json doc = valid_config();
+  doc["dataset"] = {{"format", "cifar10_bin"}, {"root", "/d/cifar"}};
+  const auto cifar = ExperimentConfig::from_json(doc, "c").dataset();
+  EXPECT_EQ(cifar.root, "/d/cifar");
+  doc["dataset"] = {{"format", "cifar10_bin"}, {"images", "/d/i.gz"}, {"crop", 200}};
+  std::vector<ConfigIssue> issues;
+  try {
+    ExperimentConfig::from_json(doc, "c").dataset();
+  } catch (const ConfigError& e) {
+    issues = e.issues();
+  }
+  // Every problem at once: a key of another format, another one, and the missing root.
+  EXPECT_TRUE(has_pointer(issues, "/dataset/images"));
+  EXPECT_TRUE(has_pointer(issues, "/dataset/crop"));
+  EXPECT_TRUE(has_pointer(issues, "/dataset/root"));
+  doc["dataset"] = {{"format", "imagenet_folder"}, {"root", "/d/in"}, {"synsets", "/d/s.txt"}};
+  const auto imagenet = ExperimentConfig::from_json(doc, "c").dataset();
+  EXPECT_EQ(imagenet.resize, 256);
+  EXPECT_EQ(imagenet.crop, 224);
+  EXPECT_TRUE(imagenet.val_labels.empty());
+  doc["dataset"]["resize"] = 200;
+  EXPECT_THROW(ExperimentConfig::from_json(doc, "c").dataset(), ConfigError);  // crop 224 > resize 200
+  doc["dataset"] = {{"format", "imagenet_folder"}, {"root", "/d/in"}};
+  EXPECT_THROW(ExperimentConfig::from_json(doc, "c").dataset(), ConfigError);  // no synsets
+  doc["dataset"] = {{"format", "imagenet_folder"}, {"root", "/d/in"}, {"synsets", "/d/s.txt"}, {"crop", 0}};
+  EXPECT_TRUE(has_pointer(issues_of(doc), "/dataset/crop"));  // schema: >= 1
+  doc["dataset"] = {{"format", "cifar10"}, {"root", "/d/in"}};
+  EXPECT_TRUE(has_pointer(issues_of(doc), "/dataset/format"));
+}
+
+TEST(ConfigTest, DatasetFolderPathsAreRelativeToTheFile) {
+  const auto dir = std::filesystem::temp_directory_path() / "dualrs_config_test_ds";
+  std::filesystem::create_directories(dir);
+  json doc = valid_config();
+  doc["dataset"] = {{"format", "imagenet_folder"}, {"root", "in"}, {"synsets", "in/s.txt"}, {"val_labels", "v.txt"}};
+  std::ofstream(dir / "c.json") << doc.dump();
+  const auto ds = ExperimentConfig::load((dir / "c.json").string()).dataset();
+  EXPECT_EQ(ds.root, (dir / "in").string());
+  EXPECT_EQ(ds.synsets, (dir / "in" / "s.txt").string());
+  EXPECT_EQ(ds.val_labels, (dir / "v.txt").string());
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ConfigTest, MissingFileAndBadJson) {
   EXPECT_THROW(ExperimentConfig::load("/nonexistent/dualrs.json"), IoError);
   const auto path = std::filesystem::temp_directory_path() / "dualrs_bad.json";

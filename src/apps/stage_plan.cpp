@@ -1,0 +1,181 @@
+#include "stage_plan.h"
+
+#include <cmath>
+
+#include "dualrs/core/error.h"
+#include "dualrs/data/dataset.h"
+#include "dualrs/train/estimator_trainer.h"
+
+namespace dualrs::app {
+using nlohmann::json;
+
+std::optional<std::int64_t> ForwardPasses::total() const {
+  if (!examples) return std::nullopt;
+  return *examples * per_example;
+}
+
+std::string group_thousands(std::int64_t value) {
+  std::string digits = std::to_string(value < 0 ? -value : value);
+  for (int pos = static_cast<int>(digits.size()) - 3; pos > 0; pos -= 3) digits.insert(static_cast<std::size_t>(pos), ",");
+  return (value < 0 ? "-" : "") + digits;
+}
+
+namespace {
+
+// Examples a selection picks: from begin/end/skip when end is given, else from the split's
+// size counted without reading pixels.
+struct ExampleCount {
+  std::optional<std::int64_t> count;
+  std::string note;
+};
+
+ExampleCount count_selection(const ExperimentConfig& config, const SelectionConfig& s) {
+  const std::string what = "split '" + s.split + "'";
+  std::int64_t end = s.end;
+  if (end < 0) {
+    try {
+      end = data::count_split(config.dataset(), s.split);
+    } catch (const DataError& e) {
+      return {std::nullopt, what + ": examples unknown (data absent: " + e.what() + ")"};
+    } catch (const Error& e) {
+      return {std::nullopt, what + ": examples unknown (" + e.what() + ")"};
+    }
+  }
+  const std::int64_t skip = std::max<std::int64_t>(1, s.skip);
+  const std::int64_t count = end > s.begin ? (end - s.begin + skip - 1) / skip : 0;
+  std::string note = what + " [" + std::to_string(s.begin) + ", " + (s.end < 0 ? "end = " + group_thousands(end) : std::to_string(end)) + ")";
+  if (skip > 1) note += " skip " + std::to_string(skip);
+  return {count, note};
+}
+
+ForwardPasses passes(std::string model, const ExampleCount& examples, std::int64_t per_example, std::string formula,
+                     bool training = false, bool at_most = false, std::string note = "") {
+  ForwardPasses p;
+  p.model = std::move(model);
+  p.examples = examples.count;
+  p.examples_note = examples.note;
+  p.per_example = per_example;
+  p.per_example_formula = std::move(formula);
+  p.training = training;
+  p.at_most = at_most;
+  p.note = std::move(note);
+  return p;
+}
+
+std::string n_of(const char* name, std::int64_t value) { return std::string(name) + " " + group_thousands(value); }
+
+// One denoiser forward per noisy copy the classifier and the estimator see.
+void add_denoiser(std::vector<ForwardPasses>& out, const ExperimentConfig& config) {
+  if (!config.has("denoiser") || out.empty()) return;
+  std::vector<ForwardPasses> denoiser;
+  for (const auto& p : out) {
+    ForwardPasses d = p;
+    d.model = "denoiser";
+    d.training = false;
+    d.note = "one denoising step per " + p.model + " input";
+    denoiser.push_back(d);
+  }
+  out.insert(out.end(), denoiser.begin(), denoiser.end());
+}
+
+std::vector<ForwardPasses> certify_passes(const ExperimentConfig& config) {
+  const CertifyConfig c = config.certify();
+  const ExampleCount examples = count_selection(config, c.selection);
+  const std::int64_t per = c.n0 + c.n;
+  const std::string formula = "(" + n_of("n0", c.n0) + " + " + n_of("n", c.n) + ")";
+  if (c.method == "global") return {passes("classifier", examples, per, formula)};
+  const DualConfig dual = config.dual();
+  const std::string classifier = dual.routing() ? "experts" : "classifier";
+  const auto num_sigmas = static_cast<std::int64_t>(dual.sigma_candidates.size());
+  if (c.method == "multiscale") {
+    return {passes(classifier, examples, num_sigmas * per, "|Sigma| " + std::to_string(num_sigmas) + " x " + formula,
+                   false, true, "stops at the first sigma that certifies or is undecided")};
+  }
+  return {passes("estimator", examples, per, formula),
+          passes(classifier, examples, per, formula, false, true, "not run when the estimator abstains")};
+}
+
+std::vector<ForwardPasses> predict_passes(const ExperimentConfig& config) {
+  const PredictConfig c = config.predict();
+  const ExampleCount examples = count_selection(config, c.selection);
+  const std::string formula = n_of("n", c.n);
+  if (c.method == "global") return {passes("classifier", examples, c.n, formula)};
+  const DualConfig dual = config.dual();
+  const std::string classifier = dual.routing() ? "experts" : "classifier";
+  const auto num_sigmas = static_cast<std::int64_t>(dual.sigma_candidates.size());
+  if (c.method == "multiscale") {
+    return {passes(classifier, examples, num_sigmas * c.n, "|Sigma| " + std::to_string(num_sigmas) + " x " + formula,
+                   false, true, "stops at the first sigma that does not abstain")};
+  }
+  return {passes("estimator", examples, c.n, formula),
+          passes(classifier, examples, c.n, formula, false, true, "not run when the estimator abstains")};
+}
+
+std::vector<ForwardPasses> train_estimator_passes(const ExperimentConfig& config) {
+  const json j = config.doc().value("train_estimator", json::object());
+  train::EstimatorTrainConfig c = train::estimator_preset(j.value("preset", std::string()));
+  const std::int64_t epochs = j.value("epochs", c.epochs);
+  const std::int64_t m = j.value("m", c.m);
+  const double validation = j.value("validation_fraction", c.validation_fraction);
+  ExampleCount labelled = count_selection(config, config.label().selection);
+  labelled.note = "labelled examples (" + labelled.note + ")";
+  std::vector<ForwardPasses> out{passes("estimator", labelled, epochs * m,
+                                        n_of("epochs", epochs) + " x " + n_of("m", m), true, true,
+                                        "rows whose label radii are all 0 are dropped")};
+  if (validation > 0) {
+    ExampleCount held_out = labelled;
+    if (held_out.count) held_out.count = static_cast<std::int64_t>(std::floor(validation * static_cast<double>(*held_out.count)));
+    held_out.note = "validation rows (fraction " + format_decimal(validation) + ")";
+    out.push_back(passes("estimator", held_out, epochs, n_of("epochs", epochs), false, true, "one noisy copy each per epoch"));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<ForwardPasses> stage_forward_passes(const std::string& command, const ExperimentConfig& config) {
+  std::vector<ForwardPasses> out;
+  if (command == "certify") {
+    out = certify_passes(config);
+  } else if (command == "predict") {
+    out = predict_passes(config);
+  } else if (command == "label") {
+    const LabelConfig c = config.label();
+    const DualConfig dual = config.dual();
+    const auto num_sigmas = static_cast<std::int64_t>(dual.sigma_candidates.size());
+    out = {passes(dual.routing() ? "experts" : "classifier", count_selection(config, c.selection), num_sigmas * c.n,
+                  "|Sigma| " + std::to_string(num_sigmas) + " x " + n_of("N", c.n))};
+  } else if (command == "train-estimator") {
+    out = train_estimator_passes(config);
+  } else if (command == "estimate-sigma") {
+    const EstimateSigmaConfig c = config.estimate_sigma();
+    out = {passes("estimator", count_selection(config, c.selection), c.n, n_of("n", c.n))};
+  } else if (command == "finetune") {
+    const FinetuneConfig c = config.finetune();
+    ExampleCount examples = count_selection(config, config.estimate_sigma().selection);
+    examples.note = "sigma-estimated examples (" + examples.note + ")";
+    out = {passes("classifier", examples, c.epochs, n_of("epochs", c.epochs), true)};
+  } else if (command == "train-base") {
+    const TrainBaseConfig c = config.train_base();
+    out = {passes("classifier", count_selection(config, c.selection), c.epochs, n_of("epochs", c.epochs), true)};
+    if (c.sigma && *c.sigma == 0.0) return out;  // clean images: no denoiser
+  }
+  add_denoiser(out, config);
+  return out;
+}
+
+std::string describe(const ForwardPasses& p) {
+  std::string line = p.model + (p.training ? " training" : "") + ": ";
+  const std::string unit = p.training ? " forward+backward passes" : " forwards";
+  if (p.examples) {
+    line += group_thousands(*p.examples) + " examples x " + p.per_example_formula + " = " + (p.at_most ? "at most " : "") +
+            group_thousands(*p.total()) + unit;
+  } else {
+    line += "? examples x " + p.per_example_formula + " (" + group_thousands(p.per_example) + unit + " per example)";
+  }
+  line += " [" + p.examples_note + "]";
+  if (!p.note.empty()) line += "; " + p.note;
+  return line;
+}
+
+}  // namespace dualrs::app

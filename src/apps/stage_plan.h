@@ -1,0 +1,43 @@
+#pragma once
+// The cost of a job's stages for `dualrs run --dry-run`: model forward passes per stage, from
+// the resolved configs. Example counts come from the selections and, where a selection runs
+// to the end of a split, from counting the split without reading pixels; when the data is
+// absent the count is "unknown" with the reason, never an error.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dualrs/core/config.h"
+
+namespace dualrs::app {
+
+/// Forward passes of one model in one stage: examples × per_example image forwards (one
+/// noisy copy through the model = one forward).
+struct ForwardPasses {
+  std::string model;                    ///< "classifier", "experts", "estimator" or "denoiser"
+  bool training = false;                ///< forward + backward (training) or inference
+  bool at_most = false;                 ///< an upper bound (abstentions, dropped rows, early stops)
+  std::int64_t per_example = 0;         ///< image forwards per example
+  std::string per_example_formula;      ///< how per_example follows from the config, e.g. "(n0 100 + n 10,000)"
+  std::optional<std::int64_t> examples; ///< examples the stage visits; empty when the data is absent
+  std::string examples_note;            ///< which examples, or why their number is unknown
+  std::string note;                     ///< extra remark (when the bound is reached, ...)
+  /// examples × per_example, when examples is known.
+  std::optional<std::int64_t> total() const;
+};
+
+/// The forward passes `command` ("certify", "label", ...) makes with `config` (a stage's
+/// resolved config). With a /denoiser section, each classifier or estimator forward of a
+/// noisy copy also runs one denoiser forward (inference), listed separately. Table and
+/// analyze stages run no model: empty.
+std::vector<ForwardPasses> stage_forward_passes(const std::string& command, const ExperimentConfig& config);
+
+/// One line of the plan, e.g. "classifier: 10,000 examples × (n0 100 + n 10,000) = 101,000,000 forwards".
+std::string describe(const ForwardPasses& passes);
+
+/// 1234567 -> "1,234,567".
+std::string group_thousands(std::int64_t value);
+
+}  // namespace dualrs::app
