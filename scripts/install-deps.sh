@@ -17,7 +17,8 @@ packages=(
   libopenmpi-dev openmpi-bin           # distributed execution
   libturbojpeg0-dev                    # ImageNet JPEG decoding
   python3 python3-numpy python3-scipy python3-statsmodels python3-h5py python3-matplotlib
-  shellcheck
+  shellcheck                           # the unit.shell_scripts test
+  slurm-wlm munge                      # the slurm-tier tests start a real single-node Slurm
 )
 
 missing=()

@@ -40,6 +40,9 @@ int cmd_table(const Invocation& inv) {
   po::options_description options("options");
   options.add_options()
       ("inputs", po::value<std::vector<std::string>>()->multitoken(), "certify.h5 result files (positional)")
+      ("config,c", po::value<std::string>(),
+       "experiment config whose /table section (radii, convention) replaces the defaults below; flags given "
+       "override it (slurm/submit runs a job's table stage this way)")
       ("out,o", po::value<std::string>()->required(),
        "output folder: certified_accuracy.csv (tidy), summary.csv, certified_accuracy.md")
       ("radii", po::value<std::string>()->default_value("0:2.5:0.25"),
@@ -55,8 +58,11 @@ int cmd_table(const Invocation& inv) {
     return 0;
   }
   TableConfig table;
-  table.radii = parse_number_list(vm["radii"].as<std::string>(), "--radii");
-  table.convention = vm["convention"].as<std::string>();
+  if (vm.count("config")) table = ExperimentConfig::load(vm["config"].as<std::string>()).table();
+  if (!vm.count("config") || !vm["radii"].defaulted()) {
+    table.radii = parse_number_list(vm["radii"].as<std::string>(), "--radii");
+  }
+  if (!vm.count("config") || !vm["convention"].defaulted()) table.convention = vm["convention"].as<std::string>();
   const auto inputs = vm.count("inputs") ? vm["inputs"].as<std::vector<std::string>>() : std::vector<std::string>{};
   run_table(inputs, table, vm["out"].as<std::string>(), verbosity_from(vm));
   return 0;
