@@ -103,6 +103,15 @@ dualrs_run_forwarding_signals() {
     dualrs_log "error: the launcher reported success but its tasks were never started (see the srun errors above)"
     status=1
   fi
+  # Ranks that stopped early exit 75 together, but the first to exit makes srun
+  # (--kill-on-bad-exit) SIGTERM the others, and one caught outside its stop handler dies by
+  # the signal: srun then reports 143. If every rank that exited by itself said 75, the stage
+  # stopped early.
+  if [ "$status" -ne 0 ] && [ "$status" -ne "$kDualrsRequeue" ] &&
+      [ "$(grep -oE 'Exited with exit code [0-9]+' "$scratch" | sort -u)" = "Exited with exit code $kDualrsRequeue" ]; then
+    dualrs_log "a rank exited $kDualrsRequeue and the launcher ended the others (status $status): stopped early"
+    status="$kDualrsRequeue"
+  fi
   rm -f "$scratch"
   LAUNCH_STATUS="$status"
 }
@@ -162,7 +171,11 @@ dualrs_stage() {
       dualrs_log "stopped early (exit $kDualrsRequeue): finished shards are kept; requeueing job $SLURM_JOB_ID"
       # The job goes back to the queue (same id, logs appended); the next run skips the
       # finished shards. Stages chained after it keep waiting (afterok).
-      scontrol requeue "$SLURM_JOB_ID" || dualrs_die "scontrol requeue $SLURM_JOB_ID failed (submit with --requeue)"
+      # It fails when Slurm is already requeueing the job (a preemption with
+      # PreemptMode=REQUEUE) or the job was submitted with --no-requeue: then the job ends
+      # with 75 and a resubmission completes it.
+      scontrol requeue "$SLURM_JOB_ID" ||
+        dualrs_log "warning: scontrol requeue $SLURM_JOB_ID failed; resubmit the job to complete the stage"
       exit "$kDualrsRequeue"
       ;;
     *)

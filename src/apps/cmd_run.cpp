@@ -60,7 +60,7 @@ struct Stage {
 
 // Commands whose work is split into shards (a Slurm array may share them out).
 bool is_sharded(const std::string& command) {
-  return command == "label" || command == "estimate-sigma" || command == "certify";
+  return command == "label" || command == "estimate-sigma" || command == "certify" || command == "predict";
 }
 
 bool is_training(const std::string& command) {
@@ -71,7 +71,7 @@ bool is_training(const std::string& command) {
 void check_slurm_section(const std::string& command, const json& slurm, const std::string& pointer,
                          std::vector<ConfigIssue>& issues) {
   if (slurm.contains("array") && !is_sharded(command)) {
-    issues.push_back({pointer + "/array", "only sharded stages (label, estimate-sigma, certify) can run as an array, not " + command});
+    issues.push_back({pointer + "/array", "only sharded stages (label, estimate-sigma, certify, predict) can run as an array, not " + command});
   }
   if (slurm.contains("array_max_running") && !slurm.contains("array")) {
     issues.push_back({pointer + "/array_max_running", "needs /array"});
@@ -168,9 +168,8 @@ void emit_plan(const std::vector<Stage>& stages, const std::string& plan_dir, Re
   const std::string planned = io::utc_now();
   for (std::size_t i = 0; i < stages.size(); ++i) {
     const Stage& stage = stages[i];
-    char prefix[16];
-    std::snprintf(prefix, sizeof prefix, "%02zu-", i + 1);
-    const fs::path base = fs::path(plan_dir) / (prefix + stage.name);
+    const std::string number = std::to_string(i + 1);
+    const fs::path base = fs::path(plan_dir) / (std::string(number.size() < 2 ? "0" : "") + number + "-" + stage.name);
     const std::string config_file = base.string() + ".config.json";
     const std::string record_file = base.string() + ".stage.json";
     io::write_file_atomic(config_file, stage.config.doc().dump(2) + "\n");

@@ -68,7 +68,8 @@ class RunJobTest(TempDirTestCase):
 
     def test_shipped_jobs_and_configs_validate(self):
         for rel in ("jobs/mnist_standard_rs.json", "jobs/mnist_dual_rs.json", "jobs/mnist_dual_rs_routing.json",
-                    "configs/mnist.json", "configs/mnist_dual.json"):
+                    "jobs/imagenet_labels_128gpu.json", "configs/mnist.json", "configs/mnist_dual.json",
+                    "configs/imagenet_labels.json"):
             proc = run("validate", os.path.join(SOURCE, rel))
             self.assertIn("valid", proc.stdout)
         dry = run("run", os.path.join(SOURCE, "jobs", "mnist_standard_rs.json"), "--out", self.path("x"),

@@ -5,7 +5,8 @@
 #     for SIGUSR1 (marking "usr1.RANK") and exits 75 like a stage that stopped early;
 #   later runs: mark "done.RANK" and exit 0.
 # FAKE_DUALRS_DIR names the folder for the marks; every run also writes its arguments to
-# args.RUN.RANK. FAKE_DUALRS_FAIL=1 makes every run fail with exit 3. `CMD --help` prints the
+# args.RUN.RANK. FAKE_DUALRS_FAIL=1 makes every run fail with exit 3. FAKE_DUALRS_STRAGGLER=1
+# makes rank 1 exit 75 only 5 s after SIGUSR1, so srun's --kill-on-bad-exit ends it first. `CMD --help` prints the
 # option the template probes for.
 set -euo pipefail
 if [ "${2:-}" = "--help" ]; then echo "  --expect-world-size N   ranks the launcher must have started"; exit 0; fi
@@ -15,7 +16,11 @@ run="${SLURM_RESTART_COUNT:-0}"
 echo "$*" >"$dir/args.$run.$rank"
 if [ "${FAKE_DUALRS_FAIL:-0}" = "1" ]; then exit 3; fi
 if [ "$run" -eq 0 ]; then
-  trap 'touch "$dir/usr1.$rank"; exit 75' USR1
+  if [ "${FAKE_DUALRS_STRAGGLER:-0}" = "1" ] && [ "$rank" = "1" ]; then
+    trap 'touch "$dir/usr1.$rank"; sleep 5; exit 75' USR1
+  else
+    trap 'touch "$dir/usr1.$rank"; exit 75' USR1
+  fi
   touch "$dir/started.$rank"
   for _ in $(seq 1 1200); do sleep 0.1; done
   exit 4  # no signal within two minutes

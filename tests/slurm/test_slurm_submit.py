@@ -104,6 +104,13 @@ class SubmitTest(unittest.TestCase):
         with open(os.path.join(out, "certified_accuracy.csv")) as a, \
                 open(os.path.join(reference, "certified_accuracy.csv")) as b:
             self.assertEqual(a.read(), b.read())
+        # table --config: the config's radii unless --radii is given.
+        table_argv = rows[2][8:]
+        self.assertEqual(table_argv[3], "--out")
+        subprocess.run([BIN, *table_argv[:4], self.path("t"), *table_argv[5:], "--radii", "0,1", "--quiet"],
+                       check=True, capture_output=True)
+        with open(self.path("t", "certified_accuracy.csv")) as f:
+            self.assertEqual({float(r.split(",")[1]) for r in f.read().splitlines()[1:]}, {0.0, 1.0})
         # The published records make the stages up to date for dualrs run and for the plan.
         dry = subprocess.run([BIN, "run", job, "--out", out, "--dry-run"], check=True, capture_output=True,
                              text=True).stdout

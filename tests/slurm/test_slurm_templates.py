@@ -97,7 +97,7 @@ class TemplateTest(unittest.TestCase):
             self.assertEqual(sorted(f["idx"][()].tolist()), sorted(set(f["idx"][()].tolist())))
             self.assertEqual(len(f["idx"]), 6)
 
-    def run_preempted_stub(self, launcher):
+    def run_preempted_stub(self, launcher, straggler=False):
         """A 2-rank stage on the stand-in executable: USR1 to the batch shell (what
         --signal=B:USR1@300 does) reaches both ranks, they exit 75, the job requeues itself,
         the second run completes and publishes the completion record."""
@@ -111,6 +111,7 @@ class TemplateTest(unittest.TestCase):
         job = sbatch(["-n", "2", "--cpus-per-task=1", "-o", log, os.path.join(SLURM_DIR, "label.sbatch"), "label",
                       "--config", "c.json", "--out", "out"],
                      env=self.env(DUALRS_BIN=FAKE, FAKE_DUALRS_DIR=marks, LAUNCHER=launcher,
+                                  FAKE_DUALRS_STRAGGLER="1" if straggler else "0",
                                   DUALRS_STAGE_RECORD=record, DUALRS_STAGE_RECORD_TO=record_to))
         logs_glob = os.path.join(self.tmp, "stub-*.out")
         wait_until(lambda: all(os.path.exists(os.path.join(marks, f"started.{r}")) for r in (0, 1)), 60,
@@ -133,9 +134,15 @@ class TemplateTest(unittest.TestCase):
         text = logs(logs_glob)
         self.assertIn("requeueing job", text)
         self.assertIn("restart 1", text)
+        return text
 
     def test_preemption_requeues_and_completes_with_srun(self):
         self.run_preempted_stub("srun")
+
+    def test_preemption_with_a_rank_ended_by_kill_on_bad_exit(self):
+        # Rank 0 exits 75 first; srun terminates rank 1 before it exits by itself (status 143).
+        text = self.run_preempted_stub("srun", straggler=True)
+        self.assertIn("the launcher ended the others (status 143)", text)
 
     def test_preemption_requeues_and_completes_with_mpirun(self):
         self.run_preempted_stub("mpirun")
