@@ -53,6 +53,7 @@ print_logs() {
 }
 
 node_idle() { [ "$(sinfo -h -N -o %T 2>/dev/null)" = "idle" ]; }
+queue_empty() { [ -z "$(squeue -h -o %i 2>/dev/null)" ]; }
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 start() {
@@ -134,23 +135,34 @@ EOF
   echo "slurm cluster: up in $dir (SLURM_CONF=$SLURM_CONF, $cpus CPUs)" >&2
 }
 
+# Sends SIGTERM to the named daemons of this cluster (by their pid files) and waits for them;
+# one that ignores it gets SIGKILL after 20 s.
+stop_daemons() {
+  local daemon pids=()
+  for daemon in "$@"; do
+    if pid_alive "$dir/$daemon.pid"; then pids+=("$(cat "$dir/$daemon.pid")"); fi
+  done
+  [ "${#pids[@]}" -gt 0 ] || return 0
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  local pid
+  for pid in "${pids[@]}"; do
+    if ! wait_for 20 bash -c "! kill -0 $pid"; then
+      echo "slurm cluster: process $pid ignored SIGTERM; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
 stop() {
   [ -d "$dir" ] || return 0
   export SLURM_CONF="$dir/slurm.conf"
   if pid_alive "$dir/slurmctld.pid"; then
     scancel --full --quiet --user="$(id -un)" 2>/dev/null || true
-    wait_for 30 test -z "$(squeue -h -o %i 2>/dev/null)" || echo "slurm cluster: jobs still listed at stop" >&2
+    wait_for 30 queue_empty || echo "slurm cluster: jobs still listed at stop" >&2
   fi
-  local daemon pid
-  for daemon in slurmd slurmctld munged; do
-    pid_alive "$dir/$daemon.pid" || continue
-    pid="$(cat "$dir/$daemon.pid")"
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_for 20 bash -c "! kill -0 $pid"; then
-      echo "slurm cluster: $daemon ($pid) ignored SIGTERM; killing it" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
+  # The Slurm daemons stop side by side (about 2 s each), munged after them.
+  stop_daemons slurmd slurmctld
+  stop_daemons munged
   echo "slurm cluster: stopped ($dir)" >&2
 }
 
