@@ -95,7 +95,10 @@ SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$dir/munge/munge.socket
+# cred_expire is also how long a requeued job waits before it may start again (default 120 s,
+# at least 5; earlier fails with "Job credential revoked"). 10 s also lets the last run's step
+# daemons exit (about 3 s here), which still hold the step's PMIx socket.
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=10
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation=$dir/ctld
@@ -116,6 +119,9 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MailProg=/bin/true
 ReturnToService=2
+# Look at pending jobs every second (defaults: 60 s main loop, 30 s backfill), so a requeued
+# job starts as soon as it may.
+SchedulerParameters=sched_interval=1,bf_interval=1
 KillWait=5
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP

@@ -116,19 +116,7 @@ def wait_for_jobs(job_ids, timeout, logs_glob=None):
     bad = {j: s for j, s in states.items() if any(x != "COMPLETED" for x in s)}
     if bad:
         details = "\n".join(run(["scontrol", "show", "job", str(j)], check=False).stdout for j in bad)
-        raise AssertionError(f"jobs did not complete: {bad}\n{details}\n{logs(logs_glob)}")
-
-
-def release_requeued(job_id):
-    """Lets a job that requeued itself start again now. Slurm holds a requeued job back
-    (BeginTime = now + 120 s), which also gives the last run's step daemons time to exit; here
-    we wait for exactly that (their sockets in the spool folder are gone) and then release it:
-    a step started while the old one still holds its PMIx socket fails to launch."""
-    spool = os.path.join(cluster_dir(), "spool")
-    wait_until(lambda: not glob.glob(os.path.join(spool, f"*_{job_id}.*")) and
-               not glob.glob(os.path.join(spool, f"stepd.slurm.pmix.{job_id}.*")), 60,
-               f"the step daemons of job {job_id} to exit")
-    run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"])
+        raise AssertionError(f"jobs did not complete: {bad}\n{details}\n{logs(logs_glob)}\n{cluster_report()}")
 
 
 def logs(pattern):

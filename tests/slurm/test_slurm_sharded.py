@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from slurm_testlib import (BIN, CHAIN_OUT, HAVE_SHARDS, NEEDS_SHARDS, cluster_dir, job_info, logs, quick_job,
-                           release_requeued, run, run_tests, submit_job, wait_for_jobs, wait_until, write_json)
+                           run, run_tests, submit_job, wait_for_jobs, wait_until, write_json)
 
 SHARDED = ["label", "estimate_sigma", "certify_global_sigma_0.5", "certify_dual_rs"]
 OUTPUTS = {"label": "label/labels.h5", "estimate_sigma": "estimate_sigma/sigma_estimates.h5",
@@ -86,11 +86,8 @@ class ShardedSlurmTest(unittest.TestCase):
         self.assertEqual(job_info(label)["JobState"], "RUNNING", f"the stage ended before it could be preempted\n"
                                                                  f"{logs(log_glob)}")
         run(["scancel", "--batch", "--signal=USR1", str(label)])
-        wait_until(lambda: int(job_info(label).get("Restarts", "0")) >= 1 and job_info(label)["JobState"] == "PENDING",
-                   120, f"job {label} to requeue itself")
-        shards_kept = len(glob.glob(os.path.join(out, "label", "shards", "*.h5")))
-        self.assertGreater(shards_kept, 0)
-        release_requeued(label)
+        wait_until(lambda: int(job_info(label).get("Restarts", "0")) >= 1, 120, f"job {label} to requeue itself")
+        self.assertGreater(len(glob.glob(os.path.join(out, "label", "shards", "*.h5"))), 0)
         wait_for_jobs([label], 180, log_glob)
         text = logs(log_glob)
         self.assertIn("requeueing job", text)
