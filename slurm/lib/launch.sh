@@ -71,24 +71,44 @@ dualrs_launch_command() {
   esac
 }
 
-# Runs "$@" in the background and waits for it; SIGUSR1 or SIGTERM reaching this shell
-# (sbatch --signal=B:USR1@300, scancel --batch, preemption) is passed on to the launcher,
-# which passes it to every rank. Sets LAUNCH_STATUS.
-#
-# srun (Slurm 22.05) exits with 0 when its tasks could not be launched at all ("task 0 launch
-# failed"), which would mark a stage complete that never ran; its stderr is therefore copied
-# to a scratch file and such a launch counts as a failure (status 1).
+# A stop request (SIGUSR1 from sbatch --signal=B:USR1@300 or scancel --batch, SIGTERM from a
+# preemption) reaching the batch shell: remembered, and passed on to the launcher once it runs
+# (srun and mpirun pass it to every rank). The traps are set before anything slow happens, so
+# an early signal cannot end the batch shell itself.
+DUALRS_STOP_SIGNAL=""
+DUALRS_LAUNCHER_PID=""
+dualrs_on_stop_signal() {
+  DUALRS_STOP_SIGNAL="$1"
+  dualrs_log "SIG$1: asking the ranks to stop at a batch boundary"
+  if [ -n "$DUALRS_LAUNCHER_PID" ]; then kill -"$1" "$DUALRS_LAUNCHER_PID" 2>/dev/null || true; fi
+}
+dualrs_trap_stop_signals() {
+  trap 'dualrs_on_stop_signal USR1' USR1
+  trap 'dualrs_on_stop_signal TERM' TERM
+}
+
+# Runs "$@" (the launcher) in the background and waits for it, passing stop requests on.
+# Sets LAUNCH_STATUS: the launcher's exit status, with two corrections:
+#  - srun (Slurm 22.05) exits with 0 when its tasks could not be launched at all ("task 0
+#    launch failed"), which would mark a stage complete that never ran; its stderr is copied
+#    to a scratch file and such a launch counts as a failure (status 1);
+#  - a stage that stopped early counts as 75 also when the launcher reports a rank ended by a
+#    signal (see below).
 dualrs_run_forwarding_signals() {
   local pid status tee_pid errfd scratch
+  if [ -n "$DUALRS_STOP_SIGNAL" ]; then
+    dualrs_log "asked to stop before the ranks started"
+    LAUNCH_STATUS="$kDualrsRequeue"
+    return
+  fi
   scratch="$(mktemp "${TMPDIR:-/tmp}/dualrs-launch.XXXXXX")"
   exec {errfd}> >(tee -a "$scratch" >&2)
   tee_pid=$!
   "$@" 2>&"$errfd" &
   pid=$!
-  # shellcheck disable=SC2064  # the pid is fixed now
-  trap "dualrs_log 'SIGUSR1: asking the ranks to stop at a batch boundary'; kill -USR1 $pid 2>/dev/null || true" USR1
-  # shellcheck disable=SC2064
-  trap "dualrs_log 'SIGTERM: asking the ranks to stop at a batch boundary'; kill -TERM $pid 2>/dev/null || true" TERM
+  DUALRS_LAUNCHER_PID="$pid"
+  # A signal that came while the launcher was being started.
+  if [ -n "$DUALRS_STOP_SIGNAL" ]; then kill -"$DUALRS_STOP_SIGNAL" "$pid" 2>/dev/null || true; fi
   while true; do
     status=0
     wait "$pid" || status=$?
@@ -96,7 +116,7 @@ dualrs_run_forwarding_signals() {
     if [ "$status" -gt 128 ] && kill -0 "$pid" 2>/dev/null; then continue; fi
     break
   done
-  trap - USR1 TERM
+  DUALRS_LAUNCHER_PID=""
   exec {errfd}>&-
   wait "$tee_pid" 2>/dev/null || while kill -0 "$tee_pid" 2>/dev/null; do sleep 0.1; done
   if [ "$status" -eq 0 ] && grep -Eq '^srun: error: task [0-9]+ launch failed|aborted before step completely launched' "$scratch"; then
@@ -110,6 +130,12 @@ dualrs_run_forwarding_signals() {
   if [ "$status" -ne 0 ] && [ "$status" -ne "$kDualrsRequeue" ] &&
       [ "$(grep -oE 'Exited with exit code [0-9]+' "$scratch" | sort -u)" = "Exited with exit code $kDualrsRequeue" ]; then
     dualrs_log "a rank exited $kDualrsRequeue and the launcher ended the others (status $status): stopped early"
+    status="$kDualrsRequeue"
+  fi
+  # A stop request that reached the launcher or a rank before its handler was set (while
+  # starting up) ends it by the signal; finished shards are kept all the same.
+  if [ "$status" -gt 128 ] && [ -n "$DUALRS_STOP_SIGNAL" ]; then
+    dualrs_log "the launcher ended by a signal (status $status) after SIG$DUALRS_STOP_SIGNAL: stopped early"
     status="$kDualrsRequeue"
   fi
   rm -f "$scratch"
@@ -136,6 +162,7 @@ dualrs_stage() {
     *) dualrs_die "this template runs '$allowed', not '$command'" ;;
   esac
   [ -n "${SLURM_JOB_ID:-}" ] || dualrs_die "not inside a Slurm job (submit with sbatch or slurm/submit)"
+  dualrs_trap_stop_signals
 
   dualrs_load_site
   local bin="${DUALRS_BIN:-$DUALRS_ROOT/build/dualrs}"
@@ -174,6 +201,7 @@ dualrs_stage() {
       # It fails when Slurm is already requeueing the job (a preemption with
       # PreemptMode=REQUEUE) or the job was submitted with --no-requeue: then the job ends
       # with 75 and a resubmission completes it.
+      trap - USR1 TERM  # the requeue ends this shell with SIGTERM
       scontrol requeue "$SLURM_JOB_ID" ||
         dualrs_log "warning: scontrol requeue $SLURM_JOB_ID failed; resubmit the job to complete the stage"
       exit "$kDualrsRequeue"

@@ -136,15 +136,36 @@ class TemplateTest(unittest.TestCase):
         return text
 
     def test_preemption_requeues_and_completes_with_srun(self):
-        self.run_preempted_stub("srun")
-
-    def test_preemption_with_a_rank_ended_by_kill_on_bad_exit(self):
-        # Rank 0 exits 75 first; srun terminates rank 1 before it exits by itself (status 143).
+        # Rank 0 exits 75 first, and srun (--kill-on-bad-exit) terminates rank 1 before it exits
+        # by itself: srun says 143, and the stage still counts as stopped early.
         text = self.run_preempted_stub("srun", straggler=True)
         self.assertIn("the launcher ended the others (status 143)", text)
 
     def test_preemption_requeues_and_completes_with_mpirun(self):
         self.run_preempted_stub("mpirun")
+
+    def test_stop_request_before_the_ranks_start_requeues_without_running_them(self):
+        # A site file that waits for the test lets the signal arrive deterministically while
+        # the job is still setting up, before the launcher runs.
+        root = os.path.join(self.tmp, "root")
+        shutil.copytree(SLURM_DIR, os.path.join(root, "slurm"))
+        marks = os.path.join(self.tmp, "marks")
+        os.makedirs(marks)
+        with open(os.path.join(root, "slurm", "site", "blocking.env"), "w") as f:
+            f.write(f'source "{SLURM_DIR}/site/local.env"\ntouch "{marks}/site-loaded"\n'
+                    f'until [ -e "{marks}/go" ]; do sleep 0.1; done\n')
+        log = os.path.join(self.tmp, "early-%j.out")
+        job = sbatch(["-n", "2", "-o", log, os.path.join(root, "slurm", "label.sbatch"), "label", "-c", "c.json"],
+                     env=self.env(DUALRS_ROOT=root, DUALRS_SITE="blocking", DUALRS_BIN=FAKE, FAKE_DUALRS_DIR=marks))
+        wait_until(lambda: os.path.exists(os.path.join(marks, "site-loaded")), 60, "the job to load its site file")
+        run(["scancel", "--batch", "--signal=USR1", str(job)])
+        wait_until(lambda: "SIGUSR1" in logs(os.path.join(self.tmp, "early-*.out")), 60, "the signal to arrive")
+        open(os.path.join(marks, "go"), "w").close()
+        wait_until(lambda: int(job_info(job).get("Restarts", "0")) >= 1, 60, "the job to requeue itself")
+        wait_for_jobs([job], 60, os.path.join(self.tmp, "early-*.out"))
+        self.assertFalse(os.path.exists(os.path.join(marks, "args.0.0")), "the ranks ran before the requeue")
+        self.assertTrue(os.path.exists(os.path.join(marks, "done.0")))
+        self.assertIn("asked to stop before the ranks started", logs(os.path.join(self.tmp, "early-*.out")))
 
     def test_failed_stage_fails_the_job_without_a_record(self):
         marks = os.path.join(self.tmp, "marks")
