@@ -205,14 +205,17 @@ int cmd_run(const Invocation& inv) {
       ("emit-plan", po::value<std::string>(),
        "write the plan for slurm/submit into this folder and exit: per stage NN-NAME.config.json (its "
        "resolved config), NN-NAME.stage.json (its completion record) and one line of plan.tsv (status "
-       "done|pending, slurm resources, the command line running the stage alone); see slurm/README.md")
+       "done|pending, slurm resources, the command line running the stage alone); layout in "
+       "data_schemas/slurm_plan.md")
       ("force", "re-run stages even when their outputs are up to date");
   add_common_options(options);
   po::positional_options_description positional;
   positional.add("job", 1);
   po::variables_map vm;
   if (!parse_args(inv, options, positional, vm, "JOB --out DIR [--dry-run | --emit-plan PLAN_DIR] [--force]",
-                  "dualrs run jobs/mnist_standard_rs.json --out runs/mnist_standard_rs")) {
+                  "dualrs run jobs/mnist_standard_rs.json --out runs/mnist_standard_rs\n"
+                  "  dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs --emit-plan /tmp/plan   "
+                  "(what slurm/submit runs)")) {
     return 0;
   }
   const Verbosity verbosity = verbosity_from(vm);
