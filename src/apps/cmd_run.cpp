@@ -128,8 +128,11 @@ std::vector<Stage> plan_job(const std::string& job_path, const std::string& out_
   return stages;
 }
 
+// A stage's completion record: written when it succeeds, compared by fingerprint.
+std::string record_path(const Stage& stage) { return (fs::path(stage.dir) / ("stage-" + stage.name + ".json")).string(); }
+
 bool stage_done(const Stage& stage) {
-  const fs::path marker = fs::path(stage.dir) / ("stage-" + stage.name + ".json");
+  const fs::path marker = record_path(stage);
   if (!fs::exists(marker)) return false;
   try {
     return read_json_file(marker.string()).value("fingerprint", "") == stage.fingerprint;
@@ -156,12 +159,12 @@ const std::string& plan_field(const std::string& value, const std::string& what)
   return value;
 }
 
-// Writes the plan slurm/submit turns into sbatch jobs (format in slurm/README.md, "The plan"):
-// per stage its resolved config, the completion record to publish when it succeeds, and one
-// line of plan.tsv, so the Slurm side runs exactly what was resolved here and never re-reads
-// the job manifest.
 enum class Rerun { kSkipDone, kAll };
 
+// Writes the plan slurm/submit turns into sbatch jobs (data_schemas/slurm_plan.md): per stage
+// its resolved config, the completion record to publish when it succeeds, and one line of
+// plan.tsv, so the Slurm side runs exactly what was resolved here and never re-reads the job
+// manifest.
 void emit_plan(const std::vector<Stage>& stages, const std::string& plan_dir, Rerun rerun) {
   io::ensure_directory(plan_dir);
   std::string tsv = "#index\tname\tcommand\tstatus\tdir\trecord\trecord_to\tslurm\targv...\n";
@@ -181,10 +184,9 @@ void emit_plan(const std::vector<Stage>& stages, const std::string& plan_dir, Re
       slurm += (slurm.empty() ? "" : ",") + key + "=" + (value.is_string() ? value.get<std::string>() : value.dump());
     }
     const std::string what = "/stages/" + std::to_string(i);
-    std::vector<std::string> fields{std::to_string(i + 1), stage.name, stage.command,
-                                    rerun == Rerun::kSkipDone && stage_done(stage) ? "done" : "pending", stage.dir, record_file,
-                                    (fs::path(stage.dir) / ("stage-" + stage.name + ".json")).string(),
-                                    slurm.empty() ? "-" : slurm};
+    const bool done = rerun == Rerun::kSkipDone && stage_done(stage);
+    std::vector<std::string> fields{std::to_string(i + 1), stage.name, stage.command, done ? "done" : "pending",
+                                    stage.dir, record_file, record_path(stage), slurm.empty() ? "-" : slurm};
     for (auto& arg : stage_argv(stage, config_file)) fields.push_back(std::move(arg));
     for (std::size_t f = 0; f < fields.size(); ++f) {
       tsv += (f ? "\t" : "") + plan_field(fields[f], what);
@@ -259,7 +261,7 @@ int cmd_run(const Invocation& inv) {
     else if (stage.command == "analyze") run_analyze(stage.inputs, stage.dir, verbosity);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     io::ensure_directory(stage.dir);
-    io::write_file_atomic((fs::path(stage.dir) / ("stage-" + stage.name + ".json")).string(),
+    io::write_file_atomic(record_path(stage),
                           json({{"name", stage.name}, {"command", stage.command}, {"fingerprint", stage.fingerprint},
                                 {"seconds", seconds}, {"finished_utc", io::utc_now()}}).dump(2) + "\n");
     summary["stages"].push_back({{"name", stage.name}, {"seconds", seconds}});
