@@ -164,10 +164,10 @@ def quick_config(data_dir=None):
                           labels=os.path.join(data, "labels-idx1-ubyte.gz"),
                           splits={"train": os.path.join(data, "split", "train.txt"),
                                   "test": os.path.join(data, "split", "test.txt")})
-    cfg["train_base"].update(epochs=1, selection={"split": "train", "end": 600})
-    cfg["label"].update(n=20, batch_size=20, selection={"split": "train", "begin": 0, "end": 240})
+    cfg["train_base"].update(epochs=2, batch_size=32, lr=0.003, selection={"split": "train", "end": 600})
+    cfg["label"].update(n=20, batch_size=20, selection={"split": "train", "begin": 0, "end": 160})
     cfg["train_estimator"].update(epochs=1, validation_fraction=0.2)
-    cfg["estimate_sigma"].update(n=4, batch_size=16, selection={"split": "train", "end": 120})
+    cfg["estimate_sigma"].update(n=4, batch_size=16, selection={"split": "train", "end": 96})
     cfg["finetune"].update(epochs=1)
     cfg["certify"].update(n0=10, n=50, batch_size=50, selection={"split": "test", "end": 24})
     cfg["table"] = {"radii": [0, 0.25, 0.5, 1.0], "convention": "both"}

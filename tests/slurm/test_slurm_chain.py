@@ -45,7 +45,7 @@ class SlurmChainTest(unittest.TestCase):
         for path in ("train_base/model.pt", "train_estimator/estimator.pt", "finetune/model.pt",
                      "certify_global_sigma_0.5/certify.tsv", "certify_dual_rs/certify.tsv"):
             self.assertTrue(os.path.getsize(os.path.join(self.out, path)) > 0, path)
-        for path, count in (("label/labels.h5", 240), ("estimate_sigma/sigma_estimates.h5", 120),
+        for path, count in (("label/labels.h5", 160), ("estimate_sigma/sigma_estimates.h5", 96),
                             ("certify_global_sigma_0.5/certify.h5", 24), ("certify_dual_rs/certify.h5", 24)):
             with h5py.File(os.path.join(self.out, path), "r") as f:
                 idx = f["idx"][()].tolist()
