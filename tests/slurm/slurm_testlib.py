@@ -230,6 +230,9 @@ def main():
     if len(sys.argv) != 3 or sys.argv[1] not in ("start", "stop"):
         sys.exit("usage: slurm_testlib.py start|stop STATE_FILE")
     action, state_file = sys.argv[1:]
+    if action == "start" and os.path.exists(state_file):
+        # A cluster an interrupted run left behind (ctest killed before its cleanup).
+        subprocess.run([sys.executable, __file__, "stop", state_file])
     if action == "start":
         directory = tempfile.mkdtemp(prefix="dualrs-slurm-")
         proc = subprocess.run(["bash", CLUSTER_SH, "start", directory], capture_output=True, text=True)
