@@ -20,7 +20,8 @@ packages=(
   python3 python3-numpy python3-scipy python3-statsmodels python3-h5py
   python3-matplotlib python3-pandas    # figures (dualrs plot) and data frames (analysis/dualrs_h5.py)
   python3-pil                          # independent JPEG decoder for the ImageNet reference data
-  shellcheck
+  shellcheck                           # the unit.shell_scripts test
+  slurm-wlm munge                      # the slurm-tier tests start a real single-node Slurm
 )
 
 missing=()

@@ -92,7 +92,32 @@ struct Stage {
   std::vector<std::string> inputs;
   std::string dir;
   std::string fingerprint;
+  json slurm;  // the stage's resources for slurm/submit (job.schema.json); run ignores them
 };
+
+// Commands whose work is split into shards (a Slurm array may share them out).
+bool is_sharded(const std::string& command) {
+  return command == "label" || command == "estimate-sigma" || command == "certify" || command == "predict";
+}
+
+bool is_training(const std::string& command) {
+  return command == "train-base" || command == "train-estimator" || command == "finetune";
+}
+
+// What the schema cannot say about a stage's `slurm` section.
+void check_slurm_section(const std::string& command, const json& slurm, const std::string& pointer,
+                         std::vector<ConfigIssue>& issues) {
+  if (slurm.contains("array") && !is_sharded(command)) {
+    issues.push_back({pointer + "/array", "only sharded stages (label, estimate-sigma, certify, predict) can run as an array, not " + command});
+  }
+  if (slurm.contains("array_max_running") && !slurm.contains("array")) {
+    issues.push_back({pointer + "/array_max_running", "needs /array"});
+  }
+  if (slurm.contains("gpus_per_task") && is_training(command)) {
+    issues.push_back({pointer + "/gpus_per_task", "training stages take gpus_per_node: per-task GPU isolation can break "
+                                                  "CUDA IPC between the ranks of one node (CLUSTER.md)"});
+  }
+}
 
 std::vector<Stage> plan_job(const std::string& job_path, const std::string& out_dir) {
   const json job = read_json_file(job_path);
@@ -108,7 +133,9 @@ std::vector<Stage> plan_job(const std::string& job_path, const std::string& out_
     const std::string pointer = "/stages/" + std::to_string(i);
     try {
       auto config = ExperimentConfig::load(config_path, stage.value("set", json::object()), job_dir);
-      Stage s{stage.at("name").get<std::string>(), stage.at("command").get<std::string>(), config, {}, "", ""};
+      Stage s{stage.at("name").get<std::string>(), stage.at("command").get<std::string>(), config, {}, "", "",
+              stage.value("slurm", json::object())};
+      check_slurm_section(s.command, s.slurm, pointer + "/slurm", issues);
       for (const auto& input : stage.value("inputs", json::array())) {
         s.inputs.push_back((fs::path(job_dir) / input.get<std::string>()).lexically_normal().string());
       }
@@ -142,8 +169,11 @@ std::vector<Stage> plan_job(const std::string& job_path, const std::string& out_
   return stages;
 }
 
+// A stage's completion record: written when it succeeds, compared by fingerprint.
+std::string record_path(const Stage& stage) { return (fs::path(stage.dir) / ("stage-" + stage.name + ".json")).string(); }
+
 bool stage_done(const Stage& stage) {
-  const fs::path marker = fs::path(stage.dir) / ("stage-" + stage.name + ".json");
+  const fs::path marker = record_path(stage);
   if (!fs::exists(marker)) return false;
   try {
     return read_json_file(marker.string()).value("fingerprint", "") == stage.fingerprint;
@@ -174,6 +204,61 @@ void print_plan(const std::string& job, const std::string& out_dir, const std::v
   }
 }
 
+// The command line that runs one stage on its own: `dualrs <command> --config <resolved>
+// --out <dir> [inputs...]` (analyze reads no config).
+std::vector<std::string> stage_argv(const Stage& stage, const std::string& config_file) {
+  std::vector<std::string> argv{stage.command};
+  if (stage.command != "analyze") argv.insert(argv.end(), {"--config", config_file});
+  argv.insert(argv.end(), {"--out", stage.dir});
+  argv.insert(argv.end(), stage.inputs.begin(), stage.inputs.end());
+  return argv;
+}
+
+// A plan field: tabs and line breaks would split it.
+const std::string& plan_field(const std::string& value, const std::string& what) {
+  if (value.find_first_of("\t\n\r") != std::string::npos) {
+    throw ConfigError("plan", what, "contains a tab or line break, which the plan cannot carry: '" + value + "'");
+  }
+  return value;
+}
+
+enum class Rerun { kSkipDone, kAll };
+
+// Writes the plan slurm/submit turns into sbatch jobs (data_schemas/slurm_plan.md): per stage
+// its resolved config, the completion record to publish when it succeeds, and one line of
+// plan.tsv, so the Slurm side runs exactly what was resolved here and never re-reads the job
+// manifest.
+void emit_plan(const std::vector<Stage>& stages, const std::string& plan_dir, Rerun rerun) {
+  io::ensure_directory(plan_dir);
+  std::string tsv = "#index\tname\tcommand\tstatus\tdir\trecord\trecord_to\tslurm\targv...\n";
+  const std::string planned = io::utc_now();
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    const Stage& stage = stages[i];
+    const std::string number = std::to_string(i + 1);
+    const fs::path base = fs::path(plan_dir) / (std::string(number.size() < 2 ? "0" : "") + number + "-" + stage.name);
+    const std::string config_file = base.string() + ".config.json";
+    const std::string record_file = base.string() + ".stage.json";
+    io::write_file_atomic(config_file, stage.config.doc().dump(2) + "\n");
+    io::write_file_atomic(record_file, json({{"name", stage.name}, {"command", stage.command},
+                                             {"fingerprint", stage.fingerprint}, {"planned_utc", planned},
+                                             {"runner", "slurm/submit"}}).dump(2) + "\n");
+    std::string slurm;
+    for (const auto& [key, value] : stage.slurm.items()) {
+      slurm += (slurm.empty() ? "" : ",") + key + "=" + (value.is_string() ? value.get<std::string>() : value.dump());
+    }
+    const std::string what = "/stages/" + std::to_string(i);
+    const bool done = rerun == Rerun::kSkipDone && stage_done(stage);
+    std::vector<std::string> fields{std::to_string(i + 1), stage.name, stage.command, done ? "done" : "pending",
+                                    stage.dir, record_file, record_path(stage), slurm.empty() ? "-" : slurm};
+    for (auto& arg : stage_argv(stage, config_file)) fields.push_back(std::move(arg));
+    for (std::size_t f = 0; f < fields.size(); ++f) {
+      tsv += (f ? "\t" : "") + plan_field(fields[f], what);
+    }
+    tsv += '\n';
+  }
+  io::write_file_atomic((fs::path(plan_dir) / "plan.tsv").string(), tsv);
+}
+
 }  // namespace
 
 int cmd_run(const Invocation& inv) {
@@ -186,25 +271,40 @@ int cmd_run(const Invocation& inv) {
       ("dry-run,n", "print the stage plan (and which stages are up to date) with each stage's model forward passes "
        "(examples x passes per example, from the resolved configs; split sizes are counted without reading pixels, "
        "\"unknown\" when the data is absent) and exit; nothing is run or written")
+      ("emit-plan", po::value<std::string>(),
+       "write the plan for slurm/submit into this folder and exit: per stage NN-NAME.config.json (its "
+       "resolved config), NN-NAME.stage.json (its completion record) and one line of plan.tsv (status "
+       "done|pending, slurm resources, the command line running the stage alone); layout in "
+       "data_schemas/slurm_plan.md")
       ("force", "re-run every stage, even those whose completion record matches their config");
   add_common_options(options);
   po::positional_options_description positional;
   positional.add("job", 1);
   po::variables_map vm;
   if (!parse_args(inv, options, positional, vm,
-                  {"JOB --out DIR [--dry-run] [--force]",
+                  {"JOB --out DIR [--dry-run | --emit-plan PLAN_DIR] [--force]",
                    "Runs a job's stages in order on this machine. Every stage's config is validated before any\n"
                    "work starts. A stage is skipped when its completion record matches its resolved config and\n"
                    "every earlier stage's (resume); a changed stage re-runs with everything after it.",
                    "dualrs run jobs/mnist_standard_rs.json --out runs/mnist_standard_rs\n"
                    "  mpirun -np 4 dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs   "
-                   "(every stage runs with the 4 ranks)"})) {
+                   "(every stage runs with the 4 ranks)\n"
+                   "  dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs --emit-plan /tmp/plan   "
+                   "(what slurm/submit runs)"})) {
     return 0;
   }
   StageContext& ctx = *inv.ctx;
   const std::string out_dir = fs::absolute(vm["out"].as<std::string>()).lexically_normal().string();
   std::vector<Stage> stages;
   ctx.agreed([&] { stages = plan_job(vm["job"].as<std::string>(), out_dir); });
+  if (vm.count("emit-plan")) {
+    ctx.on_root([&] {
+      const std::string plan_dir = fs::absolute(vm["emit-plan"].as<std::string>()).lexically_normal().string();
+      emit_plan(stages, plan_dir, vm.count("force") ? Rerun::kAll : Rerun::kSkipDone);
+      std::cout << (fs::path(plan_dir) / "plan.tsv").string() << '\n';
+    });
+    return 0;
+  }
   if (vm.count("dry-run")) {
     ctx.on_root([&] { print_plan(vm["job"].as<std::string>(), out_dir, stages); });
     return 0;
@@ -246,7 +346,7 @@ int cmd_run(const Invocation& inv) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ctx.on_root([&] {
       io::ensure_directory(stage.dir);
-      io::write_file_atomic((fs::path(stage.dir) / ("stage-" + stage.name + ".json")).string(),
+      io::write_file_atomic(record_path(stage),
                             json({{"name", stage.name}, {"command", stage.command}, {"fingerprint", stage.fingerprint},
                                   {"seconds", seconds}, {"world_size", ctx.world.size}, {"finished_utc", io::utc_now()}})
                                     .dump(2) + "\n");

@@ -72,7 +72,8 @@ class RunJobTest(TempDirTestCase):
                    for name in sorted(os.listdir(os.path.join(SOURCE, folder))) if name.endswith(".json")]
         for rel in ("jobs/mnist_dual_rs.json", "jobs/cifar10_dual_rs.json", "jobs/imagenet_dual_rs.json",
                     "configs/cifar10_dual.json", "configs/imagenet_dual.json",
-                    "jobs/mnist_denoised_dual_rs.json", "configs/mnist_denoised.json"):
+                    "jobs/mnist_denoised_dual_rs.json", "configs/mnist_denoised.json",
+                    "jobs/imagenet_labels_128gpu.json", "configs/imagenet_labels.json"):
             self.assertIn(rel, shipped)
         for rel in shipped:
             proc = run("validate", os.path.join(SOURCE, rel))
