@@ -41,6 +41,9 @@ UNET_FLAGS = dict(image_size=32, num_channels=128, num_res_blocks=3, learn_sigma
 IMAGE_SIZE = 32
 VIT_SIZE = 224
 NUM_CLASSES = 10
+# The file names the shipped configs expect under models/cifar10/ (configs/README.md).
+EPSILON_FILE = "cifar10_epsilon.pt"
+CLASSIFIER_FILE = "cifar10_vit_b16.pt"
 
 
 def load_unet(checkpoint):
@@ -62,8 +65,8 @@ def load_vit(name, source, checkpoint=None):
 def export_all(unet, vit, out_dir, image_size=IMAGE_SIZE, vit_size=VIT_SIZE, num_classes=NUM_CLASSES):
     """Wraps, traces, saves and checks both models; returns {contract name: path}."""
     epsilon, classifier = dualrs_export.wrap_denoised_smoothing(unet, vit)
-    return dualrs_export.export_denoised_pair(epsilon, classifier, os.path.join(out_dir, "cifar10_epsilon.pt"),
-                                              os.path.join(out_dir, "cifar10_vit_b16.pt"), image_size, vit_size, num_classes)
+    return dualrs_export.export_denoised_pair(epsilon, classifier, os.path.join(out_dir, EPSILON_FILE),
+                                              os.path.join(out_dir, CLASSIFIER_FILE), image_size, vit_size, num_classes)
 
 
 def config_sections(paths):

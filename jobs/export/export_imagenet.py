@@ -43,6 +43,9 @@ CROP_SIZE = 224
 BEIT_NAME = "beit_large_patch16_512"
 BEIT_SIZE = 512
 NUM_CLASSES = 1000
+# The file names the shipped configs expect under models/imagenet/ (configs/README.md).
+EPSILON_FILE = "imagenet_epsilon.pt"
+CLASSIFIER_FILE = "imagenet_beit_l.pt"
 
 
 def load_unet(checkpoint):
@@ -60,8 +63,8 @@ def load_beit(checkpoint=None):
 def export_all(unet, beit, out_dir, crop_size=CROP_SIZE, beit_size=BEIT_SIZE, num_classes=NUM_CLASSES):
     """Wraps, traces, saves and checks both models; returns {contract name: path}."""
     epsilon, classifier = dualrs_export.wrap_denoised_smoothing(unet, beit)
-    return dualrs_export.export_denoised_pair(epsilon, classifier, os.path.join(out_dir, "imagenet_epsilon.pt"),
-                                              os.path.join(out_dir, "imagenet_beit_l.pt"), crop_size, beit_size, num_classes)
+    return dualrs_export.export_denoised_pair(epsilon, classifier, os.path.join(out_dir, EPSILON_FILE),
+                                              os.path.join(out_dir, CLASSIFIER_FILE), crop_size, beit_size, num_classes)
 
 
 def config_sections(paths):

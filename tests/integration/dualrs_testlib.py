@@ -25,6 +25,12 @@ def run(*args, check=True, env=None):
     return proc
 
 
+def read_json(path):
+    """The JSON document in PATH (closing the file)."""
+    with open(path) as f:
+        return json.load(f)
+
+
 def small_config(**sections):
     """The embedded-MNIST config with small, fast settings; sections override whole keys."""
     config = {

@@ -10,7 +10,7 @@ import unittest
 
 import torch
 
-from dualrs_testlib import SOURCE
+from dualrs_testlib import SOURCE, read_json
 
 sys.path.insert(0, os.path.join(SOURCE, "jobs", "export"))
 import dualrs_export  # noqa: E402
@@ -120,6 +120,23 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(tuple(logits.shape), (3, 1000))
         self.assertEqual(export_imagenet.config_sections(paths)["denoiser"], {
             "torchscript": paths["epsilon"], "schedule": "linear", "steps": 1000})
+
+    def test_shipped_paper_configs_name_the_exported_files_and_sections(self):
+        # The paper configs' /denoiser and /model are what the export scripts print for the files
+        # they write into the placeholder folders of configs/README.md (plus device cuda).
+        for script, config, folder in ((export_cifar10, "cifar10_dual.json", "cifar10"),
+                                       (export_imagenet, "imagenet_dual.json", "imagenet"),
+                                       (export_imagenet, "imagenet_labels.json", "imagenet")):
+            cfg = read_json(os.path.join(SOURCE, "configs", config))
+            expected = script.config_sections({
+                "epsilon": os.path.join("..", "models", folder, script.EPSILON_FILE),
+                "classifier-pm1": os.path.join("..", "models", folder, script.CLASSIFIER_FILE)})
+            for section in ("denoiser", "model"):
+                self.assertEqual(cfg[section].pop("device"), "cuda", (config, section))
+                self.assertEqual(cfg[section], expected[section], (config, section))
+        # The ImageNet epsilon-model is traced and checked on the dataset's centre crops.
+        self.assertEqual(read_json(os.path.join(SOURCE, "configs", "imagenet_dual.json"))["dataset"]["crop"],
+                         export_imagenet.CROP_SIZE)
 
     def test_openai_unet_builder_applies_the_flags_and_loads_the_weights(self):
         made = {}

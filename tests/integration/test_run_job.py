@@ -5,7 +5,7 @@ import os
 import shutil
 import unittest
 
-from dualrs_testlib import SOURCE, TempDirTestCase, run, small_config
+from dualrs_testlib import SOURCE, TempDirTestCase, read_json, run, small_config
 
 
 class RunJobTest(TempDirTestCase):
@@ -105,9 +105,9 @@ class RunJobTest(TempDirTestCase):
         self.assertIn("classifier training: 50,000 examples x epochs 15 = 750,000", cifar["finetune"][0])
         for sigma in ("0.25", "0.5", "1.0"):
             self.assertIn("classifier: 10,000 examples x (n0 100 + n 10,000) = 101,000,000 forwards",
-                          cifar[f"certify_global_sigma_{sigma}"][0])
-        self.assertIn("at most 303,000,000", cifar["certify_multiscale"][0])
-        dual = cifar["certify_dual_rs"]
+                          cifar[f"certify_dds_global_sigma_{sigma}"][0])
+        self.assertIn("at most 303,000,000", cifar["certify_dds_multiscale"][0])
+        dual = cifar["certify_dds_dual_rs"]
         self.assertTrue(dual[0].startswith("estimator: 10,000 examples x (n0 100 + n 10,000) = 101,000,000"), dual)
         self.assertTrue(dual[1].startswith("classifier: 10,000 examples x (n0 100 + n 10,000) = at most 101,000,000"),
                         dual)
@@ -117,8 +117,54 @@ class RunJobTest(TempDirTestCase):
         self.assertIn("classifier: 1,281,167 examples x |Sigma| 2 x N 100 = 256,233,400 forwards", imagenet["label"][0])
         self.assertIn("epochs 9 x m 2", imagenet["train_estimator"][0])
         self.assertIn("classifier training: 25,624 examples x epochs 1 = 25,624", imagenet["finetune"][0])
-        self.assertIn("estimator: 500 examples x (n0 100 + n 10,000) = 5,050,000", imagenet["certify_dual_rs"][0])
-        self.assertIn("at most 10,100,000", imagenet["certify_multiscale"][0])
+        self.assertIn("estimator: 500 examples x (n0 100 + n 10,000) = 5,050,000", imagenet["certify_dds_dual_rs"][0])
+        self.assertIn("at most 10,100,000", imagenet["certify_dds_multiscale"][0])
+
+    def test_paper_jobs_denoise_every_noisy_copy(self):
+        # Denoised smoothing (METHOD.md 3): every certify stage of the paper jobs lists one denoiser
+        # forward per classifier / estimator forward, counted here from the job's resolved settings.
+        for job_name, stages in (("cifar10_dual_rs.json", 5), ("imagenet_dual_rs.json", 4)):
+            job = read_json(os.path.join(SOURCE, "jobs", job_name))
+            config = read_json(os.path.join(SOURCE, "jobs", job["config"]))
+            self.assertTrue("denoiser" in config, f"{job_name}: its config has no /denoiser")
+            plan = self.plan(job_name)
+            certify = [s for s in job["stages"] if s["command"] == "certify"]
+            self.assertEqual(len(certify), stages, job_name)
+            for stage in certify:
+                self.assertTrue(stage["name"].startswith("certify_dds_"), stage["name"])
+                settings = {**config["certify"], **stage["set"]["certify"]}
+                selection = settings["selection"]
+                examples = -(-(selection["end"] - selection["begin"]) // selection.get("skip", 1))
+                per_copy = f"(n0 {settings['n0']:,} + n {settings['n']:,})"
+                per_example = settings["n0"] + settings["n"]
+                sigmas = len(config["dual"]["sigma_candidates"])
+                # (model, per-example formula, forwards per example, "at most": depends on the outcome)
+                expected = {"global": [("classifier", per_copy, per_example, False)],
+                            "multiscale": [("classifier", f"|Sigma| {sigmas} x {per_copy}", sigmas * per_example, True)],
+                            "dual": [("estimator", per_copy, per_example, False),
+                                     ("classifier", per_copy, per_example, True)]}
+                lines = plan[stage["name"]]
+                models = expected[settings["method"]]
+                self.assertEqual(len(lines), 2 * len(models), lines)
+                for model, formula, count, at_most in models:
+                    passes = f"{examples:,} examples x {formula} = " + ("at most " if at_most else "")
+                    passes += f"{examples * count:,} forwards"
+                    self.assertEqual(sum(line.startswith(f"{model}: {passes}") for line in lines), 1, (stage["name"], lines))
+                    denoiser = [line for line in lines if line.startswith(f"denoiser: {passes}")
+                                and line.endswith(f"one denoising step per {model} input")]
+                    self.assertEqual(len(denoiser), 1, (stage["name"], model, lines))
+        # The 128-GPU label job: one denoiser forward per vote.
+        config = read_json(os.path.join(SOURCE, "configs", "imagenet_labels.json"))
+        self.assertTrue("denoiser" in config, "imagenet_labels.json has no /denoiser")
+        label = config["label"]
+        examples = label["selection"]["end"] - label["selection"]["begin"]
+        sigmas = len(config["dual"]["sigma_candidates"])
+        passes = (f"{examples:,} examples x |Sigma| {sigmas} x N {label['n']:,} = "
+                  f"{examples * sigmas * label['n']:,} forwards")
+        lines = self.plan("imagenet_labels_128gpu.json")["label"]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(lines[0].startswith("classifier: " + passes), lines)
+        self.assertTrue(lines[1].startswith("denoiser: " + passes), lines)
 
     def test_dry_run_counts_splits_from_the_files_or_says_they_are_absent(self):
         root = self.path("cifar")
