@@ -157,7 +157,11 @@ class SubmitTest(unittest.TestCase):
         self.assertEqual(resolved["dual"]["sigma_candidates"], [0.5, 1.0])
         self.assertEqual(resolved["label"]["n"], 100)
         self.assertEqual(resolved["label"]["alpha"], 0.001)
-        self.assertEqual(resolved["label"]["selection"], {"split": "train"})
+        # Every ILSVRC-2012 training image, through the guided-diffusion denoiser (linear, T = 1000).
+        self.assertEqual(resolved["label"]["selection"], {"split": "train", "begin": 0, "end": 1281167})
+        self.assertEqual((resolved["denoiser"]["schedule"], resolved["denoiser"]["steps"]), ("linear", 1000))
+        self.assertTrue(resolved["denoiser"]["torchscript"].endswith("models/imagenet/imagenet_epsilon.pt"),
+                        resolved["denoiser"])
         self.assertIn("16 node(s) x 8 rank(s) = 128 rank(s)", proc.stdout)
 
     def test_array_stage_is_an_array_then_a_merge(self):
