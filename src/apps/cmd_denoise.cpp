@@ -84,10 +84,11 @@ void train_denoiser_on_root(const ExperimentConfig& config, const std::string& o
   const std::string checkpoint = (dir / "denoiser.pt").string();
   const std::string optimizer = (dir / "optimizer.pt").string();
   const std::string state_path = (dir / "train_state.json").string();
-  const json resolved = {{"name", config.doc().value("name", "")},
-                         {"dataset", to_json(dataset_config)},
-                         {"denoiser", to_json(*denoiser_config)},
-                         {"train_denoiser", to_json(train)}};
+  json resolved = {{"name", config.doc().value("name", "")},
+                   {"dataset", to_json(dataset_config)},
+                   {"denoiser", to_json(*denoiser_config)},
+                   {"train_denoiser", to_json(train)}};
+  resolved["denoiser"].erase("checkpoint");  // what this stage writes, not what it reads
   io::Provenance provenance = stage_provenance("dualrs.denoiser", "train-denoiser", resolved, train.seed, 0);
   // Resuming needs the same settings except the number of epochs (the learning rate and the
   // random streams depend on the epoch only), so a finished run can also be extended.

@@ -225,6 +225,8 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
                      {"dual", to_json(dual)}, {"train_estimator", estimator_train_json(train_config, init_checkpoint)},
                      {"labels", {{"path", labels_path}, {"config_sha256", labels.provenance.value("config_sha256", "")}}}};
     if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
+    // The estimator weights are what this stage writes, not what it reads.
+    resolved["dual"]["estimator"].erase("checkpoint");
     provenance = stage_provenance("dualrs.estimator", "train-estimator", resolved, train_config.seed, 0);
     record_world(ctx, provenance);
     // Resume from the last finished epoch when the state matches this exact configuration.

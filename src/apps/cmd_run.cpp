@@ -1,5 +1,6 @@
 // dualrs run: executes a job manifest's stages in order on this allocation.
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <cstdio>
@@ -182,6 +183,41 @@ bool stage_done(const Stage& stage) {
   }
 }
 
+// Written when a stage starts: shards under the stage folder are resumable only while the
+// stage's fingerprint is still the one recorded here.
+std::string started_path(const Stage& stage) {
+  return (fs::path(stage.dir) / ("stage-" + stage.name + ".started.json")).string();
+}
+
+// Before a stage runs: shards left by another version of it (its config or an earlier
+// stage changed, or --force) are moved aside to shards.stale-<UTC time>/, never reused or
+// deleted; shards of an interrupted run of this very version stay, and the stage resumes.
+// Returns the folder they were moved to, or "".
+std::string set_aside_stale_shards(const Stage& stage, bool force) {
+  const fs::path shards = fs::path(stage.dir) / "shards";
+  std::string recorded;
+  if (fs::exists(started_path(stage))) {
+    try {
+      recorded = read_json_file(started_path(stage)).value("fingerprint", "");
+    } catch (const Error&) {
+      recorded.clear();
+    }
+  }
+  std::string moved;
+  // A folder locked by a running job is left alone: the stage reports the lock.
+  if (fs::is_directory(shards) && !fs::exists(fs::path(stage.dir) / "dualrs.lock") &&
+      (force || recorded != stage.fingerprint)) {
+    std::string stamp = io::utc_now();
+    stamp.erase(std::remove(stamp.begin(), stamp.end(), ':'), stamp.end());
+    moved = (fs::path(stage.dir) / ("shards.stale-" + stamp)).string();
+    fs::rename(shards, moved);
+  }
+  io::ensure_directory(stage.dir);
+  io::write_file_atomic(started_path(stage), json({{"name", stage.name}, {"fingerprint", stage.fingerprint},
+                                                   {"started_utc", io::utc_now()}}).dump(2) + "\n");
+  return moved;
+}
+
 // The stage plan with each stage's model forward passes and, at the end, their totals.
 void print_plan(const std::string& job, const std::string& out_dir, const std::vector<Stage>& stages) {
   std::cout << "job " << job << " -> " << out_dir << '\n';
@@ -331,6 +367,12 @@ int cmd_run(const Invocation& inv) {
       continue;
     }
     say(ctx, "[%zu/%zu] %s (%s)", i + 1, stages.size(), stage.name.c_str(), stage.command.c_str());
+    ctx.agreed([&] {
+      if (!ctx.is_root()) return;
+      const std::string moved = set_aside_stale_shards(stage, vm.count("force") > 0);
+      if (!moved.empty()) say(ctx, "[%zu/%zu] %s: shards of an earlier version of this stage moved to %s", i + 1,
+                              stages.size(), stage.name.c_str(), moved.c_str());
+    });
     const auto start = std::chrono::steady_clock::now();
     if (stage.command == "train-base") run_train_base(ctx, stage.config, stage.dir);
     else if (stage.command == "train-denoiser") run_train_denoiser(ctx, stage.config, stage.dir);

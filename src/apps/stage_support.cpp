@@ -2,13 +2,37 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
+
 #include "dualrs/core/error.h"
 #include "dualrs/model/denoised_classifier.h"
 
 namespace dualrs::app {
 
+void collect_model_file_digests(const nlohmann::json& node, nlohmann::json& digests) {
+  if (node.is_array()) {
+    for (const auto& item : node) collect_model_file_digests(item, digests);
+  } else if (node.is_object()) {
+    for (const auto& [key, value] : node.items()) {
+      const bool model_file = key == "checkpoint" || key == "torchscript" || key == "init_checkpoint";
+      if (model_file && value.is_string() && !value.get<std::string>().empty()) {
+        const std::string path = value.get<std::string>();
+        // A missing file is reported by the loader with its config pointer; not here.
+        if (std::filesystem::is_regular_file(path)) digests[path] = io::sha256_file_hex(path);
+      } else {
+        collect_model_file_digests(value, digests);
+      }
+    }
+  }
+}
+
 io::Provenance stage_provenance(const std::string& schema, const std::string& command, nlohmann::json resolved,
                                 std::uint64_t seed, int rng_layout_version) {
+  // The content of every model file the stage reads is part of its config: a checkpoint
+  // retrained at the same path must not match shards or training state made with the old one.
+  nlohmann::json digests = nlohmann::json::object();
+  collect_model_file_digests(resolved, digests);
+  if (!digests.empty()) resolved["input_files_sha256"] = digests;
   io::Provenance p = io::make_provenance(schema, command, resolved, seed, rng_layout_version);
   p.library_versions += "; torch " + std::string(TORCH_VERSION);
   return p;

@@ -57,6 +57,52 @@ class RunJobTest(TempDirTestCase):
         self.assertNotIn("cert_b (certify) [up to date]", dry)
         self.assertNotIn("table (table) [up to date]", dry)
 
+    def test_a_retrained_model_at_the_same_path_is_never_certified_with_old_shards(self):
+        # The base model is retrained (another seed) into the same file: cert_a's config text is
+        # unchanged, but its shards were made with the old weights. They must be set aside and
+        # the results must equal those of a fresh run of the changed job.
+        job = self.make_job()
+        out = self.path("run")
+        run("run", job, "--out", out, "--quiet")
+        changed = json.load(open(job))
+        changed["stages"][0]["set"] = {"train_base": {"seed": 7}}
+        with open(job, "w") as f:
+            json.dump(changed, f)
+        proc = run("run", job, "--out", out)
+        self.assertIn("cert_a: shards of an earlier version of this stage moved to", proc.stderr)
+        stale = [d for d in os.listdir(os.path.join(out, "cert_a")) if d.startswith("shards.stale-")]
+        self.assertEqual(len(stale), 1, "old shards kept aside, not deleted")
+        fresh = self.path("fresh")
+        run("run", job, "--out", fresh, "--quiet")
+        for stage in ("cert_a", "cert_b"):
+            def rows(root):
+                with open(os.path.join(root, stage, "certify.tsv")) as f:
+                    return [line.split("\t")[:5] for line in f]  # without the time column
+            self.assertEqual(rows(out), rows(fresh), stage)
+        # The model file's digest is part of the recorded config.
+        import hashlib
+        import h5py
+        with h5py.File(os.path.join(out, "cert_a", "certify.h5"), "r") as f:
+            config = json.loads(f.attrs["config"])
+        model = os.path.join(out, "base", "model.pt")
+        with open(model, "rb") as f:
+            self.assertEqual(config["input_files_sha256"][model], hashlib.sha256(f.read()).hexdigest())
+
+    def test_a_manual_rerun_with_another_checkpoint_at_the_same_path_is_refused(self):
+        job = self.make_job()
+        out = self.path("run")
+        run("run", job, "--out", out, "--quiet")
+        cfg = self.write_json("c.json", small_config())
+        model = os.path.join(out, "base", "model.pt")
+        cert = self.path("cert")
+        run("certify", "-c", cfg, "-o", cert, "--checkpoint", model, "--quiet")
+        # Another model into the same file, then the same command again.
+        run("train-base", "-c", cfg, "-o", self.path("other"), "--seed", "9", "--quiet")
+        shutil.copyfile(self.path("other", "model.pt"), model)
+        proc = run("certify", "-c", cfg, "-o", cert, "--checkpoint", model, check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("holds shards of another config", proc.stderr)
+
     def test_invalid_stage_config_is_reported_before_any_work(self):
         job = json.load(open(self.make_job()))
         job["stages"][2]["set"]["certify"]["alpha"] = 2

@@ -6,6 +6,9 @@
 
 #include <boost/version.hpp>
 #include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <vector>
 #include <ctime>
 #include <string>
 
@@ -52,12 +55,8 @@ std::string boost_version() {
 
 }  // namespace
 
-std::string sha256_hex(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    DUALRS_THROW(Error, "OpenSSL EVP_Digest(SHA-256) failed");
-  }
+namespace {
+std::string to_hex(const unsigned char* digest, unsigned int length) {
   static const char* const kHex = "0123456789abcdef";
   std::string out;
   out.reserve(2 * length);
@@ -66,6 +65,35 @@ std::string sha256_hex(const std::string& bytes) {
     out += kHex[digest[i] & 0xf];
   }
   return out;
+}
+}  // namespace
+
+std::string sha256_hex(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    DUALRS_THROW(Error, "OpenSSL EVP_Digest(SHA-256) failed");
+  }
+  return to_hex(digest, length);
+}
+
+std::string sha256_file_hex(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) DUALRS_THROW(IoError, "cannot read '", path, "' to hash it");
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) DUALRS_THROW(Error, "OpenSSL SHA-256 init failed");
+  std::vector<char> buffer(1 << 20);  // streamed: model files can be gigabytes
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    if (in.gcount() > 0 && EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<std::size_t>(in.gcount())) != 1) {
+      DUALRS_THROW(Error, "OpenSSL SHA-256 update failed");
+    }
+  }
+  if (in.bad()) DUALRS_THROW(IoError, "error while reading '", path, "' to hash it");
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) DUALRS_THROW(Error, "OpenSSL SHA-256 final failed");
+  return to_hex(digest, length);
 }
 
 std::string utc_now() {

@@ -47,6 +47,8 @@ Provenance make_provenance(std::string schema, std::string command, const nlohma
 
 /// Lower-case hex SHA-256 of `bytes` (OpenSSL EVP), 64 characters. \throws dualrs::Error.
 std::string sha256_hex(const std::string& bytes);
+/// SHA-256 (hex) of a file's bytes, read in 1 MiB blocks. \throws IoError when unreadable.
+std::string sha256_file_hex(const std::string& path);
 
 /// Current UTC time, ISO 8601 with seconds ("2026-11-21T12:00:00Z").
 std::string utc_now();
