@@ -367,8 +367,7 @@ int cmd_run(const Invocation& inv) {
       continue;
     }
     say(ctx, "[%zu/%zu] %s (%s)", i + 1, stages.size(), stage.name.c_str(), stage.command.c_str());
-    ctx.agreed([&] {
-      if (!ctx.is_root()) return;
+    ctx.on_root([&] {
       const std::string moved = set_aside_stale_shards(stage, vm.count("force") > 0);
       if (!moved.empty()) say(ctx, "[%zu/%zu] %s: shards of an earlier version of this stage moved to %s", i + 1,
                               stages.size(), stage.name.c_str(), moved.c_str());

@@ -4,6 +4,7 @@
 
 #include "dualrs/config.h"
 #include "dualrs/core/error.h"
+#include "dualrs/train/optimizer_state.h"
 
 #if DUALRS_HAVE_TORCH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -40,7 +41,7 @@ RankSlice rank_slice(std::int64_t batch, int rank, int size) {
 }
 
 at::Tensor epoch_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
-  auto generator = at::detail::createCPUGenerator(seed * 1000003ULL + static_cast<std::uint64_t>(epoch));
+  auto generator = epoch_generator(seed, epoch);
   return torch::randperm(n, generator, torch::kInt64);
 }
 
