@@ -63,7 +63,7 @@ class TemplateTest(unittest.TestCase):
             subprocess.run([mpicc, "-o", os.path.join(self.tmp, "hello"), src], check=True)
             log = os.path.join(self.tmp, "hello.out")
             job = sbatch(["-n", "2", "-o", log, "--wrap", f"srun --mpi=pmix {self.tmp}/hello"], env=self.env())
-            wait_for_jobs([job], 60, log)
+            wait_for_jobs([job], 180, log)
             with open(log) as f:
                 self.assertEqual(sorted(f.read().split()), sorted("rank 0 of 2 rank 1 of 2".split()))
         if not HAVE_SHARDS:
@@ -72,7 +72,7 @@ class TemplateTest(unittest.TestCase):
             job = sbatch(["-n", "2", "-o", log, "--wrap",
                           f"srun --mpi=pmix {BIN} radius --count 990 --n 1000 --sigma 0.5 --alpha 0.001"],
                          env=self.env())
-            wait_for_jobs([job], 60, log)
+            wait_for_jobs([job], 180, log)
             with open(log) as f:
                 text = f.read()
             answers = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
@@ -91,7 +91,7 @@ class TemplateTest(unittest.TestCase):
         log = os.path.join(self.tmp, "certify-%j.out")
         job = sbatch(["-n", "2", "-o", log, os.path.join(SLURM_DIR, "certify.sbatch"), "certify", "--config", cfg_path,
                       "--out", out], env=self.env(DUALRS_BIN=BIN))
-        wait_for_jobs([job], 90, os.path.join(self.tmp, "certify-*.out"))
+        wait_for_jobs([job], 240, os.path.join(self.tmp, "certify-*.out"))
         with h5py.File(os.path.join(out, "certify.h5"), "r") as f:
             self.assertEqual(int(f.attrs["world_size"]), 2)
             self.assertEqual(sorted(f["idx"][()].tolist()), sorted(set(f["idx"][()].tolist())))
@@ -114,13 +114,13 @@ class TemplateTest(unittest.TestCase):
                                   FAKE_DUALRS_STRAGGLER="1" if straggler else "0",
                                   DUALRS_STAGE_RECORD=record, DUALRS_STAGE_RECORD_TO=record_to))
         logs_glob = os.path.join(self.tmp, "stub-*.out")
-        wait_until(lambda: all(os.path.exists(os.path.join(marks, f"started.{r}")) for r in (0, 1)), 60,
+        wait_until(lambda: all(os.path.exists(os.path.join(marks, f"started.{r}")) for r in (0, 1)), 180,
                    "both ranks to start")
         self.assertFalse(os.path.exists(record_to))
         run(["scancel", "--batch", "--signal=USR1", str(job)])
         # The test cluster lets a requeued job start again after 10 s (cred_expire).
-        wait_until(lambda: int(job_info(job).get("Restarts", "0")) >= 1, 60, "the job to requeue itself")
-        wait_for_jobs([job], 60, logs_glob)
+        wait_until(lambda: int(job_info(job).get("Restarts", "0")) >= 1, 180, "the job to requeue itself")
+        wait_for_jobs([job], 180, logs_glob)
         for r in (0, 1):
             self.assertTrue(os.path.exists(os.path.join(marks, f"usr1.{r}")), f"rank {r} got no SIGUSR1\n{logs(logs_glob)}")
             self.assertTrue(os.path.exists(os.path.join(marks, f"done.{r}")),
@@ -157,12 +157,12 @@ class TemplateTest(unittest.TestCase):
         log = os.path.join(self.tmp, "early-%j.out")
         job = sbatch(["-n", "2", "-o", log, os.path.join(root, "slurm", "label.sbatch"), "label", "-c", "c.json"],
                      env=self.env(DUALRS_ROOT=root, DUALRS_SITE="blocking", DUALRS_BIN=FAKE, FAKE_DUALRS_DIR=marks))
-        wait_until(lambda: os.path.exists(os.path.join(marks, "site-loaded")), 60, "the job to load its site file")
+        wait_until(lambda: os.path.exists(os.path.join(marks, "site-loaded")), 180, "the job to load its site file")
         run(["scancel", "--batch", "--signal=USR1", str(job)])
-        wait_until(lambda: "SIGUSR1" in logs(os.path.join(self.tmp, "early-*.out")), 60, "the signal to arrive")
+        wait_until(lambda: "SIGUSR1" in logs(os.path.join(self.tmp, "early-*.out")), 180, "the signal to arrive")
         open(os.path.join(marks, "go"), "w").close()
-        wait_until(lambda: int(job_info(job).get("Restarts", "0")) >= 1, 60, "the job to requeue itself")
-        wait_for_jobs([job], 60, os.path.join(self.tmp, "early-*.out"))
+        wait_until(lambda: int(job_info(job).get("Restarts", "0")) >= 1, 180, "the job to requeue itself")
+        wait_for_jobs([job], 180, os.path.join(self.tmp, "early-*.out"))
         self.assertFalse(os.path.exists(os.path.join(marks, "args.0.0")), "the ranks ran before the requeue")
         self.assertTrue(os.path.exists(os.path.join(marks, "done.0")))
         self.assertIn("asked to stop before the ranks started", logs(os.path.join(self.tmp, "early-*.out")))
@@ -178,7 +178,7 @@ class TemplateTest(unittest.TestCase):
         job = sbatch(["-n", "1", "-o", log, os.path.join(SLURM_DIR, "certify.sbatch"), "certify", "-c", "c.json"],
                      env=self.env(DUALRS_BIN=FAKE, FAKE_DUALRS_DIR=marks, FAKE_DUALRS_FAIL="1",
                                   DUALRS_STAGE_RECORD=record, DUALRS_STAGE_RECORD_TO=record_to))
-        self.assertEqual(wait_for_end([job], 60)[job], ["FAILED"])
+        self.assertEqual(wait_for_end([job], 180)[job], ["FAILED"])
         self.assertEqual(job_info(job)["ExitCode"], "3:0")
         self.assertFalse(os.path.exists(record_to))
         self.assertIn("certify failed with exit status 3", logs(os.path.join(self.tmp, "fail-*.out")))
@@ -198,7 +198,7 @@ class TemplateTest(unittest.TestCase):
         open(stale, "w").close()
         try:
             run(["scontrol", "release", str(job)])
-            self.assertEqual(wait_for_end([job], 60)[job], ["FAILED"])
+            self.assertEqual(wait_for_end([job], 180)[job], ["FAILED"])
         finally:
             os.remove(stale)
         self.assertFalse(os.path.exists(record_to))
@@ -209,7 +209,7 @@ class TemplateTest(unittest.TestCase):
         log = os.path.join(self.tmp, "wrong-%j.out")
         job = sbatch(["-n", "1", "-o", log, os.path.join(SLURM_DIR, "label.sbatch"), "certify", "-c", "c.json"],
                      env=self.env(DUALRS_BIN=FAKE, FAKE_DUALRS_DIR=self.tmp))
-        self.assertEqual(wait_for_end([job], 60)[job], ["FAILED"])
+        self.assertEqual(wait_for_end([job], 180)[job], ["FAILED"])
         self.assertIn("this template runs 'label', not 'certify'", logs(os.path.join(self.tmp, "wrong-*.out")))
 
 
