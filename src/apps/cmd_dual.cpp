@@ -185,6 +185,7 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
   std::optional<DataSelection> data;
   std::shared_ptr<model::BaseModel> estimator;
   std::shared_ptr<model::BaseModel> trained;  // the estimator, behind the denoiser when there is one
+  std::string device = "cpu";                  // this rank's device for the estimator
   const fs::path dir(out_dir);
   const std::string checkpoint = (dir / "estimator.pt").string();
   const std::string optimizer = (dir / "optimizer.pt").string();
@@ -217,6 +218,8 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
     data.emplace(DataSelection{data::load_dataset(config.dataset()), {}});
     torch::manual_seed(train_config.seed);  // fresh weights from the config's seed (see train-base)
     estimator = model::make_native_model(dual.estimator.arch, s);
+    device = rank_device(ctx, dual.estimator.device);
+    estimator->to_device(device);
     // With a denoiser the estimator trains on denoise(x + δ_e) at σ_e, as it is used (METHOD.md §6).
     const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
     trained = compose_base(config, estimator, dual.estimator.input, denoiser, dual.sigma_e, "/dual/sigma_e");
@@ -269,7 +272,7 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
   };
   if (first_epoch <= train_config.epochs) {
     ctx.agreed([&] {
-      train::train_estimator(*trained, data->dataset, set, train_config, first_epoch, optimizer, train_context(ctx),
+      train::train_estimator(*trained, data->dataset, set, train_config, first_epoch, optimizer, train_context(ctx, device),
                              on_epoch, verbosity);
     });
   }
@@ -383,7 +386,8 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
   };
   ctx.agreed([&] {
     with_source(config, [&] {
-      train::finetune_classifier(*trained, *dataset, estimates.idx, sigma, train, train_context(ctx), on_epoch, verbosity);
+      train::finetune_classifier(*trained, *dataset, estimates.idx, sigma, train,
+                                 train_context(ctx, rank_device(ctx, config.model().device)), on_epoch, verbosity);
     });
   });
   ctx.on_root([&] {

@@ -30,6 +30,7 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
   std::vector<std::int64_t> indices;
   std::shared_ptr<model::BaseModel> model;
   std::shared_ptr<model::BaseModel> trained;  // model, behind the denoiser when there is one
+  std::string device = "cpu";                  // this rank's device for the model
   const std::filesystem::path dir(out_dir);
   const std::string checkpoint = (dir / "model.pt").string();
   io::Provenance provenance;
@@ -52,6 +53,8 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
     // nondeterministically, which made every run start elsewhere.
     torch::manual_seed(train.seed);
     model = model::make_native_model(model_config.arch, model_config.num_classes);
+    device = rank_device(ctx, model_config.device);
+    model->to_device(device);  // after the seeded initialisation: the same weights on every device
     // With a denoiser and noisy training (σ > 0) the classifier learns on denoise(x + δ) (DDS);
     // σ = 0 trains on clean images and needs no denoiser.
     const bool noisy = !train.sigma || *train.sigma > 0;
@@ -83,7 +86,7 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
     say(ctx, "train-base: epoch %lld/%lld loss %.4f noisy-train accuracy %.4f (%.1fs)", static_cast<long long>(s.epoch),
         static_cast<long long>(train.epochs), s.loss, s.accuracy, s.seconds);
   };
-  ctx.agreed([&] { train::train_base(*trained, *dataset, indices, train, train_context(ctx), on_epoch, verbosity); });
+  ctx.agreed([&] { train::train_base(*trained, *dataset, indices, train, train_context(ctx, device), on_epoch, verbosity); });
   ctx.on_root([&] {
     provenance.finished_utc = io::utc_now();
     nlohmann::json meta = {{"arch", model_config.arch},

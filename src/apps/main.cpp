@@ -9,6 +9,8 @@
 #include <optional>
 
 #include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
@@ -118,6 +120,8 @@ int main(int argc, char** argv) {
       const dist::NcclVersions nccl = dist::nccl_versions();
       std::cout << (dist::nccl_built() ? nccl.describe() : std::string("NCCL: not built (DUALRS_WITH_NCCL=OFF or not found)"))
                 << "\n";
+      // Whether native models can train and certify on GPUs here (Debian's libtorch: 0).
+      std::cout << "LibTorch " << TORCH_VERSION << ": " << torch::cuda::device_count() << " CUDA device(s) visible\n";
     }
     return 0;
   }
@@ -135,7 +139,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   dualrs::app::StageContext ctx{env->communicator(), world, *signals, describe_error, env->library_version(),
-                                dualrs::Verbosity::kNormal, dualrs::ShardSubset{}};
+                                dualrs::Verbosity::kNormal, dualrs::ShardSubset{}, nullptr};
   dualrs::app::Invocation inv{name, std::vector<std::string>(argv + 2, argv + argc), &ctx};
   const std::string prefix = "dualrs " + name + ": ";
   // After an agreed stop or failure every rank meets once more before exiting: launchers end

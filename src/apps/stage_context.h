@@ -4,6 +4,7 @@
 // (STYLE.md "Errors": a rank never throws while the others wait in a collective).
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -11,6 +12,7 @@
 #include "dualrs/core/shards.h"
 #include "dualrs/dist/agreement.h"
 #include "dualrs/dist/communicator.h"
+#include "dualrs/dist/nccl_communicator.h"
 #include "dualrs/dist/stop_signal.h"
 #include "dualrs/dist/world.h"
 
@@ -24,6 +26,9 @@ struct StageContext {
   std::string mpi_version;         ///< for provenance, e.g. "Open MPI v4.1.4" or "none"
   Verbosity verbosity = Verbosity::kNormal;
   ShardSubset subset;              ///< sharded stages: --shard-subset (all shards by default)
+  /// NCCL over this process's GPU, made on first use by train_context (CUDA training on
+  /// several ranks) and kept for the stages that follow in this process.
+  std::shared_ptr<dist::NcclCommunicator> device_comm{};
 
   bool is_root() const { return comm.is_root(); }
   /// Rank 0 and not --quiet: the rank that talks.

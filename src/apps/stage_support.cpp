@@ -123,6 +123,7 @@ std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
     estimator = model::load_model(on_rank_device(to_model_config(dual.estimator, s), world));
   } else {
     estimator = model::make_native_model(dual.estimator.arch, s);
+    estimator->to_device(on_rank_device(to_model_config(dual.estimator, s), world).device);
     if (dual.estimator.checkpoint.empty()) {
       throw ConfigError(config.source(), "/dual/estimator/checkpoint", "missing: the trained estimator's checkpoint");
     }
@@ -136,7 +137,27 @@ std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
   return compose_base(config, estimator, dual.estimator.input, denoiser, dual.sigma_e, "/dual/sigma_e");
 }
 
-train::TrainContext train_context(StageContext& ctx) { return {ctx.comm, nullptr, ctx.describe}; }
+std::string rank_device(const StageContext& ctx, const std::string& requested) {
+  return dist::rank_device(ctx.world, requested, static_cast<int>(torch::cuda::device_count()));
+}
+
+train::TrainContext train_context(StageContext& ctx, const std::string& device) {
+  const c10::Device placed = model::parse_device(device);
+  if (!placed.is_cuda() || ctx.comm.size() == 1) return {ctx.comm, nullptr, ctx.describe};
+  if (!dist::nccl_built()) {
+    warn(ctx, "training on %s over %d ranks without NCCL (this build has none): gradients go through host copies "
+              "and MPI", device.c_str(), ctx.comm.size());
+    return {ctx.comm, nullptr, ctx.describe};
+  }
+  const int ordinal = placed.has_index() ? placed.index() : ctx.world.local_rank;
+  if (!ctx.device_comm || ctx.device_comm->device() != ordinal) {
+    ctx.device_comm.reset();
+    ctx.device_comm = std::make_shared<dist::NcclCommunicator>(ctx.comm, ordinal);
+    say(ctx, "data-parallel training: %s over %d ranks, one GPU each", ctx.device_comm->versions().describe().c_str(),
+        ctx.comm.size());
+  }
+  return {ctx.comm, ctx.device_comm.get(), ctx.describe};
+}
 
 std::string method_prefix(const ExperimentConfig& config) { return config.has("denoiser") ? "dds_" : ""; }
 

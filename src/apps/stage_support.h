@@ -82,10 +82,17 @@ std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
 /// Method names of result files: "dds_" + name when the config has a denoiser.
 std::string method_prefix(const ExperimentConfig& config);
 
-/// What the trainers run with: the job's communicator (MPI under mpirun, else a single
-/// process) and its error wording. No NCCL communicator: the native trainers train on the
-/// CPU (native models load there), so gradients are reduced with MPI.
-train::TrainContext train_context(StageContext& ctx);
+/// The device this rank runs a model on: a config's "cuda" becomes "cuda:<local rank mod
+/// visible devices>" (dist::rank_device); "cpu" and "cuda:N" are kept. \throws ConfigError.
+std::string rank_device(const StageContext& ctx, const std::string& requested);
+
+/// What the trainers run with, for a model on `device` (a rank_device result): the job's
+/// communicator (MPI under mpirun, else a single process), its error wording and, when the
+/// model is on a GPU and the job has several ranks, an NcclCommunicator over this rank's GPU
+/// (bootstrapped over MPI on first use, collective; kept in `ctx`), so gradients are reduced
+/// on the device. Without NCCL in the build, CUDA gradients go through host copies and MPI
+/// (with a warning). \throws ModelError (bad device), CommError (NCCL set-up).
+train::TrainContext train_context(StageContext& ctx, const std::string& device);
 
 /// Re-throws a ConfigError from a validator with the config's file as its source.
 template <typename Fn>

@@ -19,6 +19,9 @@ most elements by ~lr and fails the 0.1% rule.
 
 Resume: a 2-rank train-estimator run stopped after epoch 1 and resumed gives the checkpoint of
 an uninterrupted 2-rank run bit for bit. Runs on a few dozen MNIST digits, one thread per rank.
+
+DUALRS_TEST_DEVICE (default cpu) is the models' device: tests/gpu/test_gpu_training.py runs
+these tests with "cuda", where 2 ranks reduce gradients with NCCL (one GPU per rank).
 """
 import csv
 import json
@@ -35,6 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from dualrs_testlib import BIN, TEST_DATA, small_config  # noqa: E402
 
 MPIEXEC = os.environ.get("DUALRS_MPIEXEC", "mpirun")
+DEVICE = os.environ.get("DUALRS_TEST_DEVICE", "cpu")
 SIGMAS = [0.25, 0.5, 1.0]
 ATOL, RTOL = 2e-5, 1e-4
 OUTLIER_FRACTION = 1e-3
@@ -61,7 +65,7 @@ def dualrs(np_, command, cfg, out, *flags, check=True):
 
 def tensors(path):
     """name -> tensor of a checkpoint written by save_checkpoint (a TorchScript archive)."""
-    module = torch.jit.load(path)
+    module = torch.jit.load(path, map_location="cpu")
     out = dict(module.named_parameters())
     out.update(dict(module.named_buffers()))
     return {k: v.detach() for k, v in out.items()}
@@ -74,11 +78,12 @@ def log_rows(path):
 
 def base_config():
     cfg = small_config()
+    cfg["model"]["device"] = DEVICE
     # 80 examples in global batches of 27 (27, 27, 26): on 2 ranks 14 + 13 and 13 + 13, so the
     # remainder rule and the batch weighting are exercised; 2 epochs = 6 steps.
     cfg["train_base"] = {"epochs": 2, "batch_size": 27, "lr": 0.002, "sigma_candidates": SIGMAS, "seed": 5,
                          "selection": {"split": "train", "end": 80}}
-    cfg["dual"] = {"sigma_candidates": SIGMAS, "sigma_e": 1.0, "estimator": {"arch": "mnist_cnn"}}
+    cfg["dual"] = {"sigma_candidates": SIGMAS, "sigma_e": 1.0, "estimator": {"arch": "mnist_cnn", "device": DEVICE}}
     cfg["label"] = {"n": 16, "alpha": 0.01, "batch_size": 48, "seed": 2, "selection": {"split": "train", "end": 300},
                     "shard_size": 100}
     return cfg
@@ -127,8 +132,10 @@ def train_estimator(np_, epochs=2):
 def finetune_config():
     if "ft_config" not in _cache:
         cfg = base_config()
-        cfg["model"] = {"arch": "mnist_cnn", "checkpoint": os.path.join(train_base(1), "model.pt"), "num_classes": 10}
-        cfg["dual"]["estimator"] = {"arch": "mnist_cnn", "checkpoint": os.path.join(train_estimator(1), "estimator.pt")}
+        cfg["model"] = {"arch": "mnist_cnn", "checkpoint": os.path.join(train_base(1), "model.pt"), "num_classes": 10,
+                        "device": DEVICE}
+        cfg["dual"]["estimator"] = {"arch": "mnist_cnn", "checkpoint": os.path.join(train_estimator(1), "estimator.pt"),
+                                    "device": DEVICE}
         cfg["estimate_sigma"] = {"n": 8, "batch_size": 8, "seed": 4, "selection": {"split": "train", "end": 64},
                                  "shard_size": 32}
         sigma_dir = os.path.join(_root, "sigma")

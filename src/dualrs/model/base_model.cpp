@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "dualrs/core/error.h"
 #include "dualrs/model/mnist_cnn.h"
@@ -21,11 +22,37 @@ std::unique_ptr<BaseModel> make_native_model(const std::string& arch, std::int64
   throw ConfigError("", "/model/arch", "unknown architecture '" + arch + "'");
 }
 
+void BaseModel::to_device(const std::string& device) {
+  DUALRS_CHECK(parse_device(device).is_cpu(), ModelError, "model ", describe(),
+               " cannot be moved between devices; load it on '", device, "' instead");
+}
+
+c10::Device parse_device(const std::string& device) {
+  std::optional<c10::Device> parsed;
+  try {
+    parsed.emplace(device);
+  } catch (const c10::Error& e) {
+    DUALRS_THROW(ModelError, "bad device '", device, "' (expected cpu, cuda or cuda:N): ", e.what_without_backtrace());
+  }
+  if (parsed->is_cuda()) {
+    DUALRS_CHECK(torch::cuda::is_available(), ModelError, "device '", device,
+                 "': this LibTorch has no CUDA or sees no CUDA device (Debian's libtorch is CPU-only; use a CUDA "
+                 "build of LibTorch on GPU machines)");
+    const auto visible = static_cast<int>(torch::cuda::device_count());
+    DUALRS_CHECK(!parsed->has_index() || parsed->index() < visible, ModelError, "device '", device, "': only ", visible,
+                 " CUDA device(s) are visible");
+  } else {
+    DUALRS_CHECK(parsed->is_cpu(), ModelError, "device '", device, "': dualrs runs models on cpu or cuda only");
+  }
+  return *parsed;
+}
+
 std::unique_ptr<BaseModel> load_model(const ModelConfig& config) {
   if (!config.torchscript.empty()) return load_torchscript_model(config.torchscript, config.num_classes, config.device);
   if (config.checkpoint.empty()) throw ConfigError("", "/model/checkpoint", "a native model needs a checkpoint to load");
   auto model = make_native_model(config.arch, config.num_classes);
   load_checkpoint(*model, config.checkpoint);
+  model->to_device(config.device);
   return model;
 }
 
@@ -51,10 +78,18 @@ void load_module_checkpoint(torch::nn::Module& module, const std::string& what, 
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected;
   for (const auto& item : module.named_parameters()) expected.emplace_back(item.key(), item.value().sizes().vec());
   for (const auto& item : module.named_buffers()) expected.emplace_back(item.key(), item.value().sizes().vec());
+  // Where the module lives now; Module::load adopts the archive's tensors, which are read onto
+  // the CPU (a GPU-written checkpoint must load where there is no GPU).
+  std::optional<c10::Device> home;
+  for (const auto& p : module.parameters()) {
+    home = p.device();
+    break;
+  }
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path);
+    archive.load_from(path, c10::Device(c10::kCPU));
     module.load(archive);
+    if (home && !home->is_cpu()) module.to(*home);
   } catch (const c10::Error& e) {
     DUALRS_THROW(ModelError, "cannot load checkpoint ", path, " into ", what, ": ", e.what_without_backtrace());
   }

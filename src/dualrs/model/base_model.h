@@ -8,6 +8,7 @@
 #include <string>
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include "dualrs/core/config.h"
 
@@ -40,15 +41,26 @@ class BaseModel {
   virtual torch::nn::Module* module() { return nullptr; }
   /// Switches training mode (dropout, batch norm) where the model has one.
   virtual void set_training(bool training) = 0;
+  /// Moves a native model's weights and buffers to `device` ("cpu", "cuda:N"; see
+  /// parse_device); logits() then moves its input there and returns logits on that device.
+  /// The default (TorchScript models, which are placed when loaded) accepts only "cpu".
+  /// \throws ModelError on a device this model or this LibTorch cannot use.
+  virtual void to_device(const std::string& device);
 };
+
+/// `device` as a Torch device: "cpu", "cuda" or "cuda:N".
+/// \throws ModelError on a malformed name, or a CUDA device when this LibTorch has no CUDA or
+/// no CUDA device is visible (Debian's libtorch is CPU-only).
+c10::Device parse_device(const std::string& device);
 
 /// Builds a native architecture with fresh weights. \param arch "mnist_cnn", "cifar_resnet20",
 /// "cifar_resnet56", "cifar_resnet110" or "resnet50".
 /// \throws ConfigError on an unknown architecture.
 std::unique_ptr<BaseModel> make_native_model(const std::string& arch, std::int64_t num_classes);
 
-/// The model a config names: a native architecture loaded from `checkpoint`, or a
-/// TorchScript file. \throws ModelError naming the file when it cannot be loaded.
+/// The model a config names: a native architecture loaded from `checkpoint` and moved to
+/// `config.device`, or a TorchScript file loaded on `config.device`.
+/// \throws ModelError naming the file when it cannot be loaded, or naming the device.
 std::unique_ptr<BaseModel> load_model(const ModelConfig& config);
 
 /// Saves a native model's weights to `path` atomically (tmp + rename). \throws ModelError.
@@ -59,7 +71,10 @@ void load_checkpoint(BaseModel& model, const std::string& path);
 
 /// save_checkpoint / load_checkpoint for any native module (e.g. an ε-model); `what` names it in messages.
 /// save_module_checkpoint publishes atomically (tmp + rename); load_module_checkpoint refuses a
-/// checkpoint whose tensors are missing or have other shapes. \throws ModelError naming the path.
+/// checkpoint whose tensors are missing or have other shapes. Checkpoints are device-neutral:
+/// tensors are read onto the CPU and the module returns to the device its parameters were on,
+/// so a checkpoint written on a GPU loads on a CPU-only machine and vice versa.
+/// \throws ModelError naming the path.
 void save_module_checkpoint(torch::nn::Module& module, const std::string& what, const std::string& path);
 void load_module_checkpoint(torch::nn::Module& module, const std::string& what, const std::string& path);
 

@@ -33,16 +33,21 @@ class MnistCnnModel : public BaseModel {
   at::Tensor logits(const at::Tensor& x) override {
     DUALRS_CHECK(x.dim() == 4 && x.size(1) == 1 && x.size(2) == 28 && x.size(3) == 28, ModelError,
                  "mnist_cnn expects [B, 1, 28, 28] input, got ", x.sizes());
-    return net_->forward(x);
+    return net_->forward(x.to(device_));
   }
   std::int64_t num_classes() const override { return num_classes_; }
   std::string describe() const override { return "mnist_cnn"; }
   torch::nn::Module* module() override { return net_.get(); }
   void set_training(bool training) override { net_->train(training); }
+  void to_device(const std::string& device) override {
+    device_ = parse_device(device);
+    net_->to(device_);
+  }
 
  private:
   MnistCnn net_;
   std::int64_t num_classes_;
+  c10::Device device_{c10::kCPU};
 };
 
 }  // namespace

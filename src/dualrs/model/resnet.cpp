@@ -190,15 +190,20 @@ class ResNetModel final : public BaseModel {
                                                   : "[B, 3, H, W] with H, W >= " + std::to_string(min_side_);
       DUALRS_THROW(ModelError, name_, " expects float ", expected, " input, got ", x.scalar_type(), " ", x.sizes());
     }
-    return net_->forward(x);
+    return net_->forward(x.to(device_));
   }
   std::int64_t num_classes() const override { return num_classes_; }
   std::string describe() const override { return name_; }
   torch::nn::Module* module() override { return net_.get(); }
   void set_training(bool training) override { net_->train(training); }
+  void to_device(const std::string& device) override {
+    device_ = parse_device(device);
+    net_->to(device_);
+  }
 
  private:
   Net net_;
+  c10::Device device_{c10::kCPU};
   std::string name_;
   std::int64_t num_classes_;
   std::int64_t side_;

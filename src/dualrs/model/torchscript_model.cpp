@@ -109,6 +109,10 @@ class TorchScriptModel : public BaseModel {
   std::int64_t num_classes() const override { return num_classes_; }
   std::string describe() const override { return "torchscript(" + path_ + ")"; }
   void set_training(bool training) override { module_.train(training); }
+  void to_device(const std::string& device) override {
+    DUALRS_CHECK(parse_device(device) == device_, ModelError, "TorchScript model ", path_, " was loaded on ", device_.str(),
+                 " and cannot move to '", device, "'; set the config's device instead");
+  }
 
  private:
   std::string path_;

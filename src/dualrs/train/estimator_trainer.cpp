@@ -89,7 +89,7 @@ std::int64_t selection_hits(model::BaseModel& estimator, const data::ImageDatase
       best.push_back(set.best[static_cast<std::size_t>(rows[r])]);
     }
     const at::Tensor x = noisy_copies(dataset, idx, std::vector<float>(idx.size(), static_cast<float>(sigma_e)), 1, noise, 0);
-    const at::Tensor pred = estimator.logits(x).argmax(1);
+    const at::Tensor pred = estimator.logits(x).argmax(1).to(torch::kCPU);
     hits += pred.eq(torch::tensor(best, torch::kInt64)).sum().item<std::int64_t>();
   }
   return hits;
@@ -178,14 +178,15 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
               noisy_copies(dataset, idx, std::vector<float>(idx.size(), static_cast<float>(config.sigma_e)), config.m,
                            noise, (epoch - 1) * config.m);
           const at::Tensor logits = estimator.logits(copies).view({mine.count, config.m, s});
-          const EstimatorLossTerms terms = estimator_loss(logits, radii_all.index_select(0, row_t),
-                                                          weights_all.index_select(0, row_t), loss_config);
+          const EstimatorLossTerms terms =
+              estimator_loss(logits, radii_all.index_select(0, row_t).to(logits.device()),
+                             weights_all.index_select(0, row_t).to(logits.device()), loss_config);
           terms.total.backward();
           sums[0] += terms.total.item<double>() * static_cast<double>(mine.count);
           sums[1] += terms.ce.sum().item<double>();
           sums[2] += terms.consistency.sum().item<double>();
           sums[3] += static_cast<double>(
-              logits.select(1, 0).argmax(1).eq(best_all.index_select(0, row_t)).sum().item<std::int64_t>());
+              logits.select(1, 0).argmax(1).to(torch::kCPU).eq(best_all.index_select(0, row_t)).sum().item<std::int64_t>());
         }
       } catch (...) {
         error = std::current_exception();

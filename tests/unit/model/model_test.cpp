@@ -113,5 +113,74 @@ TEST(NativeModelTest, CopyMatchingWeightsRefusesAnotherArchitecture) {
   EXPECT_THROW(copy_matching_weights(*cnn, *scripted), ModelError);
 }
 
+// Device placement (issue 4: native models train and certify on the rank's GPU). Here only
+// the CPU exists, so these pin the device names, the errors and that a placed model and a
+// loaded checkpoint compute what an unplaced one does; the CUDA path runs in the gpu tier.
+TEST(DevicePlacementTest, ParseDeviceAcceptsCpuAndNamesBadDevices) {
+  EXPECT_TRUE(parse_device("cpu").is_cpu());
+  for (const char* bad : {"gpu", "cuda:x", "", "mps"}) {
+    try {
+      parse_device(bad);
+      FAIL() << bad;
+    } catch (const ModelError& e) {
+      EXPECT_NE(std::string(e.what()).find("device '" + std::string(bad) + "'"), std::string::npos) << e.what();
+    }
+  }
+  if (!torch::cuda::is_available()) {
+    try {
+      parse_device("cuda:0");
+      FAIL() << "cuda:0 accepted without CUDA";
+    } catch (const ModelError& e) {
+      EXPECT_NE(std::string(e.what()).find("no CUDA"), std::string::npos) << e.what();
+    }
+  } else {
+    const auto visible = static_cast<int>(torch::cuda::device_count());
+    EXPECT_THROW(parse_device("cuda:" + std::to_string(visible)), ModelError);
+  }
+}
+
+TEST(DevicePlacementTest, NativeModelsOnTheCpuComputeWhatTheyDidAndLoadCheckpointsInPlace) {
+  torch::manual_seed(3);
+  for (const char* arch : {"mnist_cnn", "cifar_resnet20"}) {
+    auto model = make_native_model(arch, 10);
+    model->set_training(false);
+    const bool mnist = std::string(arch) == "mnist_cnn";
+    const auto x = mnist ? torch::rand({2, 1, 28, 28}) : torch::rand({2, 3, 32, 32});
+    torch::NoGradGuard no_grad;
+    const auto before = model->logits(x);
+    model->to_device("cpu");
+    EXPECT_TRUE(torch::equal(model->logits(x), before)) << arch;
+    EXPECT_THROW(model->to_device("gpu"), ModelError) << arch;
+    const auto path = (std::filesystem::temp_directory_path() / (std::string("dualrs_place_") + arch + ".pt")).string();
+    save_checkpoint(*model, path);
+    // load_model places the loaded weights on the config's device.
+    ModelConfig config;
+    config.arch = arch;
+    config.checkpoint = path;
+    config.device = "cpu";
+    auto loaded = load_model(config);
+    EXPECT_TRUE(torch::equal(loaded->logits(x), before)) << arch;
+    for (const auto& p : loaded->module()->parameters()) EXPECT_TRUE(p.device().is_cpu());
+    config.device = "cuda:7";
+    if (!torch::cuda::is_available()) EXPECT_THROW(load_model(config), ModelError) << arch;
+    std::filesystem::remove(path);
+  }
+}
+
+TEST(DevicePlacementTest, TorchScriptModelsStayOnTheDeviceTheyWereLoadedOn) {
+  auto scripted = load_torchscript_model(fixture("ts_mean_scaled.pt"), 10);
+  EXPECT_NO_THROW(scripted->to_device("cpu"));
+  if (!torch::cuda::is_available()) {
+    EXPECT_THROW(scripted->to_device("cuda"), ModelError);
+  } else {
+    try {
+      scripted->to_device("cuda:0");
+      FAIL() << "a CPU-loaded TorchScript model claimed to move";
+    } catch (const ModelError& e) {
+      EXPECT_NE(std::string(e.what()).find("ts_mean_scaled.pt"), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dualrs::model

@@ -1,0 +1,85 @@
+"""Native models training on GPUs (issue 4 item 4), run by CTest as gpu.training.
+
+Needs a dualrs built against a CUDA LibTorch (`dualrs --version` reports the CUDA devices
+LibTorch sees). Without one this program prints why and exits 77, which CTest reports as
+skipped; with one device or more it always runs:
+
+- one rank on cuda trains train-base and train-estimator to the CPU run's weights, within the
+  tolerance of tests/mpi/test_mpi_training.py (only the order of float operations differs);
+- with two devices or more, that file's 2-rank vs 1-rank tests run with DUALRS_TEST_DEVICE=cuda,
+  so the gradients are all-reduced by NCCL on the device (NCCL wants one GPU per rank, so
+  with one device they are skipped, saying so).
+"""
+import os
+import re
+import subprocess
+import sys
+import unittest
+
+os.environ["DUALRS_TEST_DEVICE"] = "cuda"  # read when test_mpi_training is imported
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "mpi"))
+import test_mpi_training as mpi  # noqa: E402
+
+SKIP = 77
+
+
+def visible_cuda_devices():
+    """CUDA devices dualrs's LibTorch sees, from `dualrs --version`."""
+    out = subprocess.run([mpi.BIN, "--version"], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"LibTorch \S+: (\d+) CUDA device", out)
+    if match is None:
+        raise AssertionError(f"dualrs --version does not report CUDA devices:\n{out}")
+    return int(match.group(1))
+
+
+DEVICES = visible_cuda_devices()
+
+
+class OneGpuEqualsCpuTest(mpi.TwoRanksEqualOneRankTest):
+    """Reuses the checkpoint comparison; the 2-rank tests are the class below."""
+
+    def cpu_run(self, command, cfg, name):
+        cfg["model"]["device"] = "cpu"
+        if "estimator" in cfg.get("dual", {}):
+            cfg["dual"]["estimator"]["device"] = "cpu"
+        out = os.path.join(mpi._root, name)
+        mpi.dualrs(1, command, cfg, out, "-q")
+        return out
+
+    def test_train_base(self):
+        cpu = self.cpu_run("train-base", mpi.base_config(), "base_cpu")
+        gpu = mpi.train_base(1)
+        with open(os.path.join(gpu, "model.json")) as f:
+            self.assertIn('"device": "cuda"', f.read())
+        self.assert_close_checkpoints(os.path.join(cpu, "model.pt"), os.path.join(gpu, "model.pt"),
+                                      os.path.join(mpi.train_base(1, epochs=1), "model.pt"), lr=0.002, steps=6)
+
+    def test_train_estimator(self):
+        cpu = self.cpu_run("train-estimator", mpi.estimator_config(), "est_cpu")
+        gpu = mpi.train_estimator(1)
+        self.assert_close_checkpoints(os.path.join(cpu, "estimator.pt"), os.path.join(gpu, "estimator.pt"),
+                                      os.path.join(mpi.train_estimator(1, epochs=1), "estimator.pt"), lr=0.001,
+                                      steps=8)
+
+    # The inherited 2-rank tests belong to the class below.
+    test_finetune = None
+    test_resumed_two_rank_estimator_equals_an_uninterrupted_run_bit_for_bit = None
+
+
+@unittest.skipIf(DEVICES < 2, f"NCCL needs one GPU per rank; {DEVICES} visible")
+class NcclTwoRanksEqualOneRankTest(mpi.TwoRanksEqualOneRankTest):
+    def test_ranks_used_nccl(self):
+        proc = mpi.dualrs(2, "train-base", mpi.base_config(), os.path.join(mpi._root, "nccl_said"))
+        self.assertIn("data-parallel training: NCCL", proc.stderr)
+
+
+def tearDownModule():
+    mpi.tearDownModule()
+
+
+if __name__ == "__main__":
+    if DEVICES == 0:
+        print("skipped: dualrs's LibTorch sees no CUDA device (a CPU-only LibTorch, or no GPU here)")
+        sys.exit(SKIP)
+    unittest.main()
