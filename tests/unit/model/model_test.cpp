@@ -162,7 +162,9 @@ TEST(DevicePlacementTest, NativeModelsOnTheCpuComputeWhatTheyDidAndLoadCheckpoin
     EXPECT_TRUE(torch::equal(loaded->logits(x), before)) << arch;
     for (const auto& p : loaded->module()->parameters()) EXPECT_TRUE(p.device().is_cpu());
     config.device = "cuda:7";
-    if (!torch::cuda::is_available()) EXPECT_THROW(load_model(config), ModelError) << arch;
+    if (!torch::cuda::is_available()) {
+      EXPECT_THROW(load_model(config), ModelError) << arch;
+    }
     std::filesystem::remove(path);
   }
 }
