@@ -81,6 +81,21 @@ class BadInputTest(TempDirTestCase):
         cfg["model"]["checkpoint"] = self.path("absent.pt")
         self.assert_fails_naming(self.certify_with(cfg), "absent.pt")
 
+    def test_a_gpu_device_where_libtorch_sees_none(self):
+        version = run("--version").stdout
+        if " 0 CUDA device(s) visible" not in version:
+            self.skipTest("this dualrs sees a CUDA device")
+        cfg = small_config()
+        cfg["model"]["checkpoint"] = trained_checkpoint()
+        cfg["model"]["device"] = "cuda:0"
+        self.assert_fails_naming(self.certify_with(cfg), "device 'cuda:0'", "no CUDA")
+        cfg = small_config()
+        cfg["model"]["device"] = "cuda"
+        proc = run("train-base", "--config", self.write_json("gpu.json", cfg), "--out", self.path("trained"), "--quiet",
+                   check=False)
+        self.assert_fails_naming(proc, "cuda")
+        self.assertFalse(os.path.exists(self.path("trained/model.pt")))
+
     def test_failed_run_leaves_earlier_results_untouched(self):
         cfg = small_config()
         cfg["model"]["checkpoint"] = trained_checkpoint()
