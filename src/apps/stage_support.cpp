@@ -55,8 +55,12 @@ smooth::ExampleFn example_fn(const DataSelection& in) {
 }
 
 namespace {
+std::string device_of_rank(const dist::World& world, const std::string& requested) {
+  return dist::rank_device(world, requested, static_cast<int>(torch::cuda::device_count()));
+}
+
 ModelConfig on_rank_device(ModelConfig config, const dist::World& world) {
-  config.device = dist::rank_device(world, config.device, static_cast<int>(torch::cuda::device_count()));
+  config.device = device_of_rank(world, config.device);
   return config;
 }
 }  // namespace
@@ -123,7 +127,7 @@ std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
     estimator = model::load_model(on_rank_device(to_model_config(dual.estimator, s), world));
   } else {
     estimator = model::make_native_model(dual.estimator.arch, s);
-    estimator->to_device(on_rank_device(to_model_config(dual.estimator, s), world).device);
+    estimator->to_device(device_of_rank(world, dual.estimator.device));
     if (dual.estimator.checkpoint.empty()) {
       throw ConfigError(config.source(), "/dual/estimator/checkpoint", "missing: the trained estimator's checkpoint");
     }
@@ -138,7 +142,7 @@ std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
 }
 
 std::string rank_device(const StageContext& ctx, const std::string& requested) {
-  return dist::rank_device(ctx.world, requested, static_cast<int>(torch::cuda::device_count()));
+  return device_of_rank(ctx.world, requested);
 }
 
 train::TrainContext train_context(StageContext& ctx, const std::string& device) {

@@ -24,12 +24,7 @@ struct LoadedModule {
 // become ModelError naming the path.
 LoadedModule load_module(const std::string& path, const std::string& device, const std::string& what) {
   if (!std::filesystem::exists(path)) DUALRS_THROW(ModelError, what, " file not found: ", path);
-  torch::Device dev(torch::kCPU);
-  try {
-    dev = torch::Device(device);
-  } catch (const c10::Error& e) {
-    DUALRS_THROW(ModelError, "bad device '", device, "' for ", path, ": ", e.what_without_backtrace());
-  }
+  const torch::Device dev = parse_device(device);  // the device names the problem, not the file
   try {
     torch::jit::Module module = torch::jit::load(path, dev);
     module.eval();
