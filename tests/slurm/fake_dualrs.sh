@@ -22,7 +22,11 @@ if [ "$run" -eq 0 ]; then
     trap 'touch "$dir/usr1.$rank"; exit 75' USR1
   fi
   touch "$dir/started.$rank"
-  for _ in $(seq 1 1200); do sleep 0.1; done
+  # slurmstepd may signal the whole process group, so a sleep can die of SIGUSR1 before this
+  # shell runs its trap: without errexit the loop survives that and the trap decides the exit.
+  set +e
+  end=$((SECONDS + 120))
+  while [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
   exit 4  # no signal within two minutes
 fi
 touch "$dir/done.$rank"
