@@ -1,10 +1,12 @@
 #include "dualrs/core/config.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <stdexcept>
 #include <sstream>
 
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
@@ -588,14 +590,31 @@ json to_json(const TrainBaseConfig& c) {
 }
 
 std::string format_decimal(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  // std::to_chars gives the shortest digits that round-trip; lay them out as repr() does.
   char buf[64];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, value);
-    if (std::strtod(buf, nullptr) == value) break;
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
+  if (ec != std::errc()) throw std::logic_error("format_decimal: 64 characters did not hold a double");
+  const std::string sci(buf, end);  // "-d.ddde+XX"
+  const std::size_t e_pos = sci.find('e');
+  const int exponent = std::stoi(sci.substr(e_pos + 1));
+  if (exponent < -4 || exponent >= 16) return sci;
+  const bool negative = sci[0] == '-';
+  std::string digits;
+  for (std::size_t i = negative ? 1 : 0; i < e_pos; ++i) {
+    if (sci[i] != '.') digits += sci[i];
   }
-  std::string s(buf);
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  return s;
+  std::string out = negative ? "-" : "";
+  if (exponent < 0) {
+    out += "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
+  } else {
+    const auto whole = static_cast<std::size_t>(exponent) + 1;
+    if (digits.size() < whole) digits.append(whole - digits.size(), '0');
+    const std::string fraction = digits.substr(whole);
+    out += digits.substr(0, whole) + "." + (fraction.empty() ? "0" : fraction);
+  }
+  return out;
 }
 
 std::string global_method_name(double sigma) { return "global_sigma_" + format_decimal(sigma); }

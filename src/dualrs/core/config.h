@@ -292,8 +292,11 @@ ModelConfig to_model_config(const ModelRef& ref, std::int64_t num_classes);
 /// "global_sigma_1.0" (sigma printed with at least one decimal).
 std::string global_method_name(double sigma);
 
-/// Shortest decimal text for a value that reads back exactly, with at least one decimal
-/// ("0.25", "1.0").
+/// The shortest decimal text that reads back as exactly `value`, laid out as Python's repr()
+/// writes a float: "0.25", "1.0", "0.0005", "1e-05", "5e-324", "1.2345678901234568e+17",
+/// "nan", "-inf" (fixed notation for decimal exponents -4 to 15, scientific outside). Method
+/// names, result files and CSVs print numbers this way, so pandas reads back the double the
+/// code computed and people read "0.942", not "0.94199999999999995".
 std::string format_decimal(double value);
 
 }  // namespace dualrs

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "dualrs/core/config.h"
 #include "dualrs/core/error.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/hdf5_file.h"
@@ -231,8 +232,7 @@ void TsvResultSink::check_kind(bool predict) {
 
 void TsvResultSink::write(const CertifyRecord& record) {
   check_kind(false);
-  char radius[64];
-  std::snprintf(radius, sizeof(radius), "%.17g", record.radius);
+  const std::string radius = format_decimal(record.radius);
   rows_.emplace_back(record.idx, std::to_string(record.idx) + '\t' + std::to_string(record.label) + '\t' +
                                      std::to_string(record.prediction) + '\t' + radius + '\t' +
                                      (record.correct() ? "1" : "0") + '\t' + format_timedelta(record.time_s) +

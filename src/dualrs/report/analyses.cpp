@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <sstream>
 
@@ -11,11 +10,6 @@
 
 namespace dualrs::report {
 namespace {
-std::string num(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
 double correct_radius(const CertifyRecord& r) { return (r.prediction != kAbstain && r.correct()) ? r.radius : 0.0; }
 }  // namespace
 
@@ -81,7 +75,7 @@ std::string sigma_distribution_csv(const SigmaAnalysis& a) {
     const auto opt = std::count(a.optimal_index.begin(), a.optimal_index.end(), key);
     const auto cho = std::count(a.chosen_index.begin(), a.chosen_index.end(), key);
     os << (key < 0 ? std::string("none") : format_decimal(a.sigmas[static_cast<std::size_t>(key)])) << ',' << opt << ','
-       << num(static_cast<double>(opt) / n) << ',' << cho << ',' << num(static_cast<double>(cho) / n) << '\n';
+       << format_decimal(static_cast<double>(opt) / n) << ',' << cho << ',' << format_decimal(static_cast<double>(cho) / n) << '\n';
   }
   return os.str();
 }
@@ -100,10 +94,10 @@ std::string delta_summary_csv(const SigmaAnalysis& a) {
     const auto neg = std::count_if(v.begin(), v.end(), [](double x) { return x < 0; });
     const auto zero = std::count_if(v.begin(), v.end(), [](double x) { return x == 0; });
     const double count = static_cast<double>(std::max<std::size_t>(1, v.size()));
-    os << name << ',' << v.size() << ',' << num(mean) << ',' << num(sd) << ',' << num(quantile(v, 0)) << ','
-       << num(quantile(v, 0.1)) << ',' << num(quantile(v, 0.25)) << ',' << num(quantile(v, 0.5)) << ','
-       << num(quantile(v, 0.75)) << ',' << num(quantile(v, 0.9)) << ',' << num(quantile(v, 1)) << ','
-       << num(static_cast<double>(neg) / count) << ',' << num(static_cast<double>(zero) / count) << '\n';
+    os << name << ',' << v.size() << ',' << format_decimal(mean) << ',' << format_decimal(sd) << ',' << format_decimal(quantile(v, 0)) << ','
+       << format_decimal(quantile(v, 0.1)) << ',' << format_decimal(quantile(v, 0.25)) << ',' << format_decimal(quantile(v, 0.5)) << ','
+       << format_decimal(quantile(v, 0.75)) << ',' << format_decimal(quantile(v, 0.9)) << ',' << format_decimal(quantile(v, 1)) << ','
+       << format_decimal(static_cast<double>(neg) / count) << ',' << format_decimal(static_cast<double>(zero) / count) << '\n';
   }
   return os.str();
 }

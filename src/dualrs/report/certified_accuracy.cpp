@@ -1,17 +1,12 @@
 #include "dualrs/report/certified_accuracy.h"
 
-#include <cstdio>
 #include <sstream>
 
+#include "dualrs/core/config.h"
 #include "dualrs/core/error.h"
 
 namespace dualrs::report {
 namespace {
-std::string full(double value) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", value);
-  return buf;
-}
 bool counts(const CertifyRecord& r, double radius, Convention convention) {
   if (r.prediction == kAbstain || !r.correct()) return false;
   return convention == Convention::kInclusive ? r.radius >= radius : r.radius > radius;
@@ -113,7 +108,7 @@ std::string tidy_csv(const std::vector<AccuracyRow>& rows) {
   os << "method,radius,convention,certified_accuracy,num_certified,num_examples\n";
   for (const auto& row : rows) {
     os << csv_field(row.method) << ',' << format_decimal(row.radius) << ',' << to_string(row.convention) << ','
-       << full(row.certified_accuracy) << ',' << row.num_certified << ',' << row.num_examples << '\n';
+       << format_decimal(row.certified_accuracy) << ',' << row.num_certified << ',' << row.num_examples << '\n';
   }
   return os.str();
 }
@@ -122,8 +117,8 @@ std::string summary_csv(const std::vector<MethodSummary>& summaries) {
   std::ostringstream os;
   os << "method,num_examples,clean_accuracy,abstain_rate,acr,n0,n,alpha\n";
   for (const auto& s : summaries) {
-    os << csv_field(s.method) << ',' << s.num_examples << ',' << full(s.clean_accuracy) << ',' << full(s.abstain_rate) << ','
-       << full(s.acr) << ',' << s.n0 << ',' << s.n << ',' << full(s.alpha) << '\n';
+    os << csv_field(s.method) << ',' << s.num_examples << ',' << format_decimal(s.clean_accuracy) << ','
+       << format_decimal(s.abstain_rate) << ',' << format_decimal(s.acr) << ',' << s.n0 << ',' << s.n << ',' << format_decimal(s.alpha) << '\n';
   }
   return os.str();
 }

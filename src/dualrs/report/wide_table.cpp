@@ -20,11 +20,6 @@ std::string fixed(double value, int decimals) {
   return buf;
 }
 
-std::string full(double value) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", value);
-  return buf;
-}
 
 // "{0.25, 0.5, 1.0}" for Σ (with the given separator and braces), "0.25" for a global σ.
 std::string noise_of(const io::ResultInfo& info, const char* separator = ", ", const char* open = "{",
@@ -237,14 +232,15 @@ std::string wide_csv(const std::vector<WideTable>& tables) {
     for (const auto& row : t.rows) {
       std::vector<std::string> best;
       os << to_string(t.convention) << ',' << csv_field(row.method) << ',' << noise_of(row.info, " ", "", "") << ',' << row.num_examples << ','
-         << row.info.n0 << ',' << row.info.n << ',' << full(row.info.alpha);
+         << row.info.n0 << ',' << row.info.n << ',' << format_decimal(row.info.alpha);
       for (std::size_t c = 0; c < radii.size(); ++c) {
-        os << ',' << full(row.certified_accuracy[c]);
+        os << ',' << format_decimal(row.certified_accuracy[c]);
         if (row.best_radius[c]) best.push_back(radius_columns[c]);
       }
       if (row.best_clean) best.push_back("clean_accuracy");
       if (row.best_acr) best.push_back("acr");
-      os << ',' << full(row.clean_accuracy) << ',' << full(row.abstain_rate) << ',' << full(row.acr) << ',';
+      os << ',' << format_decimal(row.clean_accuracy) << ',' << format_decimal(row.abstain_rate) << ','
+         << format_decimal(row.acr) << ',';
       for (std::size_t b = 0; b < best.size(); ++b) os << (b ? " " : "") << best[b];
       os << '\n';
     }

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -211,6 +213,30 @@ TEST(ConfigTest, DecimalFormattingAndMethodNames) {
   EXPECT_EQ(format_decimal(2.5), "2.5");
   EXPECT_EQ(global_method_name(0.5), "global_sigma_0.5");
   EXPECT_EQ(global_method_name(1.0), "global_sigma_1.0");
+}
+
+TEST(ConfigTest, DecimalFormattingIsShortExactAndLaidOutLikePythonRepr) {
+  // Expected strings: Python's repr() of the same doubles (e.g. repr(471 / 500) == '0.942').
+  EXPECT_EQ(format_decimal(471.0 / 500.0), "0.942");
+  EXPECT_EQ(format_decimal(0.0), "0.0");
+  EXPECT_EQ(format_decimal(-0.0), "-0.0");
+  EXPECT_EQ(format_decimal(0.0005), "0.0005");
+  EXPECT_EQ(format_decimal(0.00001), "1e-05");
+  EXPECT_EQ(format_decimal(1.0 / 3.0), "0.3333333333333333");
+  EXPECT_EQ(format_decimal(-2.75), "-2.75");
+  EXPECT_EQ(format_decimal(100.0), "100.0");
+  EXPECT_EQ(format_decimal(1e15), "1000000000000000.0");
+  EXPECT_EQ(format_decimal(1e16), "1e+16");
+  EXPECT_EQ(format_decimal(123456789012345678.0), "1.2345678901234568e+17");
+  EXPECT_EQ(format_decimal(5e-324), "5e-324");
+  EXPECT_EQ(format_decimal(std::nan("")), "nan");
+  EXPECT_EQ(format_decimal(-HUGE_VAL), "-inf");
+  // Every value reads back bit for bit, including ones "%.15g" would round.
+  for (const double v : {0.1 + 0.2, 0.556024368920333, 1.0 - 1e-16, 1e300 / 3.0, -2.5e-310, 0.41799999999999998,
+                         12345.678901234567, 0.00012345678901234567}) {
+    const std::string text = format_decimal(v);
+    EXPECT_EQ(std::strtod(text.c_str(), nullptr), v) << text;
+  }
 }
 
 TEST(ConfigTest, DenoiserSectionAndClassifierInput) {

@@ -327,8 +327,8 @@ TEST_F(ResultFilesTest, TsvCertifyTextIsCohenFormat) {
   }
   EXPECT_EQ(read_bytes(path),
             "idx\tlabel\tpredict\tradius\tcorrect\ttime\n"
-            "3\t2\t-1\t0\t0\t0:00:00\n"
-            "12\t7\t7\t0.10000000000000001\t1\t0:00:01.234567\n");
+            "3\t2\t-1\t0.0\t0\t0:00:00\n"
+            "12\t7\t7\t0.1\t1\t0:00:01.234567\n");
   EXPECT_FALSE(fs::exists(temporary_path(path)));
 }
 

@@ -116,7 +116,7 @@ TEST(WideTableTest, CsvHasOneRowPerConventionAndMethodWithABestColumn) {
   EXPECT_NE(csv.find("\ninclusive,dual_rs,0.25 0.5 1.0,4,100,1000,0.001,0.5,0.25,0.5,0.5,0.3125,r_0.0 r_1.0 clean_accuracy acr\n"),
             std::string::npos)
       << csv;
-  EXPECT_NE(csv.find("\nstrict,global_sigma_1.0,1.0,4,100,1000,0.001,0,0,0,0,0,\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\nstrict,global_sigma_1.0,1.0,4,100,1000,0.001,0.0,0.0,0.0,0.0,0.0,\n"), std::string::npos) << csv;
   EXPECT_THROW(wide_csv({make_wide_table(results, {0.0}, Convention::kInclusive),
                          make_wide_table(results, {0.5}, Convention::kStrict)}),
                DataError);
