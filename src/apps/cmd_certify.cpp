@@ -96,7 +96,7 @@ MethodModels load_method_models(const StageContext& ctx, const ExperimentConfig&
                                 const DualConfig& dual, std::int64_t num_classes, double sigma, const std::string& pointer) {
   MethodModels m;
   // One denoiser serves every σ, the classifier and the estimator (DDS; METHOD.md §3).
-  const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+  const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
   if (method == "global") {
     m.classifiers.owned.push_back(compose_base(config, load_classifier(config, num_classes, ctx.world),
                                                config.model().input, denoiser, sigma, pointer));

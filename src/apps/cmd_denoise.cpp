@@ -1,5 +1,7 @@
 // Denoised smoothing commands (METHOD.md §3): train-denoiser, timestep, check-model.
 
+#include <torch/utils.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -52,8 +54,10 @@ json step_json(const DiffusionSchedule& schedule, const DenoiseStep& step) {
 }  // namespace
 
 namespace {
-// Trains on rank 0 (the small MNIST ε-model needs no data parallelism); the other ranks wait.
-void train_denoiser_on_root(const ExperimentConfig& config, const std::string& out_dir, Verbosity verbosity) {
+// Trains on rank 0 (the small MNIST ε-model needs no data parallelism) on `device`; the other
+// ranks wait.
+void train_denoiser_on_root(const ExperimentConfig& config, const std::string& out_dir, const std::string& device,
+                            Verbosity verbosity) {
   std::optional<DenoiserConfig> denoiser_config = config.denoiser();
   if (!denoiser_config) {
     throw ConfigError(config.source(), "/denoiser", "missing section: train-denoiser trains /denoiser/arch with its schedule and steps");
@@ -76,7 +80,13 @@ void train_denoiser_on_root(const ExperimentConfig& config, const std::string& o
   const auto indices =
       data::select_indices(dataset_config, dataset.size(), train.selection, config.source(), "/train_denoiser/selection");
   std::shared_ptr<model::EpsilonModel> eps_model;
-  with_source(config, [&] { eps_model = model::make_native_epsilon_model(denoiser_config->arch); });
+  with_source(config, [&] {
+    // Fresh weights from the config's seed, as train-base does: without it two runs of the
+    // same config started from different weights.
+    torch::manual_seed(train.seed);
+    eps_model = model::make_native_epsilon_model(denoiser_config->arch);
+    eps_model->to_device(device);  // after the initialisation: the same weights on every device
+  });
   model::DiffusionDenoiser denoiser(eps_model, schedule);
 
   const fs::path dir(out_dir);
@@ -159,7 +169,12 @@ void train_denoiser_on_root(const ExperimentConfig& config, const std::string& o
 }  // namespace
 
 void run_train_denoiser(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
-  ctx.on_root([&] { train_denoiser_on_root(config, out_dir, ctx.verbosity); });
+  ctx.on_root([&] {
+    const std::optional<DenoiserConfig> denoiser = config.denoiser();
+    std::string device = "cpu";
+    if (denoiser) with_source(config, [&] { device = rank_device(ctx, denoiser->device, "/denoiser/device"); });
+    train_denoiser_on_root(config, out_dir, device, ctx.verbosity);
+  });
 }
 
 int cmd_train_denoiser(const Invocation& inv) {

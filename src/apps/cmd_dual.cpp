@@ -126,7 +126,7 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
     if (label.shard_size < 1) issues.push_back({"/label/shard_size", "must be >= 1"});
     if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
     in = load_selection(config, label.selection, "/label/selection");
-    const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+    const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
     classifiers = load_classifiers(config, dual, in->dataset.num_classes(), denoiser, ctx.world);
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                      {"dual", to_json(dual)}, {"label", to_json(label)}};
@@ -218,10 +218,10 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
     data.emplace(DataSelection{data::load_dataset(config.dataset()), {}});
     torch::manual_seed(train_config.seed);  // fresh weights from the config's seed (see train-base)
     estimator = model::make_native_model(dual.estimator.arch, s);
-    device = rank_device(ctx, dual.estimator.device);
+    device = rank_device(ctx, dual.estimator.device, "/dual/estimator/device");
     estimator->to_device(device);
     // With a denoiser the estimator trains on denoise(x + δ_e) at σ_e, as it is used (METHOD.md §6).
-    const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+    const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
     trained = compose_base(config, estimator, dual.estimator.input, denoiser, dual.sigma_e, "/dual/sigma_e");
     if (ctx.is_root()) io::ensure_directory(out_dir);
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
@@ -300,7 +300,7 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
     if (est.shard_size < 1) issues.push_back({"/estimate_sigma/shard_size", "must be >= 1"});
     if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
     in = load_selection(config, est.selection, "/estimate_sigma/selection");
-    const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config);
+    const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
     estimator = load_estimator(config, dual, denoiser, ctx.world);
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                      {"dual", to_json(dual)}, {"estimate_sigma", to_json(est)}};
@@ -364,7 +364,7 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
     dataset = data::load_dataset(config.dataset());
     model = load_classifier(config, dataset->num_classes(), ctx.world);
     // With a denoiser the classifier is fine-tuned on denoise(x + δ_c) at each example's σ_c(x).
-    denoiser = load_denoiser(config);
+    denoiser = load_denoiser(config, ctx.world);
     trained = compose_base(config, model, config.model().input, denoiser, std::nullopt, "/finetune");
     for (auto i : estimates.sigma_index) sigma.push_back(dual.sigma_candidates.at(static_cast<std::size_t>(i)));
     train.epochs = ft.epochs;

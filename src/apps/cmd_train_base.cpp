@@ -58,7 +58,7 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
     // With a denoiser and noisy training (σ > 0) the classifier learns on denoise(x + δ) (DDS);
     // σ = 0 trains on clean images and needs no denoiser.
     const bool noisy = !train.sigma || *train.sigma > 0;
-    const std::shared_ptr<model::DiffusionDenoiser> denoiser = noisy ? load_denoiser(config) : nullptr;
+    const std::shared_ptr<model::DiffusionDenoiser> denoiser = noisy ? load_denoiser(config, ctx.world) : nullptr;
     trained = compose_base(config, model, model_config.input, denoiser, std::nullopt, "/train_base");
     if (ctx.is_root()) io::ensure_directory(out_dir);
     nlohmann::json resolved = {{"name", config.doc().value("name", "")},

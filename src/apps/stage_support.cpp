@@ -55,8 +55,9 @@ smooth::ExampleFn example_fn(const DataSelection& in) {
 }
 
 namespace {
-std::string device_of_rank(const dist::World& world, const std::string& requested) {
-  return dist::rank_device(world, requested, static_cast<int>(torch::cuda::device_count()));
+std::string device_of_rank(const dist::World& world, const std::string& requested,
+                           const std::string& pointer = "/model/device") {
+  return dist::rank_device(world, requested, static_cast<int>(torch::cuda::device_count()), pointer);
 }
 
 ModelConfig on_rank_device(ModelConfig config, const dist::World& world) {
@@ -65,11 +66,14 @@ ModelConfig on_rank_device(ModelConfig config, const dist::World& world) {
 }
 }  // namespace
 
-std::shared_ptr<model::DiffusionDenoiser> load_denoiser(const ExperimentConfig& config) {
-  const std::optional<DenoiserConfig> denoiser = config.denoiser();
+std::shared_ptr<model::DiffusionDenoiser> load_denoiser(const ExperimentConfig& config, const dist::World& world) {
+  std::optional<DenoiserConfig> denoiser = config.denoiser();
   if (!denoiser) return nullptr;
   std::shared_ptr<model::DiffusionDenoiser> loaded;
-  with_source(config, [&] { loaded = model::load_denoiser(*denoiser); });
+  with_source(config, [&] {
+    denoiser->device = device_of_rank(world, denoiser->device, "/denoiser/device");
+    loaded = model::load_denoiser(*denoiser);
+  });
   return loaded;
 }
 
@@ -127,7 +131,7 @@ std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
     estimator = model::load_model(on_rank_device(to_model_config(dual.estimator, s), world));
   } else {
     estimator = model::make_native_model(dual.estimator.arch, s);
-    estimator->to_device(device_of_rank(world, dual.estimator.device));
+    estimator->to_device(device_of_rank(world, dual.estimator.device, "/dual/estimator/device"));
     if (dual.estimator.checkpoint.empty()) {
       throw ConfigError(config.source(), "/dual/estimator/checkpoint", "missing: the trained estimator's checkpoint");
     }
@@ -141,8 +145,8 @@ std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
   return compose_base(config, estimator, dual.estimator.input, denoiser, dual.sigma_e, "/dual/sigma_e");
 }
 
-std::string rank_device(const StageContext& ctx, const std::string& requested) {
-  return device_of_rank(ctx.world, requested);
+std::string rank_device(const StageContext& ctx, const std::string& requested, const std::string& pointer) {
+  return device_of_rank(ctx.world, requested, pointer);
 }
 
 train::TrainContext train_context(StageContext& ctx, const std::string& device) {

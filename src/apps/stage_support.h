@@ -47,8 +47,9 @@ smooth::ExampleFn example_fn(const DataSelection& in);
 /// ("cuda:<local rank mod visible GPUs>", dist::rank_device).
 
 /// The config's /denoiser, loaded once; nullptr when the config has none. One instance serves
-/// every σ, the classifier and the estimator (DDS; METHOD.md §3).
-std::shared_ptr<model::DiffusionDenoiser> load_denoiser(const ExperimentConfig& config);
+/// every σ, the classifier and the estimator (DDS; METHOD.md §3). Device "cuda" means this
+/// rank's GPU, as for models (8 ranks of a node must not all load the ε-model on GPU 0).
+std::shared_ptr<model::DiffusionDenoiser> load_denoiser(const ExperimentConfig& config, const dist::World& world);
 
 /// The base classifier a stage smooths with: `classifier` behind the denoiser at `sigma`
 /// (a DenoisedClassifier; nullopt = per-row σ, for training) when there is one, else with its
@@ -83,8 +84,10 @@ std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
 std::string method_prefix(const ExperimentConfig& config);
 
 /// The device this rank runs a model on: a config's "cuda" becomes "cuda:<local rank mod
-/// visible devices>" (dist::rank_device); "cpu" and "cuda:N" are kept. \throws ConfigError.
-std::string rank_device(const StageContext& ctx, const std::string& requested);
+/// visible devices>" (dist::rank_device); "cpu" and "cuda:N" are kept. \throws ConfigError at
+/// `pointer` (the config entry that asked for the device) when no GPU is visible.
+std::string rank_device(const StageContext& ctx, const std::string& requested,
+                        const std::string& pointer = "/model/device");
 
 /// What the trainers run with, for a model on `device` (a rank_device result): the job's
 /// communicator (MPI under mpirun, else a single process), its error wording and, when the

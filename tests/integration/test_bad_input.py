@@ -95,6 +95,18 @@ class BadInputTest(TempDirTestCase):
                    check=False)
         self.assert_fails_naming(proc, "cuda")
         self.assertFalse(os.path.exists(self.path("trained/model.pt")))
+        # The denoiser's device: "cuda" means the rank's GPU, and its absence names the entry.
+        cfg = small_config()
+        cfg["model"]["checkpoint"] = trained_checkpoint()
+        cfg["denoiser"] = {"torchscript": os.path.join(TEST_DATA, "eps_linear.pt"), "schedule": "linear",
+                           "steps": 1000, "device": "cuda"}
+        self.assert_fails_naming(self.certify_with(cfg), "/denoiser/device", "no CUDA device is visible")
+        cfg = small_config(denoiser={"arch": "mnist_unet", "schedule": "linear", "steps": 1000, "device": "cuda"},
+                           train_denoiser={"epochs": 1, "selection": {"split": "train", "end": 8}})
+        proc = run("train-denoiser", "--config", self.write_json("gpu_den.json", cfg), "--out", self.path("den"),
+                   "--quiet", check=False)
+        self.assert_fails_naming(proc, "/denoiser/device", "no CUDA device is visible")
+        self.assertFalse(os.path.exists(self.path("den/denoiser.pt")))
 
     def test_failed_run_leaves_earlier_results_untouched(self):
         cfg = small_config()

@@ -22,6 +22,11 @@ def read_json(path):
         return json.load(f)
 
 
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def read_lines(path):
     with open(path) as f:
         return f.read().splitlines()
@@ -137,6 +142,22 @@ class TrainDenoiserTest(TempDirTestCase):
         # Another seed is another run: no resume.
         proc = run("train-denoiser", "-c", path, "-o", out, "--epochs", 2, "--seed", 9)
         self.assertNotIn("resuming", proc.stderr)
+
+    def test_the_same_config_trains_the_same_weights(self):
+        # The fresh ε-model's weights come from /train_denoiser/seed (they once came from
+        # LibTorch's unseeded default generator, so two runs of one config differed).
+        cfg = read_json(tiny_denoiser()["config"])
+        cfg["train_denoiser"].update(epochs=1, selection={"split": "train", "end": 40})
+        path = self.write_json("config.json", cfg)
+        digests, losses = [], []
+        for name in ("a", "b"):
+            run("train-denoiser", "-c", path, "-o", self.path(name), "-q")
+            digests.append(sha(self.path(name, "denoiser.pt")))
+            losses.append([line.rsplit(",", 1)[0] for line in read_lines(self.path(name, "train_log.csv"))])
+        self.assertEqual(digests[0], digests[1])
+        self.assertEqual(losses[0], losses[1])
+        run("train-denoiser", "-c", path, "-o", self.path("c"), "-q", "--seed", 9)
+        self.assertNotEqual(sha(self.path("c", "denoiser.pt")), digests[0])
 
 
 def denoised_config(**extra):

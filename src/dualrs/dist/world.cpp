@@ -8,10 +8,11 @@ namespace dualrs::dist {
 
 std::string World::tag() const { return rank == 0 ? std::string() : "[rank " + std::to_string(rank) + "] "; }
 
-std::string rank_device(const World& world, const std::string& requested, int visible_cuda_devices) {
+std::string rank_device(const World& world, const std::string& requested, int visible_cuda_devices,
+                        const std::string& pointer) {
   if (requested != "cuda") return requested;
   if (visible_cuda_devices < 1) {
-    throw ConfigError("", "/model/device", "'cuda' requested but no CUDA device is visible to rank " +
+    throw ConfigError("", pointer, "'cuda' requested but no CUDA device is visible to rank " +
                                                std::to_string(world.rank) + " on " + world.host);
   }
   return "cuda:" + std::to_string(world.local_rank % visible_cuda_devices);

@@ -22,8 +22,10 @@ struct World {
 
 /// The device a rank runs models on. `requested` is a config's device: "cuda" becomes
 /// "cuda:<local_rank mod visible_cuda_devices>" (one GPU per local rank); "cpu" and explicit
-/// "cuda:N" are kept. \throws ConfigError when "cuda" is requested and no device is visible.
-std::string rank_device(const World& world, const std::string& requested, int visible_cuda_devices);
+/// "cuda:N" are kept. \throws ConfigError at `pointer` (the config's device entry) when
+/// "cuda" is requested and no device is visible.
+std::string rank_device(const World& world, const std::string& requested, int visible_cuda_devices,
+                        const std::string& pointer = "/model/device");
 
 /// The silent-singleton guard: a launcher whose MPI/PMIx wiring is broken starts N copies
 /// that each believe they are "rank 0 of 1" and each process the whole dataset. When this

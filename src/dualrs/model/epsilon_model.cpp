@@ -6,6 +6,11 @@
 
 namespace dualrs::model {
 
+void EpsilonModel::to_device(const std::string& device) {
+  DUALRS_CHECK(parse_device(device).is_cpu(), ModelError, "epsilon-model ", describe(),
+               " cannot be moved between devices; load it on '", device, "' instead");
+}
+
 std::unique_ptr<EpsilonModel> make_native_epsilon_model(const std::string& arch) {
   if (arch == "mnist_unet") return make_mnist_unet();
   throw ConfigError("", "/denoiser/arch", "unknown epsilon-model architecture '" + arch + "' (mnist_unet)");
@@ -18,6 +23,7 @@ std::unique_ptr<EpsilonModel> load_epsilon_model(const DenoiserConfig& config) {
   }
   auto model = make_native_epsilon_model(config.arch);
   load_module_checkpoint(*model->module(), model->describe(), config.checkpoint);
+  model->to_device(config.device);
   model->set_training(false);
   return model;
 }

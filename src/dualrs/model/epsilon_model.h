@@ -35,6 +35,11 @@ class EpsilonModel {
   virtual torch::nn::Module* module() { return nullptr; }
   /// Switches training mode where the model has one.
   virtual void set_training(bool training) = 0;
+  /// Moves a native model's weights to `device` ("cpu", "cuda:N"; see parse_device);
+  /// epsilon() then moves its inputs there. The default (TorchScript models, placed when
+  /// loaded) accepts only the device the model is on.
+  /// \throws ModelError on a device this model or this LibTorch cannot use.
+  virtual void to_device(const std::string& device);
 };
 
 /// Loads a TorchScript ε-model (contract `epsilon`) on `device`, in eval mode.
@@ -48,7 +53,8 @@ std::unique_ptr<EpsilonModel> load_torchscript_epsilon_model(const std::string& 
 std::unique_ptr<EpsilonModel> make_native_epsilon_model(const std::string& arch);
 
 /// The ε-model a /denoiser section names: TorchScript, or a native architecture with its
-/// checkpoint. \throws ConfigError (a native model without checkpoint), ModelError.
+/// checkpoint, on the section's device (an explicit "cpu" or "cuda:N"; map "cuda" to a rank's
+/// GPU first). \throws ConfigError (a native model without checkpoint), ModelError.
 std::unique_ptr<EpsilonModel> load_epsilon_model(const DenoiserConfig& config);
 
 }  // namespace dualrs::model

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "dualrs/core/error.h"
+#include "dualrs/model/base_model.h"
 
 namespace dualrs::model {
 namespace {
@@ -101,7 +102,11 @@ class MnistUNetModel : public EpsilonModel {
                  ModelError, "mnist_unet expects float [B, 1, 28, 28] input, got ", x_t.scalar_type(), " ", x_t.sizes());
     DUALRS_CHECK(t.dim() == 1 && t.size(0) == x_t.size(0), ModelError, "mnist_unet expects timesteps [B] = [", x_t.size(0),
                  "], got ", t.sizes());
-    return net_->forward(x_t.to(torch::kFloat32), t);
+    return net_->forward(x_t.to(device_, torch::kFloat32), t.to(device_));
+  }
+  void to_device(const std::string& device) override {
+    device_ = parse_device(device);
+    net_->to(device_);
   }
   std::string describe() const override { return "mnist_unet"; }
   torch::nn::Module* module() override { return net_.get(); }
@@ -109,6 +114,7 @@ class MnistUNetModel : public EpsilonModel {
 
  private:
   MnistUNet net_;
+  c10::Device device_{c10::kCPU};
 };
 
 }  // namespace

@@ -131,6 +131,10 @@ class TorchScriptEpsilonModel : public EpsilonModel {
   }
   std::string describe() const override { return "torchscript(" + path_ + ")"; }
   void set_training(bool training) override { module_.train(training); }
+  void to_device(const std::string& device) override {
+    DUALRS_CHECK(parse_device(device) == device_, ModelError, "TorchScript epsilon-model ", path_, " was loaded on ",
+                 device_.str(), " and cannot move to '", device, "'; set /denoiser/device instead");
+  }
 
  private:
   std::string path_;

@@ -140,7 +140,8 @@ std::vector<DenoiserEpochStats> train_denoiser(model::DiffusionDenoiser& denoise
       const at::Tensor x_t = a * x0 + c * noise;
       const at::Tensor net_t = (t.to(torch::kFloat64) * timestep_scale).to(torch::kFloat32);
       optimizer.zero_grad();
-      const at::Tensor loss = torch::mse_loss(eps_model.epsilon(x_t, net_t), noise);
+      const at::Tensor eps = eps_model.epsilon(x_t, net_t);  // on the model's device; the draws stay on the CPU
+      const at::Tensor loss = torch::mse_loss(eps, noise.to(eps.device()));
       loss.backward();
       optimizer.step();
       loss_sum += loss.item<double>() * static_cast<double>(b);

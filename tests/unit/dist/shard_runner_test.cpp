@@ -159,6 +159,12 @@ TEST(WorldTest, TagsDevicesAndExpectedSize) {
   EXPECT_EQ(rank_device(w, "cuda", 2), "cuda:1");
   EXPECT_EQ(rank_device(w, "cuda:0", 2), "cuda:0");
   EXPECT_THROW(rank_device(w, "cuda", 0), ConfigError);
+  try {
+    rank_device(w, "cuda", 0, "/denoiser/device");
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/denoiser/device"), std::string::npos) << e.what();
+  }
   EXPECT_NO_THROW(check_expected_world_size(w, 4));
   EXPECT_NO_THROW(check_expected_world_size(w, 0));
   try {

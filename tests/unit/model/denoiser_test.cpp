@@ -236,5 +236,45 @@ TEST(MnistUNetTest, FreshModelPredictsZeroNoiseAndCheckpointsRoundTrip) {
   EXPECT_THROW(make_native_epsilon_model("big_unet"), ConfigError);
 }
 
+// Device placement of ε-models (train-denoiser and denoised certification on a rank's GPU).
+// Only the CPU exists here: these pin that placing and loading keep the outputs, and the
+// errors; the CUDA path runs in the gpu tier (tests/gpu/test_gpu_training.py).
+TEST(EpsilonDevicePlacementTest, NativeModelsPlaceAndLoadOnTheConfiguredDevice) {
+  torch::manual_seed(1);
+  auto a = make_mnist_unet();
+  torch::NoGradGuard no_grad;
+  for (auto& p : a->module()->parameters()) p.add_(0.01 * torch::randn(p.sizes()));
+  const at::Tensor x = torch::rand({2, 1, 28, 28}) * 2 - 1;
+  const at::Tensor t = torch::tensor({10.0f, 300.0f}, torch::kFloat64);  // any dtype: the model converts
+  const at::Tensor before = a->epsilon(x, t);
+  a->to_device("cpu");
+  EXPECT_TRUE(torch::equal(a->epsilon(x, t), before));
+  expect_model_error_naming([&] { a->to_device("gpu"); }, {"device 'gpu'"});
+  const auto path = (std::filesystem::temp_directory_path() / "dualrs_unet_place.pt").string();
+  save_module_checkpoint(*a->module(), a->describe(), path);
+  DenoiserConfig config;
+  config.arch = "mnist_unet";
+  config.checkpoint = path;
+  config.device = "cpu";
+  auto loaded = load_epsilon_model(config);
+  EXPECT_TRUE(torch::equal(loaded->epsilon(x, t), before));
+  for (const auto& p : loaded->module()->parameters()) EXPECT_TRUE(p.device().is_cpu());
+  if (!torch::cuda::is_available()) {
+    config.device = "cuda:0";
+    expect_model_error_naming([&] { load_epsilon_model(config); }, {"cuda:0", "no CUDA"});
+  }
+  std::filesystem::remove(path);
+}
+
+TEST(EpsilonDevicePlacementTest, TorchScriptModelsStayWhereTheyWereLoaded) {
+  auto scripted = load_torchscript_epsilon_model(fixture("eps_linear.pt"));
+  EXPECT_NO_THROW(scripted->to_device("cpu"));
+  if (!torch::cuda::is_available()) {
+    EXPECT_THROW(scripted->to_device("cuda:0"), ModelError);
+  } else {
+    expect_model_error_naming([&] { scripted->to_device("cuda:0"); }, {"eps_linear.pt", "/denoiser/device"});
+  }
+}
+
 }  // namespace
 }  // namespace dualrs::model
