@@ -36,8 +36,8 @@ class EpsilonModel {
   /// Switches training mode where the model has one.
   virtual void set_training(bool training) = 0;
   /// Moves a native model's weights to `device` ("cpu", "cuda:N"; see parse_device);
-  /// epsilon() then moves its inputs there. The default (TorchScript models, placed when
-  /// loaded) accepts only the device the model is on.
+  /// epsilon() then moves its inputs there. The default accepts only "cpu"; TorchScript
+  /// models accept only the device they were loaded on.
   /// \throws ModelError on a device this model or this LibTorch cannot use.
   virtual void to_device(const std::string& device);
 };
