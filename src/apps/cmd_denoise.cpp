@@ -54,14 +54,16 @@ json step_json(const DiffusionSchedule& schedule, const DenoiseStep& step) {
 }  // namespace
 
 namespace {
-// Trains on rank 0 (the small MNIST ε-model needs no data parallelism) on `device`; the other
-// ranks wait.
-void train_denoiser_on_root(const ExperimentConfig& config, const std::string& out_dir, const std::string& device,
-                            Verbosity verbosity) {
+// Trains on rank 0 (the small MNIST ε-model needs no data parallelism), on that rank's device
+// for /denoiser/device; the other ranks wait.
+void train_denoiser_on_root(const StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  const Verbosity verbosity = ctx.verbosity;
   std::optional<DenoiserConfig> denoiser_config = config.denoiser();
   if (!denoiser_config) {
     throw ConfigError(config.source(), "/denoiser", "missing section: train-denoiser trains /denoiser/arch with its schedule and steps");
   }
+  std::string device;
+  with_source(config, [&] { device = rank_device(ctx, denoiser_config->device, "/denoiser/device"); });
   if (denoiser_config->arch.empty()) {
     throw ConfigError(config.source(), "/denoiser/arch", "train-denoiser trains a native epsilon-model; set 'arch' (mnist_unet)");
   }
@@ -169,12 +171,7 @@ void train_denoiser_on_root(const ExperimentConfig& config, const std::string& o
 }  // namespace
 
 void run_train_denoiser(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
-  ctx.on_root([&] {
-    const std::optional<DenoiserConfig> denoiser = config.denoiser();
-    std::string device = "cpu";
-    if (denoiser) with_source(config, [&] { device = rank_device(ctx, denoiser->device, "/denoiser/device"); });
-    train_denoiser_on_root(config, out_dir, device, ctx.verbosity);
-  });
+  ctx.on_root([&] { train_denoiser_on_root(ctx, config, out_dir); });
 }
 
 int cmd_train_denoiser(const Invocation& inv) {

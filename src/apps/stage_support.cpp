@@ -60,8 +60,9 @@ std::string device_of_rank(const dist::World& world, const std::string& requeste
   return dist::rank_device(world, requested, static_cast<int>(torch::cuda::device_count()), pointer);
 }
 
-ModelConfig on_rank_device(ModelConfig config, const dist::World& world) {
-  config.device = device_of_rank(world, config.device);
+// `pointer`: the config entry of the model's device, named when no GPU is visible.
+ModelConfig on_rank_device(ModelConfig config, const dist::World& world, const std::string& pointer) {
+  config.device = device_of_rank(world, config.device, pointer);
   return config;
 }
 }  // namespace
@@ -94,7 +95,7 @@ std::shared_ptr<model::BaseModel> compose_base(const ExperimentConfig& config, s
 
 std::shared_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes,
                                                   const dist::World& world) {
-  std::shared_ptr<model::BaseModel> model = model::load_model(on_rank_device(config.model(), world));
+  std::shared_ptr<model::BaseModel> model = model::load_model(on_rank_device(config.model(), world, "/model/device"));
   if (model->num_classes() != num_classes) {
     throw ConfigError(config.source(), "/model/num_classes",
                       std::to_string(model->num_classes()) + " classes but the dataset has " + std::to_string(num_classes));
@@ -109,7 +110,8 @@ ClassifierSet load_classifiers(const ExperimentConfig& config, const DualConfig&
   for (std::size_t i = 0; i < dual.sigma_candidates.size(); ++i) {
     const std::string pointer = "/dual/sigma_candidates/" + std::to_string(i);
     if (dual.routing()) {
-      std::shared_ptr<model::BaseModel> expert = model::load_model(on_rank_device(to_model_config(dual.experts[i], num_classes), world));
+      std::shared_ptr<model::BaseModel> expert = model::load_model(on_rank_device(
+          to_model_config(dual.experts[i], num_classes), world, "/dual/experts/" + std::to_string(i) + "/device"));
       set.owned.push_back(compose_base(config, expert, dual.experts[i].input, denoiser, dual.sigma_candidates[i], pointer));
     } else {
       set.owned.push_back(compose_base(config, shared, config.model().input, denoiser, dual.sigma_candidates[i], pointer));
@@ -128,7 +130,7 @@ std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
   const auto s = static_cast<std::int64_t>(dual.sigma_candidates.size());
   std::shared_ptr<model::BaseModel> estimator;
   if (!dual.estimator.torchscript.empty()) {
-    estimator = model::load_model(on_rank_device(to_model_config(dual.estimator, s), world));
+    estimator = model::load_model(on_rank_device(to_model_config(dual.estimator, s), world, "/dual/estimator/device"));
   } else {
     estimator = model::make_native_model(dual.estimator.arch, s);
     estimator->to_device(device_of_rank(world, dual.estimator.device, "/dual/estimator/device"));

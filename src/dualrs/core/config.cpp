@@ -592,28 +592,16 @@ json to_json(const TrainBaseConfig& c) {
 std::string format_decimal(double value) {
   if (std::isnan(value)) return "nan";
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
-  // std::to_chars gives the shortest digits that round-trip; lay them out as repr() does.
-  char buf[64];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
-  if (ec != std::errc()) throw std::logic_error("format_decimal: 64 characters did not hold a double");
-  const std::string sci(buf, end);  // "-d.ddde+XX"
-  const std::size_t e_pos = sci.find('e');
-  const int exponent = std::stoi(sci.substr(e_pos + 1));
-  if (exponent < -4 || exponent >= 16) return sci;
-  const bool negative = sci[0] == '-';
-  std::string digits;
-  for (std::size_t i = negative ? 1 : 0; i < e_pos; ++i) {
-    if (sci[i] != '.') digits += sci[i];
-  }
-  std::string out = negative ? "-" : "";
-  if (exponent < 0) {
-    out += "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
-  } else {
-    const auto whole = static_cast<std::size_t>(exponent) + 1;
-    if (digits.size() < whole) digits.append(whole - digits.size(), '0');
-    const std::string fraction = digits.substr(whole);
-    out += digits.substr(0, whole) + "." + (fraction.empty() ? "0" : fraction);
-  }
+  // std::to_chars writes the shortest text that round-trips in the notation asked for;
+  // repr() picks fixed notation for decimal exponents -4 to 15 and adds ".0" to integers.
+  const double magnitude = std::fabs(value);
+  const bool fixed = magnitude == 0.0 || (magnitude >= 1e-4 && magnitude < 1e16);
+  char buf[64];  // fixed notation is only used below 1e16
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value,
+                                       fixed ? std::chars_format::fixed : std::chars_format::scientific);
+  if (ec != std::errc()) throw std::logic_error("format_decimal: the buffer did not hold a double");
+  std::string out(buf, end);
+  if (fixed && out.find('.') == std::string::npos) out += ".0";
   return out;
 }
 

@@ -75,7 +75,8 @@ std::string sigma_distribution_csv(const SigmaAnalysis& a) {
     const auto opt = std::count(a.optimal_index.begin(), a.optimal_index.end(), key);
     const auto cho = std::count(a.chosen_index.begin(), a.chosen_index.end(), key);
     os << (key < 0 ? std::string("none") : format_decimal(a.sigmas[static_cast<std::size_t>(key)])) << ',' << opt << ','
-       << format_decimal(static_cast<double>(opt) / n) << ',' << cho << ',' << format_decimal(static_cast<double>(cho) / n) << '\n';
+       << format_decimal(static_cast<double>(opt) / n) << ',' << cho << ','
+       << format_decimal(static_cast<double>(cho) / n) << '\n';
   }
   return os.str();
 }
@@ -94,10 +95,13 @@ std::string delta_summary_csv(const SigmaAnalysis& a) {
     const auto neg = std::count_if(v.begin(), v.end(), [](double x) { return x < 0; });
     const auto zero = std::count_if(v.begin(), v.end(), [](double x) { return x == 0; });
     const double count = static_cast<double>(std::max<std::size_t>(1, v.size()));
-    os << name << ',' << v.size() << ',' << format_decimal(mean) << ',' << format_decimal(sd) << ',' << format_decimal(quantile(v, 0)) << ','
-       << format_decimal(quantile(v, 0.1)) << ',' << format_decimal(quantile(v, 0.25)) << ',' << format_decimal(quantile(v, 0.5)) << ','
-       << format_decimal(quantile(v, 0.75)) << ',' << format_decimal(quantile(v, 0.9)) << ',' << format_decimal(quantile(v, 1)) << ','
-       << format_decimal(static_cast<double>(neg) / count) << ',' << format_decimal(static_cast<double>(zero) / count) << '\n';
+    os << name << ',' << v.size();
+    for (const double x : {mean, sd, quantile(v, 0), quantile(v, 0.1), quantile(v, 0.25), quantile(v, 0.5),
+                           quantile(v, 0.75), quantile(v, 0.9), quantile(v, 1), static_cast<double>(neg) / count,
+                           static_cast<double>(zero) / count}) {
+      os << ',' << format_decimal(x);
+    }
+    os << '\n';
   }
   return os.str();
 }

@@ -118,7 +118,8 @@ std::string summary_csv(const std::vector<MethodSummary>& summaries) {
   os << "method,num_examples,clean_accuracy,abstain_rate,acr,n0,n,alpha\n";
   for (const auto& s : summaries) {
     os << csv_field(s.method) << ',' << s.num_examples << ',' << format_decimal(s.clean_accuracy) << ','
-       << format_decimal(s.abstain_rate) << ',' << format_decimal(s.acr) << ',' << s.n0 << ',' << s.n << ',' << format_decimal(s.alpha) << '\n';
+       << format_decimal(s.abstain_rate) << ',' << format_decimal(s.acr) << ',' << s.n0 << ',' << s.n << ','
+       << format_decimal(s.alpha) << '\n';
   }
   return os.str();
 }
