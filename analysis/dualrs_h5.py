@@ -20,7 +20,7 @@ import os
 import h5py
 import numpy as np
 
-# Root attributes every dualrs output carries (ARCHITECTURE.md "Outputs").
+# Root attributes every dualrs output carries (docs/architecture.md §10).
 PROVENANCE_KEYS = ("schema", "schema_version", "command", "config", "config_sha256", "git_revision",
                    "dualrs_version", "seed", "rng_layout_version", "library_versions", "world_size",
                    "slurm_job_id", "hostname", "created_utc", "finished_utc")

@@ -2,7 +2,7 @@
 """Figures of a dualrs run (Sun, Mao, Vechev, "Dual Randomized Smoothing", ICLR 2026):
 
   certified_accuracy_vs_radius   certified accuracy vs l2 radius, every method (paper Fig. 3)
-  delta_radius_ecdf              ECDFs of Delta R_c and Delta R_sigma (Fig. 5; METHOD.md §8)
+  delta_radius_ecdf              ECDFs of Delta R_c and Delta R_sigma (Fig. 5; docs/method.md §10.2)
   optimal_sigma_distribution     which sigma of Sigma is optimal per example (Fig. 1), the
                                  estimator's choice beside it, and the labels' best sigma
   sigma_choice_confusion         the estimator's choice vs the optimal sigma (counts)
@@ -120,7 +120,7 @@ def read_checked(path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Computations (METHOD.md §8), independent of the C++ code
+# Computations (docs/method.md §10), independent of the C++ code
 
 def accuracy_curve(data, convention):
     """Exact step points of certified accuracy vs radius: x = 0 and every distinct radius of a

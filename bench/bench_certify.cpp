@@ -1,5 +1,5 @@
 // Certification throughput vs the bare batched forward of the same model and batch size.
-// Target (issue 2): sample_counts (noise + add + forward + vote counting) at >= 0.9x the noisy
+// Target: sample_counts (noise + add + forward + vote counting) at >= 0.9x the noisy
 // samples per second of the bare forward. Run bench/run_certify_bench.sh for the ratio.
 //
 // The machine is usually shared, so the headline figure is *paired*: BM_CertifyVsForward runs

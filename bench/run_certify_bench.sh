@@ -1,6 +1,6 @@
 #!/bin/bash
 # Certification throughput against the bare batched forward of the same model and batch size
-# (issue 2 target: ratio >= 0.9). Needs a built tree (build/). Usage:
+# (target: ratio >= 0.9). Needs a built tree (build/). Usage:
 #   bench/run_certify_bench.sh [OUT.json]        (REPS=3 repetitions by default)
 # Prints, per batch size, the medians over the repetitions of the paired figures of
 # BM_CertifyVsForward (each itself a median over interleaved forward/certification pairs),

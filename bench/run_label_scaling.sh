@@ -1,5 +1,5 @@
 #!/bin/bash
-# Strong scaling of label building (issue 4 item 8): the same examples labelled by 1 rank and
+# Strong scaling of label building (docs/cluster.md §3): the same examples labelled by 1 rank and
 # by 2 ranks, one thread each (OMP_NUM_THREADS=1), whole-command wall times (start-up and
 # merge included). Prints T1, T2 and the strong-scaling efficiency T1 / (2 * T2) (target
 # >= 0.85 on a 2-core machine), and checks that both runs wrote identical labels.

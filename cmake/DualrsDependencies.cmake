@@ -2,7 +2,7 @@
 # packages (scripts/install-deps.sh installs them); CUDA and NCCL from the CUDA toolkit.
 
 find_package(Torch REQUIRED)                      # target: torch (libtorch-dev 1.13, CPU here)
-find_package(HDF5 REQUIRED COMPONENTS C)          # serial C API only (CLUSTER.md)
+find_package(HDF5 REQUIRED COMPONENTS C)          # serial C API only (docs/cluster.md §4)
 find_package(Boost 1.74 REQUIRED COMPONENTS program_options)  # Boost::program_options, Boost::boost (Math)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(Valijson REQUIRED)

@@ -2,7 +2,7 @@
 
 #include <iostream>
 
-#include "common.h"
+#include "args.h"
 #include "dualrs/core/decision.h"
 #include "dualrs/core/error.h"
 

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
@@ -17,43 +18,51 @@
 #include <cstdlib>
 #include <thread>
 
-#include "common.h"
+#include "args.h"
 #include "dualrs/config.h"
 #include "dualrs/core/error.h"
 #include "dualrs/dist/mpi_communicator.h"
 #include "dualrs/dist/nccl_communicator.h"
 #include "dualrs/dist/shard_runner.h"
 #include "dualrs/dist/stop_signal.h"
+#include "dualrs/pipeline/registry.h"
 
 namespace {
 
-struct Subcommand {
+// Subcommands that are tools rather than pipeline stages; the stages come from the registry.
+struct Tool {
+  const char* name;
   int (*run)(const dualrs::app::Invocation&);
   const char* summary;
 };
 
-const std::map<std::string, Subcommand>& subcommands() {
+const std::vector<Tool>& tools() {
   using namespace dualrs::app;
-  static const std::map<std::string, Subcommand> table = {
-      {"radius", {cmd_radius, "certified radius for a vote count (calculator): p_a_lower, radius, abstain as JSON"}},
-      {"train-base", {cmd_train_base, "train a base classifier with Gaussian noise augmentation"}},
-      {"train-denoiser", {cmd_train_denoiser, "train a small diffusion epsilon-model for denoised smoothing (DDPM objective)"}},
-      {"timestep", {cmd_timestep, "the denoising timestep t* and its coefficients for a sigma, as JSON"}},
-      {"check-model", {cmd_check_model, "check a TorchScript model against a contract on a dummy batch"}},
-      {"label", {cmd_label, "per-sigma radius labels R_c(x, sigma_i) for estimator training (Dual RS)"}},
-      {"train-estimator", {cmd_train_estimator, "train the variance estimator on labels (soft CE + consistency)"}},
-      {"estimate-sigma", {cmd_estimate_sigma, "the smoothed estimator's sigma choice for each example"}},
-      {"finetune", {cmd_finetune, "fine-tune the classifier under the estimated per-example sigma"}},
-      {"analyze", {cmd_analyze, "optimal-sigma distribution and Delta R_c / Delta R_sigma summaries (CSV)"}},
-      {"certify", {cmd_certify, "certify examples with randomized smoothing (HDF5 + Cohen-style TSV)"}},
-      {"predict", {cmd_predict, "predict examples with the smoothed classifier (PREDICT)"}},
-      {"table", {cmd_table, "certified-accuracy tables (Markdown, LaTeX, CSV) from result files"}},
-      {"plot", {cmd_plot, "figures of a run (accuracy vs radius, sigma analyses) as PNG/PDF + JSON, via analysis/"}},
-      {"run", {cmd_run, "run a job manifest (jobs/*.json): its stages in order, resuming finished ones"}},
-      {"validate", {cmd_validate, "check a config or job file against its JSON Schema"}},
-      {"merge", {cmd_merge, "merge a sharded stage's shards (e.g. of Slurm array jobs) into its output file"}},
+  static const std::vector<Tool> table = {
+      {"radius", cmd_radius, "certified radius for a vote count (calculator): p_a_lower, radius, abstain as JSON"},
+      {"timestep", cmd_timestep, "the denoising timestep t* and its coefficients for a sigma, as JSON"},
+      {"check-model", cmd_check_model, "check a TorchScript model against a contract on a dummy batch"},
+      {"run", cmd_run, "run a job manifest (jobs/*.json): its stages in order, resuming finished ones"},
+      {"validate", cmd_validate, "check a config or job file against its JSON Schema"},
+      {"merge", cmd_merge, "merge a sharded stage's shards (e.g. of Slurm array jobs) into its output file"},
+      {"stages", cmd_stages, "list the pipeline stages (registry): traits, config sections, Slurm template, GPUs"},
   };
   return table;
+}
+
+/// Runs subcommand `name`: a registry stage or a tool. Returns false when there is none.
+bool dispatch(const std::string& name, const dualrs::app::Invocation& inv, int& code) {
+  if (const dualrs::pipeline::Stage* stage = dualrs::pipeline::find_stage(name)) {
+    code = dualrs::app::run_stage_command(*stage, inv);
+    return true;
+  }
+  for (const Tool& tool : tools()) {
+    if (name == tool.name) {
+      code = tool.run(inv);
+      return true;
+    }
+  }
+  return false;
 }
 
 // Intra-op threads for LibTorch: $DUALRS_NUM_THREADS, else $OMP_NUM_THREADS, else this
@@ -71,8 +80,11 @@ void print_usage() {
   std::cout << "dualrs " << DUALRS_VERSION << " (" << DUALRS_GIT_REVISION
             << ") - certified robustness with (Dual) Randomized Smoothing\n\n"
                "usage: dualrs <command> [options]    (dualrs <command> --help for its options)\n\ncommands:\n";
-  for (const auto& [name, sub] : subcommands()) {
-    std::cout << "  " << name << std::string(17 - name.size(), ' ') << sub.summary << '\n';
+  std::map<std::string, std::string> lines;  // every subcommand once, sorted by name
+  for (const auto& stage : dualrs::pipeline::stages()) lines[stage->name()] = stage->summary();
+  for (const Tool& tool : tools()) lines[tool.name] = tool.summary;
+  for (const auto& [name, summary] : lines) {
+    std::cout << "  " << name << std::string(17 - name.size(), ' ') << summary << '\n';
   }
   std::cout << "\nquick start:\n  dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs\n"
                "\ndistributed: every command runs unchanged under 'mpirun -np K dualrs ...' or 'srun --mpi=pmix dualrs ...';\n"
@@ -126,8 +138,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string name = argv[1];
-  auto it = subcommands().find(name);
-  if (it == subcommands().end()) {
+  const bool known = dualrs::pipeline::find_stage(name) != nullptr ||
+                     std::any_of(tools().begin(), tools().end(), [&](const Tool& t) { return name == t.name; });
+  if (!known) {
     if (world.is_root()) std::cerr << "dualrs: unknown command '" << name << "' (see 'dualrs --help')\n";
     return 2;
   }
@@ -138,7 +151,7 @@ int main(int argc, char** argv) {
     std::cerr << world.tag() << "dualrs: error: " << e.what() << '\n';
     return 1;
   }
-  dualrs::app::StageContext ctx{env->communicator(), world, *signals, describe_error, env->library_version(),
+  dualrs::pipeline::StageContext ctx{env->communicator(), world, *signals, describe_error, env->library_version(),
                                 dualrs::Verbosity::kNormal, dualrs::ShardSubset{}, nullptr};
   dualrs::app::Invocation inv{name, std::vector<std::string>(argv + 2, argv + argc), &ctx};
   const std::string prefix = "dualrs " + name + ": ";
@@ -154,7 +167,9 @@ int main(int argc, char** argv) {
   };
   try {
     configure_threads(world);
-    return it->second.run(inv);
+    int code = 0;
+    dispatch(name, inv, code);
+    return code;
   } catch (const dist::Preempted&) {
     return exit_together(dist::kExitPreempted);  // rank 0 has said what is done and how to resume
   } catch (const dist::AgreedFailure& failure) {

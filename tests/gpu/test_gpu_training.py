@@ -1,4 +1,4 @@
-"""Native models training on GPUs (issue 4 item 4), run by CTest as gpu.training.
+"""Native models training on GPUs (docs/cluster.md §6), run by CTest as gpu.training.
 
 Needs a dualrs built against a CUDA LibTorch (`dualrs --version` reports the CUDA devices
 LibTorch sees). Without one this program prints why and exits 77, which CTest reports as

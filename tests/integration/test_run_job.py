@@ -167,8 +167,9 @@ class RunJobTest(TempDirTestCase):
         self.assertIn("at most 10,100,000", imagenet["certify_dds_multiscale"][0])
 
     def test_paper_jobs_denoise_every_noisy_copy(self):
-        # Denoised smoothing (METHOD.md 3): every certify stage of the paper jobs lists one denoiser
-        # forward per classifier / estimator forward, counted here from the job's resolved settings.
+        # Denoised smoothing (docs/method.md §9): every certify stage of the paper jobs lists one
+        # denoiser forward per classifier / estimator forward, counted here from the job's resolved
+        # settings.
         for job_name, stages in (("cifar10_dual_rs.json", 5), ("imagenet_dual_rs.json", 4)):
             job = read_json(os.path.join(SOURCE, "jobs", job_name))
             config = read_json(os.path.join(SOURCE, "jobs", job["config"]))

@@ -1,4 +1,4 @@
-"""The sharded stages under mpirun (issue 4 items 1-3 and "Bad input and faults").
+"""The sharded stages under mpirun, with bad input and faults (docs/cluster.md §2, §3).
 
 Merged outputs of label, estimate-sigma and certify (global, dual, multiscale) are identical
 bit for bit for 1, 2 and 3 ranks; a rank killed with SIGKILL does not hang the job and a

@@ -1,4 +1,4 @@
-"""Data-parallel training under mpirun (issue 4 item 4).
+"""Data-parallel training under mpirun (docs/cluster.md §6).
 
 For each trainer (train-base, train-estimator, finetune), 2-rank training equals 1-rank
 training with the same global batch after several optimizer steps: the saved checkpoints'

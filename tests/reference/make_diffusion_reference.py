@@ -3,7 +3,7 @@
 
 The C++ code under test is src/dualrs/core/diffusion_schedule.{h,cpp} and
 src/dualrs/model/{diffusion_denoiser,denoised_classifier}.{h,cpp} (Carlini et al.,
-"(Certified!!) Adversarial Robustness for Free!", ICLR 2023; METHOD.md Section 3).
+"(Certified!!) Adversarial Robustness for Free!", ICLR 2023; docs/method.md Section 9).
 Nothing here calls dualrs. The schedules are written out in numpy float64 the way
 improved-diffusion's gaussian_diffusion.py builds them:
 

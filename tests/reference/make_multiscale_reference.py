@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference outcomes of the Multiscale cascade rule (METHOD.md §8, dualrs's sound variant),
+"""Reference outcomes of the Multiscale cascade rule (docs/method.md §11, dualrs's sound variant),
 computed with SciPy only, for tests/unit/core/dual_test.cpp.
 
 One stage at noise sigma with selection counts (n0 copies) and estimation counts (n copies,

@@ -1,5 +1,5 @@
 #!/bin/bash
-# A real single-node Slurm for the tests (CLUSTER.md "Testing without a cluster"): munged,
+# A real single-node Slurm for the tests (docs/cluster.md §9): munged,
 # slurmctld and slurmd from Debian's packages, with every file (config, keys, sockets, state,
 # logs, pid files) under one directory and free TCP ports, so it never touches a system Slurm
 # or munge and several checkouts can run their tests side by side.

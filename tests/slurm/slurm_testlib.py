@@ -33,8 +33,8 @@ def dualrs_has(*words):
     return words[-1] in proc.stdout
 
 
-# The distributed-execution work (issue 4: MPI worlds, sharded stages, merge, exit 75 on
-# SIGUSR1) is detected by its `merge` subcommand.
+# Distributed execution (MPI worlds, sharded stages, merge, exit 75 on SIGUSR1;
+# docs/cluster.md §2, §3, §7) is detected by its `merge` subcommand.
 HAVE_SHARDS = dualrs_has("merge")
 NEEDS_SHARDS = "needs sharded stages (this dualrs has no 'merge' subcommand)"
 

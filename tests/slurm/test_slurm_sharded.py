@@ -1,4 +1,4 @@
-"""slurm tier, sharded stages (issue 4): the outputs merged from Slurm's 2-rank stages equal a
+"""slurm tier, sharded stages (docs/cluster.md §3): the outputs merged from Slurm's 2-rank stages equal a
 local `mpirun -np 2 dualrs run` of the same stages on the same trained models; a label stage
 preempted through Slurm (USR1 to the batch shell, as --signal=B:USR1@300 does) requeues itself
 and finishes with identical output; the same stage as a job array + merge job, too.

@@ -1,7 +1,7 @@
 """slurm/submit without a cluster (label integration): the plan `dualrs run --emit-plan`
 writes (each stage's command line run alone gives what `dualrs run` gives), the sbatch
 commands of --dry-run for the 128-GPU ImageNet label job and for a job array, the templates'
-Slurm practice (CLUSTER.md), and bad input."""
+Slurm practice (docs/cluster.md §8), and bad input."""
 import json
 import os
 import re

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Typed, validated experiment configuration (STYLE.md: one concern per struct).
+/// Typed, validated experiment configuration (docs/style.md §1: one concern per struct).
 /// A config is a JSON document checked against `data_schemas/config.schema.json` (embedded
 /// at build time, validated with valijson); every problem is reported at once with its JSON
 /// pointer. Typed sections are then read with their defaults filled in, and `to_json` gives
@@ -58,7 +58,7 @@ struct DatasetConfig {
 /// What a classifier expects as input (data_schemas/models.md). Images reach it through
 /// model space [−1, 1] (x' = 2x − 1, or the denoiser's x̂0), a bicubic antialiased resize to
 /// (height, width) when set, then the value range: "[0,1]" ((x' + 1)/2, contract
-/// `classifier`) or "[-1,1]" (x' as is, contract `classifier-pm1`) [DDS; METHOD.md §3].
+/// `classifier`) or "[-1,1]" (x' as is, contract `classifier-pm1`) [DDS; docs/method.md §9].
 struct ClassifierInputConfig {
   std::string range = "[0,1]";  ///< "[0,1]" or "[-1,1]"
   std::int64_t height = 0;      ///< resize target in pixels; 0 = keep the image size
@@ -77,7 +77,7 @@ struct ModelConfig {
   ClassifierInputConfig input;  ///< /model/input_range and /model/input_size
 };
 
-/// The diffusion denoiser of denoised smoothing [DDS; METHOD.md §3]: an ε-prediction network
+/// The diffusion denoiser of denoised smoothing [DDS; docs/method.md §9]: an ε-prediction network
 /// (native `arch` + `checkpoint`, or a TorchScript file with the `epsilon` contract) and the
 /// schedule it was trained with. When a config has this section, every base classifier and
 /// the estimator see denoise(x + δ) instead of x + δ, in certification and in training.
@@ -204,7 +204,7 @@ struct FinetuneConfig {
   std::uint64_t seed = 0;
 };
 
-/// Certified-accuracy table settings (METHOD.md §8). `/table/radii` is either a list of
+/// Certified-accuracy table settings (docs/method.md §10). `/table/radii` is either a list of
 /// radii (ℓ2, [0,1]-pixel units, strictly increasing) or the name of a paper grid.
 struct TableConfig {
   std::vector<double> radii;          ///< explicit radii; empty: use radii_preset

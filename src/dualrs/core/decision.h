@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Decision rules of randomized smoothing on vote counts, free of any model or sampling.
-/// Source: Cohen, Rosenfeld, Kolter, ICML 2019, Algorithms CERTIFY and PREDICT; METHOD.md §2.
+/// Source: Cohen, Rosenfeld, Kolter, ICML 2019, Algorithms CERTIFY and PREDICT; docs/method.md §3.
 
 #include <cstdint>
 #include <vector>

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Noise schedules of the diffusion models used for denoised smoothing, and the one-step
-/// denoising timestep t* for a smoothing noise level σ [DDS §3; METHOD.md §3]. Pure float64
+/// denoising timestep t* for a smoothing noise level σ [DDS §3; docs/method.md §9]. Pure float64
 /// arithmetic, no Torch, so `dualrs timestep` and its tests need no model.
 ///
 /// Indexing follows improved-diffusion / guided-diffusion (`gaussian_diffusion.py`): betas
@@ -49,7 +49,7 @@ struct DiffusionSchedule {
 /// \throws ConfigError when T < 1, or for the linear family when β would reach 1 (T < 21).
 DiffusionSchedule make_schedule(ScheduleKind kind, std::int64_t steps, bool rescale_timesteps = true);
 
-/// The one denoising step used for a smoothing noise level σ [DDS §3; METHOD.md §3].
+/// The one denoising step used for a smoothing noise level σ [DDS §3; docs/method.md §9].
 struct DenoiseStep {
   double sigma = 0.0;              ///< the smoothing noise level, [0, 1]-pixel units
   std::int64_t t = 0;              ///< t* = the first t with √(1−ᾱ_t)/√ᾱ_t >= 2σ

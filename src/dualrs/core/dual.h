@@ -3,7 +3,7 @@
 /// Decision rules of Dual Randomized Smoothing and its baselines on vote counts, free of any
 /// model or sampling. Sources: Sun, Mao, Vechev, "Dual Randomized Smoothing", ICLR 2026
 /// (DualRS) §4, §5.2.1; Jeong & Shin, "Multi-scale Diffusion Denoised Smoothing", NeurIPS 2023
-/// (Multiscale); METHOD.md §4, §5, §8.
+/// (Multiscale); docs/method.md §4, §5, §11.
 
 #include <cstdint>
 #include <string>
@@ -17,7 +17,7 @@ namespace dualrs {
 /// \throws ConfigError naming `pointer` (e.g. "/dual/sigma_candidates") and the offending entry.
 void validate_sigma_candidates(const std::vector<double>& sigma_candidates, const std::string& pointer);
 
-// ---- Per-σ radius labels (DualRS §5.2.1, METHOD.md §5) ----------------------------------
+// ---- Per-σ radius labels (DualRS §5.2.1, docs/method.md §5) -----------------------------
 
 /// The label radius of one example at one σ from N noisy votes: the top class ĉ of the votes
 /// (ties → lowest index), p = Clopper–Pearson lower bound (count ĉ, N, alpha); radius =
@@ -52,7 +52,7 @@ struct DualCertificate {
 /// min(R_σ, R_c). Failure probability ≤ α_e + α_c by the union bound (Theorem 4.2).
 DualCertificate combine_dual(const Certificate& estimator, const Certificate& classifier);
 
-// ---- Multiscale cascade (Multiscale; METHOD.md §8) ------------------------------------------
+// ---- Multiscale cascade (Multiscale; docs/method.md §11) ------------------------------------
 
 /// What one stage of the cascade decided.
 enum class StageDecision {

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// The dualrs error hierarchy (STYLE.md "Errors"): one base type, subclasses by cause.
+/// The dualrs error hierarchy (docs/style.md §3): one base type, subclasses by cause.
 /// Messages read "<what went wrong> [rank R, file.cpp:LINE]" so a log line names its origin.
 
 #include <sstream>

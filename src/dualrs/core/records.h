@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Per-example result records and the sink interface that receives them (STYLE.md:
+/// Per-example result records and the sink interface that receives them (docs/style.md §1:
 /// computation separate from reporting). HDF5 and TSV sinks live in `dualrs/io`.
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 
 namespace dualrs {
 
-/// One certified example (standard RS, METHOD.md §2).
+/// One certified example (standard RS, docs/method.md §3).
 struct CertifyRecord {
   std::int64_t idx = 0;          ///< dataset index (position in the IDX file)
   std::int64_t label = 0;        ///< true class
@@ -35,7 +35,7 @@ struct CertifyRecord {
   bool correct() const { return prediction == label; }
 };
 
-/// One predicted example (PREDICT, METHOD.md §2).
+/// One predicted example (PREDICT, docs/method.md §3).
 struct PredictRecord {
   std::int64_t idx = 0;
   std::int64_t label = 0;

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Shards (CLUSTER.md "HDF5"): fixed index ranges of a selection — the unit of work, output
+/// Shards (docs/cluster.md §3): fixed index ranges of a selection — the unit of work, output
 /// and resume, independent of how many ranks run (dualrs/dist/shard_runner.h runs them,
 /// dualrs/io/shard_files.h stores and merges them). Shard i covers positions
 /// [i·shard_size, min((i+1)·shard_size, count)) of the selection's index list.

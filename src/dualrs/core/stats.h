@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Statistics for randomized-smoothing certificates, on top of Boost.Math.
-/// Source: Cohen, Rosenfeld, Kolter, ICML 2019, Algorithm CERTIFY/PREDICT; METHOD.md §1–2.
+/// Source: Cohen, Rosenfeld, Kolter, ICML 2019, Algorithm CERTIFY/PREDICT; docs/method.md §2–3.
 
 #include <cstdint>
 
@@ -18,7 +18,7 @@ double clopper_pearson_lower(std::int64_t n_a, std::int64_t n, double alpha);
 
 /// One-sided Clopper–Pearson upper bound: `BetaQuantile(1 - alpha; n_a + 1, n - n_a)`, 1 when
 /// `n_a == n`. Same arguments and errors as clopper_pearson_lower. Used by the Multiscale
-/// cascade's radius cap (METHOD.md §8).
+/// cascade's radius cap (docs/method.md §11).
 double clopper_pearson_upper(std::int64_t n_a, std::int64_t n, double alpha);
 
 /// Standard normal quantile Φ⁻¹(p). \throws std::invalid_argument unless 0 < p < 1.

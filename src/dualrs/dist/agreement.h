@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Agreed errors (STYLE.md "Errors"; CLUSTER.md "MPI"): a rank never throws while the others
+/// Agreed errors (docs/style.md §4; docs/cluster.md §2): a rank never throws while the others
 /// wait in a collective. Each phase of a command runs on every rank, catches what it throws,
 /// and the ranks agree at the phase boundary; if any rank failed, every rank then throws
 /// AgreedFailure, and rank 0 reports each distinct message once, naming the ranks it came from.

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
-/// The ranks of a job talking to each other (CLUSTER.md "MPI"; ARCHITECTURE.md "Key
-/// interfaces"). The library receives a Communicator by parameter — no singleton, no global
+/// The ranks of a job talking to each other (docs/cluster.md §2; docs/architecture.md
+/// §8). The library receives a Communicator by parameter — no singleton, no global
 /// MPI state — so every routine runs unchanged with one process (SingleProcessCommunicator)
 /// or under `mpirun`/`srun` (MpiCommunicator, dualrs/dist/mpi_communicator.h).
 ///

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Collectives over CUDA device buffers with NCCL, for data-parallel training on GPUs
-/// (CLUSTER.md "NCCL"). LibTorch's C++ c10d API is unstable and prebuilt LibTorch has no
+/// (docs/cluster.md §6). LibTorch's C++ c10d API is unstable and prebuilt LibTorch has no
 /// ProcessGroupMPI, so dualrs talks to NCCL itself: the communicator is bootstrapped over an
 /// existing Communicator (MPI in a job): rank 0 calls ncclGetUniqueId, the id is broadcast,
 /// every rank selects its device (cudaSetDevice) and calls ncclCommInitRank.

@@ -1,6 +1,6 @@
 // NcclCommunicator in a build without NCCL (DUALRS_WITH_NCCL=OFF, or AUTO where CMake found
 // none): the interface exists, so callers compile unchanged, and constructing one says why it
-// cannot work (STYLE.md "Build": GROMACS *_stub.cpp).
+// cannot work (docs/style.md §9: a stub that throws "built without X").
 
 #include "dualrs/core/error.h"
 #include "dualrs/dist/nccl_communicator.h"

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Runs the pending shards of a stage over the ranks of a job, with preemption and failures
-/// agreed between ranks (CLUSTER.md "Slurm", "MPI"; issue 4 items 2, 3, 7).
+/// agreed between ranks (docs/cluster.md §2, §3, §7).
 ///
 /// Every rank takes the shards `assign_shards` gives it and computes them example by example.
 /// Before each example it checks for a stop: its own StopToken (SIGUSR1/SIGTERM) or a kStop

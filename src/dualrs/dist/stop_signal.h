@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Stop requests for preemption (CLUSTER.md "Slurm": `--signal=USR1@300`, scancel, requeue).
+/// Stop requests for preemption (docs/cluster.md §7, §8: `--signal=B:USR1@300`, scancel, requeue).
 /// A signal handler only sets a flag; sharded stages poll it at every example boundary, the
 /// ranks agree, publish their finished shards and exit with kExitPreempted.
 

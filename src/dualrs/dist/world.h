@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Where this process stands in a job (CLUSTER.md "MPI"): rank, size, local rank (among the
+/// Where this process stands in a job (docs/cluster.md §2): rank, size, local rank (among the
 /// ranks on this node, from MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) — Slurm's srun sets no
 /// OMPI_COMM_WORLD_LOCAL_RANK) and the device that local rank uses. Made by MpiEnvironment in
 /// the executable and passed down by parameter.

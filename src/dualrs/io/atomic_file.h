@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Crash-safe publication of output files (CLUSTER.md "HDF5"): write `<final>.tmp`, close,
+/// Crash-safe publication of output files (docs/cluster.md §4): write `<final>.tmp`, close,
 /// fsync, rename to `<final>`, fsync the folder. A published file exists only when complete;
 /// an existing file at `<final>` is replaced only by a complete new one.
 

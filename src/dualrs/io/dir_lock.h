@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// A lock file that stops two jobs from writing one output folder (issue 4 item 2).
+/// A lock file that stops two jobs from writing one output folder (docs/cluster.md §3).
 ///
 /// A whole-selection run holds `<dir>/dualrs.lock`; a run of one shard subset
 /// (`--shard-subset I/N`, Slurm array elements) holds `<dir>/dualrs.subset-I-of-N.lock`, so

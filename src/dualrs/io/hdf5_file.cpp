@@ -20,7 +20,7 @@ namespace dualrs::io {
 namespace {
 
 /// Turns off HDF5's automatic printing of its error stack, once per process: failures are
-/// reported as IoError instead (STYLE.md "Errors").
+/// reported as IoError instead (docs/style.md §3).
 void silence_hdf5() {
   static const bool done = [] {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
@@ -91,7 +91,7 @@ std::uint64_t checked_count(const std::string& path, const std::string& name, st
   return count;
 }
 
-constexpr std::uint64_t kChunkBytes = 1u << 20;  // ~1 MB chunks (CLUSTER.md "HDF5")
+constexpr std::uint64_t kChunkBytes = 1u << 20;  // ~1 MB chunks (docs/cluster.md §4)
 
 void write_dataset(hid_t file, const std::string& path, const std::string& name, const void* data,
                    std::size_t values, const std::vector<std::uint64_t>& dims, hid_t file_type, hid_t mem_type,

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// A small RAII wrapper over the serial HDF5 C API (CLUSTER.md "HDF5"): handles close
+/// A small RAII wrapper over the serial HDF5 C API (docs/cluster.md §4): handles close
 /// themselves, HDF5's automatic error printing is off, and every failure becomes an IoError
 /// naming the file and the object. Only this layer includes <hdf5.h>.
 

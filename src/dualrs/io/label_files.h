@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Per-σ radius labels (DualRS §5.2.1, METHOD.md §5) and the smoothed estimator's σ choices
+/// Per-σ radius labels (DualRS §5.2.1, docs/method.md §5) and the smoothed estimator's σ choices
 /// for a training split, as HDF5 files (layouts in data_schemas/labels.h5.md). Both are
 /// written atomically (tmp + rename) and carry provenance like result files.
 
@@ -46,7 +46,7 @@ void write_labels(const std::string& path, const LabelSet& labels, const Provena
 /// \throws IoError naming the file (missing, wrong schema, bad shapes).
 LabelSet read_labels(const std::string& path, bool shard = false);
 
-/// The smoothed estimator's σ choice σ_c(x) for N examples (majority vote, METHOD.md §6).
+/// The smoothed estimator's σ choice σ_c(x) for N examples (majority vote, docs/method.md §7).
 struct SigmaEstimates {
   std::vector<double> sigma_candidates;  ///< Σ
   double sigma_e = 1.0;                  ///< estimator noise level

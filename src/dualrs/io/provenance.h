@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Provenance of every output file (ARCHITECTURE.md "Outputs"): what made it, from what
+/// Provenance of every output file (docs/architecture.md §10): what made it, from what
 /// configuration, with which seeds and libraries, when and where.
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Shard files of the sharded stages (label, estimate-sigma, certify, predict) and their
-/// merge (CLUSTER.md "HDF5"; layout in data_schemas/shards.md). One HDF5 file per shard,
+/// merge (docs/cluster.md §3, §4; layout in data_schemas/shards.md). One HDF5 file per shard,
 /// `<out>/shards/shard-00012.h5`, in the layout of the stage's own output file for the
 /// shard's rows, plus shard attributes and a completion mark; published atomically, so a
 /// shard file exists only when complete. Re-running a stage keeps the complete shards of the

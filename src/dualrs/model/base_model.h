@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// The base classifier f of randomized smoothing (METHOD.md §1): images in [0, 1] pixel space
+/// The base classifier f of randomized smoothing (docs/method.md §1): images in [0, 1] pixel space
 /// in, logits out. Normalisation belongs inside the model, never before the noise.
 
 #include <cstdint>
@@ -26,7 +26,7 @@ class BaseModel {
   virtual at::Tensor logits(const at::Tensor& x) = 0;
   /// Logits of noisy copies whose rows were drawn at different noise levels (training with a
   /// per-example σ). A plain classifier ignores σ; the base classifier of denoised smoothing
-  /// (DenoisedClassifier) denoises row b at sigma[b] [DDS; METHOD.md §3].
+  /// (DenoisedClassifier) denoises row b at sigma[b] [DDS; docs/method.md §9].
   /// \param x  float `[B, C, H, W]`, pixels in [0, 1] plus noise. \param sigma  `[B]` noise
   /// levels (>= 0; 0 = a clean row). \return `[B, K]` logits. \throws ModelError, ConfigError.
   virtual at::Tensor logits_under_noise(const at::Tensor& x, const at::Tensor& sigma) {

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// The base classifier of denoised smoothing, f_σ(x + δ) = h(resize(denoise_σ(x + δ)))
-/// [DDS §3; METHOD.md §3], and the input mapping every classifier with a non-default input
+/// [DDS §3; docs/method.md §9], and the input mapping every classifier with a non-default input
 /// (range [−1, 1], another size) gets, with or without a denoiser.
 ///
 /// Sharing: one DiffusionDenoiser (shared_ptr) serves every σ's DenoisedClassifier, the

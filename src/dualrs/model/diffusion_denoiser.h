@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// One-step diffusion denoiser of denoised smoothing [Carlini et al., "(Certified!!)
-/// Adversarial Robustness for Free!", ICLR 2023, §3; METHOD.md §3].
+/// Adversarial Robustness for Free!", ICLR 2023, §3; docs/method.md §9].
 ///
 /// For a noisy copy x + δ (pixel space, δ ~ N(0, σ²I) drawn by the counter-based RNG) and
 /// its σ: model space x' + 2δ = 2(x + δ) − 1; t* = the first t with √(1−ᾱ_t)/√ᾱ_t >= 2σ;

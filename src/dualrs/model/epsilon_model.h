@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// The ε-prediction network of a diffusion model (Ho et al. 2020), as used by denoised
-/// smoothing [DDS §3; METHOD.md §3]: given a noisy image x_t in model space [−1, 1] and its
+/// smoothing [DDS §3; docs/method.md §9]: given a noisy image x_t in model space [−1, 1] and its
 /// timestep, it predicts the noise ε that was added. Contract `epsilon`
 /// (data_schemas/models.md): `forward(x_t: float [B, C, H, W], t: float [B]) -> float
 /// [B, C, H, W]` or `[B, 2C, H, W]` (learned-σ models: the first C channels are ε̂).

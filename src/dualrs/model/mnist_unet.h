@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// `mnist_unet`: a compact UNet ε-model for 28×28 grey digits, trained by `dualrs
-/// train-denoiser` so the embedded data can run denoised smoothing [DDS; METHOD.md §3].
+/// train-denoiser` so the embedded data can run denoised smoothing [DDS; docs/method.md §9].
 ///
 /// Layout (channels c = 16): 2×2 space-to-depth (1×28×28 → 4×14×14) → 3×3 conv to c →
 /// residual block (c) → stride-2 conv to 2c at 7×7 → residual block (2c) → middle residual

@@ -20,7 +20,7 @@ struct LoadedModule {
   torch::Device device;
 };
 
-// The one TorchScript loader (STYLE.md): torch::jit::load on the device, eval mode; failures
+// The one TorchScript loader (docs/style.md §5): torch::jit::load on the device, eval mode; failures
 // become ModelError naming the path.
 LoadedModule load_module(const std::string& path, const std::string& device, const std::string& what) {
   if (!std::filesystem::exists(path)) DUALRS_THROW(ModelError, what, " file not found: ", path);

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// The analyses that explain Dual RS (DualRS Fig. 1, Fig. 5; METHOD.md §8): the optimal σ
+/// The analyses that explain Dual RS (DualRS Fig. 1, Fig. 5; docs/method.md §10.2): the optimal σ
 /// per example, ΔR_c = R_c*(x) − R_c(x) (radius lost to the estimator's σ choice) and
 /// ΔR_σ = R_σ − R_c (negative: the estimator's radius binds), from certification results.
 

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Certified-accuracy tables (METHOD.md §8): certified accuracy at radius r, clean accuracy,
+/// Certified-accuracy tables (docs/method.md §10): certified accuracy at radius r, clean accuracy,
 /// abstain rate and average certified radius (ACR), per method.
 
 #include <cstdint>
@@ -52,7 +52,7 @@ struct AccuracyRow {
   std::int64_t num_examples = 0;
 };
 
-/// A paper's radius grid (METHOD.md §8): "cifar10" = 0, 0.25, ..., 2.5; "imagenet" = 0, 0.5,
+/// A paper's radius grid (docs/method.md §10): "cifar10" = 0, 0.25, ..., 2.5; "imagenet" = 0, 0.5,
 /// 1.0, 1.5, 2.0 (ℓ2, [0,1]-pixel units). \throws ConfigError naming `/table/radii` otherwise.
 std::vector<double> radius_preset(const std::string& name);
 

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// The comparison table researchers publish (DualRS Table 2; METHOD.md §8): one row per
+/// The comparison table researchers publish (DualRS Table 2; docs/method.md §10): one row per
 /// result file (the method with its σ or Σ), one column per radius, then clean accuracy,
 /// abstain rate and ACR; the best value of each column marked; a caption naming the radius
 /// convention, the number of examples and n0 / n / α, and saying where the files differ in

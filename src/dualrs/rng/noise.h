@@ -1,8 +1,8 @@
 #pragma once
 /// \file
 /// Reproducible Gaussian noise from the counter-based Philox4x32-10 generator (Random123).
-/// Source: Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011; CLUSTER.md
-/// "Reproducible noise".
+/// Source: Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011;
+/// docs/cluster.md §5.
 ///
 /// Layout (version kRngLayoutVersion):
 ///   key     = splitmix64(seed ^ splitmix64(stage)), split into two 32-bit words;

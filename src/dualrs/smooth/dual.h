@@ -33,7 +33,7 @@ struct PerSigmaSettings {
   std::uint64_t seed = 0;
 };
 
-/// Per-σ label radii of one example (METHOD.md §5): N = settings.n votes at each σ_i with
+/// Per-σ label radii of one example (docs/method.md §5): N = settings.n votes at each σ_i with
 /// classifier i; R_c(x, σ_i) from dualrs::label_radius at level alpha.
 struct LabelRow {
   std::vector<double> radii;            ///< [|Σ|]; 0 at a σ where some copy had non-finite logits
@@ -53,7 +53,7 @@ struct SigmaVote {
 SigmaVote estimate_sigma_example(model::BaseModel& estimator, const Example& example, double sigma_e, std::int64_t n,
                                  std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas);
 
-/// Dual RS settings (METHOD.md §4): estimator at σ_e with α_e, classifier at the chosen σ
+/// Dual RS settings (docs/method.md §4): estimator at σ_e with α_e, classifier at the chosen σ
 /// with α_c; the certificate fails with probability at most α_e + α_c.
 struct DualSettings {
   PerSigmaSettings per_sigma;

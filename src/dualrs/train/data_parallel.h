@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Data-parallel training over the ranks of a job (CLUSTER.md "NCCL"), following the design
+/// Data-parallel training over the ranks of a job (docs/cluster.md §6), following the design
 /// of PyTorch's DistributedDataParallel (Li et al., "PyTorch Distributed: Experiences on
 /// Accelerating Data Parallel Training", VLDB 2020) without its C++ API, which LibTorch does
 /// not ship:

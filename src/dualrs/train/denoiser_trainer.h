@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Training of a native ε-model with the DDPM objective [Ho, Jain, Abbeel 2020, Algorithm 1]
-/// so the embedded data can run denoised smoothing [DDS; METHOD.md §3]:
+/// so the embedded data can run denoised smoothing [DDS; docs/method.md §9]:
 /// x0' = 2x − 1, x_t = √ᾱ_t·x0' + √(1−ᾱ_t)·ε, loss = mean ‖ε − ε_θ(x_t, t)‖² (over pixels and
 /// the batch). The certification pipeline only ever runs the network at t*(σ) for the σ it
 /// smooths with (Σ ∪ {σ_e}), so training timesteps are drawn around those (see

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// The variance-estimator training objective [DualRS §5.2; METHOD.md §6] as pure tensor
+/// The variance-estimator training objective [DualRS §5.2; docs/method.md §6] as pure tensor
 /// functions: soft cross-entropy against radius soft labels, the consistency regulariser of
 /// Jeong & Shin (NeurIPS 2020, "Consistency Regularization for Certified Robustness of
 /// Smoothed Classifiers"), and the radius weight w_r. Shapes: B examples, m noisy copies per
@@ -13,7 +13,7 @@
 
 namespace dualrs::train {
 
-/// How the consistency term of one example is weighted [DualRS §5.2; METHOD.md §6].
+/// How the consistency term of one example is weighted [DualRS §5.2; docs/method.md §6].
 enum class RadiusWeight {
   kNone,    ///< w_r = 1
   kStrong,  ///< w_r = R_c(x, σ̂)/C, σ̂ = the largest σ the estimator predicts among the m copies
@@ -38,12 +38,12 @@ struct EstimatorLossTerms {
 };
 
 /// Soft labels y(x) = softmax_i(R_c(x, σ_i)) over the noise levels, no temperature
-/// [DualRS §5.2.1; METHOD.md §6].
+/// [DualRS §5.2.1; docs/method.md §6].
 /// \param radii  [B, S] label radii R_c(x, σ_i) (ℓ2 pixel units; 0 where the label abstains).
 /// \returns [B, S], each row sums to 1. \throws DataError unless radii is 2-D with S >= 1.
 at::Tensor soft_labels(const at::Tensor& radii);
 
-/// Soft cross-entropy averaged over the noisy copies [METHOD.md §6]:
+/// Soft cross-entropy averaged over the noisy copies [docs/method.md §6]:
 /// L_ce(x) = (1/m) Σ_k −Σ_i y_i log softmax(z_{x,k})_i, with log_softmax (finite for
 /// saturated logits).
 /// \param logits  [B, m, S] estimator logits z_{x,k} of the m noisy copies of each example.
@@ -51,7 +51,7 @@ at::Tensor soft_labels(const at::Tensor& radii);
 /// \returns [B]. \throws DataError on shape mismatches.
 at::Tensor soft_cross_entropy(const at::Tensor& logits, const at::Tensor& labels);
 
-/// Consistency regulariser [Jeong & Shin NeurIPS 2020; DualRS §5.2; METHOD.md §6]:
+/// Consistency regulariser [Jeong & Shin NeurIPS 2020; DualRS §5.2; docs/method.md §6]:
 /// L_con(x) = λ·(1/m) Σ_k KL(p̄ ‖ p_k) + η·H(p̄), p_k = softmax(z_{x,k}), p̄ = mean_k p_k.
 /// Computed in the log domain (log p_k = log_softmax, log p̄ = logsumexp_k log p_k − log m;
 /// the entropy uses log max(p̄, 1e-20)), so saturated logits give finite values and gradients.
@@ -59,7 +59,7 @@ at::Tensor soft_cross_entropy(const at::Tensor& logits, const at::Tensor& labels
 /// \returns [B]. \throws DataError unless logits is 3-D with m, S >= 1.
 at::Tensor consistency_loss(const at::Tensor& logits, double lambda, double eta);
 
-/// Radius weight w_r(x) = R_c(x, σ̂)/C [DualRS §5.2; METHOD.md §6], detached (no gradient).
+/// Radius weight w_r(x) = R_c(x, σ̂)/C [DualRS §5.2; docs/method.md §6], detached (no gradient).
 /// Each copy k predicts the noise level argmax_i z_{x,k,i} (ties inside a copy → the first,
 /// i.e. smaller, index); σ̂ is the largest of these m predictions for kStrong and the smallest
 /// for kWeak (Σ is sorted ascending, so index order is σ order). kNone gives ones.
@@ -68,7 +68,7 @@ at::Tensor consistency_loss(const at::Tensor& logits, double lambda, double eta)
 /// \returns [B] in the dtype of `logits`. \throws DataError on shape mismatches or c <= 0.
 at::Tensor radius_weight(const at::Tensor& logits, const at::Tensor& radii, RadiusWeight mode, double c);
 
-/// The estimator objective [DualRS §5.2; METHOD.md §6]:
+/// The estimator objective [DualRS §5.2; docs/method.md §6]:
 /// L = mean_b w_e[b]·(L_ce(b) + w_r[b]·L_con(b)), labels = soft_labels(radii).
 /// \param logits  [B, m, S] estimator logits. \param radii  [B, S] label radii.
 /// \param w_e  [B] rebalancing weights 1/q_{best(x)}. \throws DataError on shape mismatches
@@ -77,8 +77,8 @@ EstimatorLossTerms estimator_loss(const at::Tensor& logits, const at::Tensor& ra
                                   const EstimatorLossConfig& config);
 
 /// C = max_sigma · Φ⁻¹(α^{1/n}): the largest label radius attainable from n votes at level α
-/// (all n votes correct gives the Clopper–Pearson lower bound α^{1/n}) [METHOD.md §5, §6]; with
-/// n = 100 and α = 0.001 it is max_sigma·1.5005.
+/// (all n votes correct gives the Clopper–Pearson lower bound α^{1/n})
+/// [docs/method.md §5, §6]; with n = 100 and α = 0.001 it is max_sigma·1.5005.
 /// \param max_sigma  the largest σ in Σ (> 0). \param n  votes per label (>= 1).
 /// \param alpha  failure probability of each label certificate, in (0, 1).
 /// \throws DataError on out-of-range arguments (also when α^{1/n} <= 0.5, where C <= 0).

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Training of the Dual RS variance estimator (DualRS §5.2, METHOD.md §6): m noisy copies of
+/// Training of the Dual RS variance estimator (DualRS §5.2, docs/method.md §6): m noisy copies of
 /// each image at σ_e, soft labels softmax(R_c(x, ·)), soft cross-entropy plus a weighted
 /// consistency term, class-rebalancing weights w_e.
 

@@ -84,8 +84,8 @@ std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::Im
             sigma.push_back(static_cast<float>(sigma_exact.back()));
           }
           const at::Tensor x = noisy_copies(dataset, idx, sigma, 1, noise, epoch - 1);
-          // A denoised-smoothing classifier denoises each row at its own σ (METHOD.md §3). The
-          // model moves x to its device; the targets follow the logits there.
+          // A denoised-smoothing classifier denoises each row at its own σ (docs/method.md §9).
+          // The model moves x to its device; the targets follow the logits there.
           const at::Tensor logits = model.logits_under_noise(x, torch::tensor(sigma_exact, torch::kFloat64));
           const at::Tensor y = torch::tensor(labels, torch::kInt64).to(logits.device());
           const at::Tensor loss = torch::nn::functional::cross_entropy(logits, y);

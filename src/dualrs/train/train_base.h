@@ -40,7 +40,7 @@ using EpochCallback = std::function<void(const EpochStats&)>;
 /// NoiseSource(seed, kTrainBase) at counter (i, 0, e - 1): a function of (seed, e, i) only,
 /// so training on K ranks equals training on one up to float summation order. σ = 0 trains
 /// on clean images. The model receives its batch through logits_under_noise(x + δ, σ per
-/// row), so a DenoisedClassifier trains its classifier on denoised inputs [DDS; METHOD.md §3].
+/// row), so a DenoisedClassifier trains its classifier on denoised inputs [DDS; docs/method.md §9].
 /// \throws ConfigError on invalid settings (σ <= 0, epochs or batch size < 1, lr <= 0),
 /// ModelError when the model has no trainable module, DataError when `indices` is empty.
 std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDataset& dataset,

@@ -45,7 +45,7 @@ TEST(LabelRadiusTest, OnlyCorrectConfidentVotesEarnARadius) {
   EXPECT_DOUBLE_EQ(label_radius({2, 95, 3}, 1, 0.5, 0.001), 0.5 * stats::norm_ppf(p));
   EXPECT_EQ(label_radius({2, 95, 3}, 0, 0.5, 0.001), 0.0);   // top class is not the label
   EXPECT_EQ(label_radius({40, 55, 5}, 1, 0.5, 0.001), 0.0);  // p_a_lower < 0.5
-  // With N = 100 and alpha = 0.001 the largest label radius is sigma * 1.5005 (METHOD.md §5).
+  // With N = 100 and alpha = 0.001 the largest label radius is sigma * 1.5005 (docs/method.md §5).
   EXPECT_NEAR(label_radius({0, 100, 0}, 1, 1.0, 0.001), 1.5005, 1e-4);
   // Votes for no class (non-finite logits) count as trials.
   EXPECT_LT(label_radius({0, 100, 0}, 1, 1.0, 0.001, 110), label_radius({0, 100, 0}, 1, 1.0, 0.001));

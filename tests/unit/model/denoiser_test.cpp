@@ -1,4 +1,4 @@
-// Denoised smoothing (METHOD.md §3): the one-step x̂0 with TorchScript ε-model fixtures whose
+// Denoised smoothing (docs/method.md §9): the one-step x̂0 with TorchScript ε-model fixtures whose
 // outputs are known in closed form, against numpy (tests/reference/make_diffusion_reference.py);
 // the antialiased bicubic resize against torch's own; the DenoisedClassifier composition;
 // the ε-model and classifier contracts, and the native mnist_unet.

@@ -113,7 +113,7 @@ TEST(NativeModelTest, CopyMatchingWeightsRefusesAnotherArchitecture) {
   EXPECT_THROW(copy_matching_weights(*cnn, *scripted), ModelError);
 }
 
-// Device placement (issue 4: native models train and certify on the rank's GPU). Here only
+// Device placement (native models train and certify on the rank's GPU; docs/cluster.md §2). Here only
 // the CPU exists, so these pin the device names, the errors and that a placed model and a
 // loaded checkpoint compute what an unplaced one does; the CUDA path runs in the gpu tier.
 TEST(DevicePlacementTest, ParseDeviceAcceptsCpuAndNamesBadDevices) {

@@ -117,7 +117,7 @@ TEST(EstimatorLossTest, LabelRadiusCapMatchesScipy) {
                                  c.at("alpha").get<double>()), expected, kRelTol * expected)
         << c.dump();
   }
-  EXPECT_NEAR(label_radius_cap(1.0, 100, 0.001), 1.5005, 1e-4);  // METHOD.md §5: σ·1.5005
+  EXPECT_NEAR(label_radius_cap(1.0, 100, 0.001), 1.5005, 1e-4);  // docs/method.md §5: σ·1.5005
 }
 
 TEST(EstimatorLossTest, LabelRadiusCapRejectsBadArguments) {

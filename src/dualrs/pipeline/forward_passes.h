@@ -1,5 +1,5 @@
 #pragma once
-// The cost of a job's stages for `dualrs run --dry-run`: model forward passes per stage, from
+// The cost of a job's stages for `dualrs run --dry-run` (each stage's plan()): model forward passes per stage, from
 // the resolved configs. Example counts come from the selections and, where a selection runs
 // to the end of a split, from counting the split without reading pixels; when the data is
 // absent the count is "unknown" with the reason, never an error.
@@ -11,7 +11,7 @@
 
 #include "dualrs/core/config.h"
 
-namespace dualrs::app {
+namespace dualrs::pipeline {
 
 /// Forward passes of one model in one stage: examples × per_example image forwards (one
 /// noisy copy through the model = one forward).
@@ -28,11 +28,20 @@ struct ForwardPasses {
   std::optional<std::int64_t> total() const;
 };
 
-/// The forward passes `command` ("certify", "label", ...) makes with `config` (a stage's
-/// resolved config). With a /denoiser section, each classifier or estimator forward of a
-/// noisy copy also runs one denoiser forward (inference), listed separately. Table and
-/// analyze stages run no model: empty.
-std::vector<ForwardPasses> stage_forward_passes(const std::string& command, const ExperimentConfig& config);
+/// The forward passes of each stage with `config` (a stage's resolved config); the stages'
+/// plan() return these. With a /denoiser section, each classifier or estimator forward of a
+/// noisy copy also runs one denoiser forward (inference), listed separately.
+std::vector<ForwardPasses> certify_passes(const ExperimentConfig& config);
+std::vector<ForwardPasses> predict_passes(const ExperimentConfig& config);
+std::vector<ForwardPasses> label_passes(const ExperimentConfig& config);
+std::vector<ForwardPasses> train_estimator_passes(const ExperimentConfig& config);
+std::vector<ForwardPasses> estimate_sigma_passes(const ExperimentConfig& config);
+std::vector<ForwardPasses> finetune_passes(const ExperimentConfig& config);
+/// Training with σ = 0 (clean images) runs no denoiser.
+std::vector<ForwardPasses> train_base_passes(const ExperimentConfig& config);
+
+/// `passes` plus one denoiser entry per entry when `config` has a /denoiser section.
+std::vector<ForwardPasses> with_denoiser(std::vector<ForwardPasses> passes, const ExperimentConfig& config);
 
 /// One line of the plan, e.g. "classifier: 10,000 examples × (n0 100 + n 10,000) = 101,000,000 forwards".
 std::string describe(const ForwardPasses& passes);
@@ -40,4 +49,4 @@ std::string describe(const ForwardPasses& passes);
 /// 1234567 -> "1,234,567".
 std::string group_thousands(std::int64_t value);
 
-}  // namespace dualrs::app
+}  // namespace dualrs::pipeline

@@ -1,7 +1,7 @@
 #pragma once
 // What every subcommand runs with: the ranks of the job, stop requests, how errors read,
 // and helpers that run a phase on every rank (or on rank 0) and agree on its outcome
-// (STYLE.md "Errors": a rank never throws while the others wait in a collective).
+// (docs/style.md §4: a rank never throws while the others wait in a collective).
 
 #include <cstdio>
 #include <memory>
@@ -16,7 +16,7 @@
 #include "dualrs/dist/stop_signal.h"
 #include "dualrs/dist/world.h"
 
-namespace dualrs::app {
+namespace dualrs::pipeline {
 
 struct StageContext {
   dist::Communicator& comm;
@@ -66,4 +66,4 @@ void warn(const StageContext& ctx, const char* format, Args... args) {
   std::fflush(stderr);
 }
 
-}  // namespace dualrs::app
+}  // namespace dualrs::pipeline

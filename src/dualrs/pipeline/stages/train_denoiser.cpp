@@ -1,27 +1,26 @@
-// Denoised smoothing commands (METHOD.md §3): train-denoiser, timestep, check-model.
+// The train-denoiser stage: a small diffusion epsilon-model for denoised smoothing, trained
+// with the DDPM objective around the timesteps of the pipeline's noise levels (Carlini et al.
+// ICLR 2023; docs/method.md §9). Re-running resumes after the last finished epoch.
 
-#include <torch/utils.h>
+#include <torch/torch.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
+#include <optional>
 #include <set>
 
-#include "common.h"
 #include "dualrs/core/diffusion_schedule.h"
 #include "dualrs/core/error.h"
 #include "dualrs/data/dataset.h"
-#include "dualrs/dist/world.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/provenance.h"
-#include "dualrs/model/contract.h"
 #include "dualrs/model/diffusion_denoiser.h"
+#include "dualrs/pipeline/model_assembly.h"
+#include "dualrs/pipeline/sharded_stage.h"
+#include "dualrs/pipeline/stage.h"
 #include "dualrs/train/denoiser_trainer.h"
-#include "stage_support.h"
 
-namespace dualrs::app {
+namespace dualrs::pipeline {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -39,21 +38,6 @@ std::vector<double> pipeline_sigmas(const ExperimentConfig& config) {
   return {levels.begin(), levels.end()};
 }
 
-json step_json(const DiffusionSchedule& schedule, const DenoiseStep& step) {
-  return {{"schedule", to_string(schedule.kind)},
-          {"steps", schedule.steps},
-          {"rescale_timesteps", schedule.rescale_timesteps},
-          {"sigma", step.sigma},
-          {"t", step.t},
-          {"network_timestep", step.network_timestep},
-          {"sqrt_alpha_bar", step.sqrt_alpha_bar},
-          {"sqrt_one_minus_alpha_bar", step.sqrt_one_minus_alpha_bar},
-          {"effective_sigma", step.effective_sigma}};
-}
-
-}  // namespace
-
-namespace {
 // Trains on rank 0 (the small MNIST ε-model needs no data parallelism), on that rank's device
 // for /denoiser/device; the other ranks wait.
 void train_denoiser_on_root(const StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
@@ -168,116 +152,55 @@ void train_denoiser_on_root(const StageContext& ctx, const ExperimentConfig& con
                               {"examples", indices.size()}, {"provenance", io::to_json(provenance)}})
                                 .dump(2) + "\n");
 }
+
+class TrainDenoiserStage : public Stage {
+ public:
+  std::string name() const override { return "train-denoiser"; }
+  std::string summary() const override {
+    return "train a small diffusion epsilon-model for denoised smoothing (DDPM objective)";
+  }
+  HelpText help() const override {
+    return {"--config CONFIG --out DIR [overrides]",
+            "Trains a native epsilon-model (/denoiser/arch) with the DDPM objective, timesteps drawn around\n"
+            "t*(sigma) of each noise level the pipeline denoises at (Sigma and sigma_e, or /train_denoiser/sigmas).\n"
+            "A checkpoint, the log and the resume state are written after every epoch; re-running resumes.",
+            "dualrs train-denoiser -c configs/mnist_denoised.json -o runs/denoiser --epochs 4"};
+  }
+  std::string config_help() const override { return "/dataset, /denoiser (arch, schedule, steps), /train_denoiser"; }
+  std::string out_help() const override {
+    return "output folder: denoiser.pt, denoiser.json, train_log.csv (re-running resumes)";
+  }
+  std::vector<std::string> sections() const override { return {"dataset", "dual", "denoiser", "train_denoiser"}; }
+  std::vector<Flag> flags() const override {
+    return {
+        {"epochs", FlagType::kInt, "/train_denoiser/epochs", "training epochs, >= 1"},
+        {"batch-size", FlagType::kInt, "/train_denoiser/batch_size", "images per optimizer step, >= 1"},
+        {"lr", FlagType::kDouble, "/train_denoiser/lr", "AdamW learning rate, > 0"},
+        {"sigmas", FlagType::kDoubleList, "/train_denoiser/sigmas", "comma list: noise levels whose t* to train around "
+                                                                   "(default: /dual sigma_candidates + sigma_e)"},
+        {"end", FlagType::kInt, "/train_denoiser/selection/end", "train on the first END images of the split; -1 = all (default)"},
+        {"seed", FlagType::kUInt, "/train_denoiser/seed", "seed of the initial weights, shuffling, timesteps and noise"},
+    };
+  }
+  StageTraits traits() const override {
+    StageTraits t;
+    t.root_only = true;
+    return t;
+  }
+  void validate(const ExperimentConfig& config, const std::vector<std::string>&, std::vector<ConfigIssue>& issues) const override {
+    collect_issues(issues, [&] {
+      config.train_denoiser();
+      config.denoiser();
+      config.dataset();
+    });
+  }
+  void run(StageContext& ctx, const StageRun& run) const override {
+    ctx.on_root([&] { train_denoiser_on_root(ctx, run.config, run.out_dir); });
+  }
+};
+
 }  // namespace
 
-void run_train_denoiser(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
-  ctx.on_root([&] { train_denoiser_on_root(ctx, config, out_dir); });
-}
+std::unique_ptr<Stage> make_train_denoiser_stage() { return std::make_unique<TrainDenoiserStage>(); }
 
-int cmd_train_denoiser(const Invocation& inv) {
-  using T = FlagMapping::Type;
-  po::options_description options("options");
-  options.add_options()
-      ("config,c", po::value<std::string>()->required(), "experiment config (JSON) with dataset, denoiser (arch, schedule, steps), train_denoiser")
-      ("out,o", po::value<std::string>()->required(), "output folder: denoiser.pt, denoiser.json, train_log.csv (re-running resumes)")
-      ("epochs", po::value<long long>(), "training epochs (default 10)")
-      ("batch-size", po::value<long long>(), "images per optimizer step (default 128)")
-      ("lr", po::value<double>(), "AdamW learning rate (default 0.002)")
-      ("sigmas", po::value<std::string>(), "comma list: noise levels whose t* to train around (default: /dual sigma_candidates + sigma_e)")
-      ("end", po::value<long long>(), "train on the first END images of the split")
-      ("seed", po::value<unsigned long long>(), "seed of shuffling, timesteps and noise (default 0)");
-  add_common_options(options);
-  po::variables_map vm;
-  if (!parse_args(inv, options, {}, vm, "--config CONFIG --out DIR [overrides]",
-                  "dualrs train-denoiser -c configs/mnist_denoised.json -o runs/denoiser --epochs 4")) {
-    return 0;
-  }
-  const auto config = load_config(inv, vm["config"].as<std::string>(), [&] {
-    return overrides_from_flags(vm, {{"epochs", "/train_denoiser/epochs", T::kInt},
-                                {"batch-size", "/train_denoiser/batch_size", T::kInt},
-                                {"lr", "/train_denoiser/lr", T::kDouble},
-                                {"sigmas", "/train_denoiser/sigmas", T::kDoubleList},
-                                {"end", "/train_denoiser/selection/end", T::kInt},
-                                {"seed", "/train_denoiser/seed", T::kUInt}});
-  });
-  run_train_denoiser(*inv.ctx, config, vm["out"].as<std::string>());
-  return 0;
-}
-
-int cmd_timestep(const Invocation& inv) {
-  po::options_description options("options");
-  options.add_options()
-      ("schedule", po::value<std::string>()->required(), "cosine (improved-diffusion, e.g. CIFAR-10 with --steps 4000) or linear (e.g. ImageNet, --steps 1000)")
-      ("steps", po::value<long long>()->required(), "T, the number of diffusion steps")
-      ("sigma", po::value<double>()->required(), "smoothing noise level sigma, [0,1]-pixel units (> 0)")
-      ("rescale-timesteps", po::value<bool>()->default_value(true),
-       "the network receives t*1000/T (improved-diffusion's rescale_timesteps); 0 = t as is");
-  add_common_options(options);
-  po::variables_map vm;
-  if (!parse_args(inv, options, {}, vm, "--schedule cosine|linear --steps T --sigma S",
-                  "dualrs timestep --schedule cosine --steps 4000 --sigma 0.25")) {
-    return 0;
-  }
-  inv.ctx->on_root([&] {
-  DiffusionSchedule schedule;
-  DenoiseStep step;
-  try {
-    schedule = make_schedule(parse_schedule_kind(vm["schedule"].as<std::string>(), "--schedule"), vm["steps"].as<long long>(),
-                             vm["rescale-timesteps"].as<bool>());
-    step = denoise_step(schedule, vm["sigma"].as<double>(), "--sigma");
-  } catch (const ConfigError& e) {
-    std::vector<ConfigIssue> issues = e.issues();
-    for (auto& issue : issues) {
-      if (issue.pointer == "/denoiser/steps") issue.pointer = "--steps";
-    }
-    throw ConfigError("command line", std::move(issues));
-  }
-  std::cout << step_json(schedule, step).dump() << '\n';
-  });
-  return 0;
-}
-
-int cmd_check_model(const Invocation& inv) {
-  po::options_description options("options");
-  options.add_options()
-      ("model", po::value<std::string>()->required(), "TorchScript file to check")
-      ("contract", po::value<std::string>()->required(),
-       "classifier ([B,C,H,W] in [0,1] -> [B,K]), classifier-pm1 (input in [-1,1]) or epsilon "
-       "(x_t [B,C,H,W] in [-1,1], t [B] -> [B,C,H,W] or [B,2C,H,W]); see data_schemas/models.md")
-      ("input-shape", po::value<std::string>()->default_value("3,32,32"), "C,H,W of the dummy batch (pixels)")
-      ("num-classes", po::value<long long>()->default_value(0), "classifiers: expected K (0 = accept any K and report it)")
-      ("device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N");
-  add_common_options(options);
-  po::positional_options_description positional;
-  positional.add("model", 1);
-  po::variables_map vm;
-  if (!parse_args(inv, options, positional, vm, "MODEL --contract NAME [--input-shape C,H,W] [--num-classes K]",
-                  "dualrs check-model exported/vit_b16.pt --contract classifier-pm1 --input-shape 3,224,224 --num-classes 10")) {
-    return 0;
-  }
-  inv.ctx->on_root([&] {
-  const model::ModelContract contract = model::parse_model_contract(vm["contract"].as<std::string>(), "--contract");
-  std::vector<std::int64_t> chw;
-  for (double v : parse_number_list(vm["input-shape"].as<std::string>(), "--input-shape")) {
-    if (!(v >= 1 && v == std::floor(v))) throw ConfigError("command line", "--input-shape", "sizes must be positive integers (C,H,W)");
-    chw.push_back(static_cast<std::int64_t>(v));
-  }
-  if (chw.size() != 3) throw ConfigError("command line", "--input-shape", "expected C,H,W (three sizes)");
-  if (vm["num-classes"].as<long long>() < 0) throw ConfigError("command line", "--num-classes", "must be >= 0");
-  const model::ContractReport report = model::check_model_contract(
-      vm["model"].as<std::string>(), contract, chw, vm["num-classes"].as<long long>(), vm["device"].as<std::string>());
-  json out = {{"model", report.path},
-              {"contract", model::to_string(report.contract)},
-              {"ok", true},
-              {"input_shape", report.input_shape},
-              {"output_shape", report.output_shape},
-              {"output_dtype", report.output_dtype},
-              {"max_row_difference", report.max_row_difference}};
-  if (contract == model::ModelContract::kEpsilon) out["learned_sigma"] = report.learned_sigma;
-  else out["num_classes"] = report.num_classes;
-  std::cout << out.dump() << '\n';
-  });
-  return 0;
-}
-
-}  // namespace dualrs::app
+}  // namespace dualrs::pipeline

@@ -1,6 +1,6 @@
 #pragma once
-// The frame of every sharded stage (label, estimate-sigma, certify, predict; issue 4 items
-// 2, 3, 7): lock the output folder, find the shards still to do, compute them over the ranks
+// The frame of every sharded stage (label, estimate-sigma, certify, predict): lock the
+// output folder, find the shards still to do, compute them over the ranks
 // with per-rank logs and job-wide progress, stop cleanly on request, and merge.
 
 #include <cstdint>
@@ -10,9 +10,9 @@
 
 #include "dualrs/core/shards.h"
 #include "dualrs/io/provenance.h"
-#include "stage_context.h"
+#include "dualrs/pipeline/stage_context.h"
 
-namespace dualrs::app {
+namespace dualrs::pipeline {
 
 /// What differs between sharded stages.
 struct ShardedStage {
@@ -47,4 +47,4 @@ bool run_sharded_stage(StageContext& ctx, const std::string& out_dir, ShardedSta
 /// The stage's provenance with this job's world size and MPI library recorded.
 void record_world(const StageContext& ctx, io::Provenance& provenance);
 
-}  // namespace dualrs::app
+}  // namespace dualrs::pipeline

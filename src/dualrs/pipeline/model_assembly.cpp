@@ -1,4 +1,4 @@
-#include "stage_support.h"
+#include "dualrs/pipeline/model_assembly.h"
 
 #include <torch/torch.h>
 
@@ -7,7 +7,7 @@
 #include "dualrs/core/error.h"
 #include "dualrs/model/denoised_classifier.h"
 
-namespace dualrs::app {
+namespace dualrs::pipeline {
 
 void collect_model_file_digests(const nlohmann::json& node, nlohmann::json& digests) {
   if (node.is_array()) {
@@ -169,6 +169,12 @@ train::TrainContext train_context(StageContext& ctx, const std::string& device) 
   return {ctx.comm, ctx.device_comm.get(), ctx.describe};
 }
 
+std::string describe_sigmas(const std::vector<double>& sigmas) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < sigmas.size(); ++i) out += (i ? ", " : "") + format_decimal(sigmas[i]);
+  return out + "}";
+}
+
 std::string method_prefix(const ExperimentConfig& config) { return config.has("denoiser") ? "dds_" : ""; }
 
-}  // namespace dualrs::app
+}  // namespace dualrs::pipeline

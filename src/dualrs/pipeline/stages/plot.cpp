@@ -1,5 +1,5 @@
-// dualrs plot: the figures of a run, drawn by analysis/dualrs_plots.py (Python, matplotlib).
-// The app only finds the script and a Python that can run it, and reports failures in one line.
+// The plot stage: the figures of a run, drawn by analysis/dualrs_plots.py (Python, matplotlib).
+// This file only finds the script and a Python that can run it, and reports failures in one line.
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -13,14 +13,15 @@
 #include <filesystem>
 #include <iostream>
 
-#include "common.h"
 #include "dualrs/config.h"
 #include "dualrs/core/error.h"
 #include "dualrs/io/atomic_file.h"
+#include "dualrs/pipeline/stage.h"
+#include "dualrs/pipeline/stage_context.h"
 
 extern char** environ;
 
-namespace dualrs::app {
+namespace dualrs::pipeline {
 namespace fs = std::filesystem;
 
 namespace {
@@ -152,53 +153,62 @@ void plot_on_this_rank(const std::vector<std::string>& inputs, const PlotConfig&
   }
   if (verbosity != Verbosity::kQuiet) std::cerr << result.err;
 }
-}  // namespace
 
-void run_plot(StageContext& ctx, const std::vector<std::string>& inputs, const PlotConfig& plot,
-              const std::string& out_dir) {
-  ctx.on_root([&] { plot_on_this_rank(inputs, plot, out_dir, ctx.verbosity); });
-}
-
-int cmd_plot(const Invocation& inv) {
-  po::options_description options("options");
-  options.add_options()
-      ("inputs", po::value<std::vector<std::string>>()->multitoken(),
-       "run folder (searched for certify.h5, shards/ and labels.h5), stage folders or result files (positional)")
-      ("out,o", po::value<std::string>(), "output folder (default: the first input folder's figures/)")
-      ("config,c", po::value<std::string>(), "experiment config whose /plot section gives convention and formats "
-       "(flags override it)")
-      ("convention", po::value<std::string>(),
-       "certified accuracy counts radius >= r (inclusive, default) or radius > r (strict, Dual RS paper)")
-      ("formats", po::value<std::string>(), "comma list of png, pdf, svg (default png,pdf)");
-  add_common_options(options);
-  po::positional_options_description positional;
-  positional.add("inputs", -1);
-  po::variables_map vm;
-  if (!parse_args(inv, options, positional, vm,
-                  {"RUN_DIR [MORE...] [--out DIR] [--convention C] [--formats F]",
-                   "Draws the figures of a run with analysis/dualrs_plots.py (Python 3 with matplotlib and h5py;\n"
-                   "$DUALRS_PYTHON picks the interpreter, $DUALRS_ANALYSIS_DIR the script's folder):\n"
-                   "certified accuracy vs radius for every method (Dual RS paper Fig. 3); ECDFs of Delta R_c and\n"
-                   "Delta R_sigma (Fig. 5); the distribution of the optimal sigma (Fig. 1); the estimator's sigma\n"
-                   "choice vs the optimal sigma (confusion matrix). Each figure is written as PNG and PDF with a\n"
-                   "JSON sidecar listing its series; figures.json indexes them and says why any was skipped.",
-                   "dualrs plot runs/mnist_dual_rs --out runs/mnist_dual_rs/figures --convention strict"})) {
-    return 0;
+class PlotStage : public Stage {
+ public:
+  std::string name() const override { return "plot"; }
+  std::string summary() const override {
+    return "figures of a run (accuracy vs radius, sigma analyses) as PNG/PDF + JSON, via analysis/";
   }
-  std::vector<std::string> inputs;
-  PlotConfig plot;
-  std::string out;
-  inv.ctx->agreed([&] {
-    inputs = vm.count("inputs") ? vm["inputs"].as<std::vector<std::string>>() : std::vector<std::string>{};
-    if (inputs.empty()) throw ConfigError("command line", "inputs", "no run folder given (see 'dualrs plot --help')");
-    if (vm.count("config")) plot = ExperimentConfig::load(vm["config"].as<std::string>()).plot();
-    if (vm.count("convention")) plot.convention = vm["convention"].as<std::string>();
+  HelpText help() const override {
+    return {"RUN_DIR [MORE...] [--out DIR] [--convention C] [--formats F]",
+            "Draws the figures of a run with analysis/dualrs_plots.py (Python 3 with matplotlib and h5py;\n"
+            "$DUALRS_PYTHON picks the interpreter, $DUALRS_ANALYSIS_DIR the script's folder):\n"
+            "certified accuracy vs radius for every method (Dual RS paper Fig. 3); ECDFs of Delta R_c and\n"
+            "Delta R_sigma (Fig. 5); the distribution of the optimal sigma (Fig. 1); the estimator's sigma\n"
+            "choice vs the optimal sigma (confusion matrix). Each figure is written as PNG and PDF with a\n"
+            "JSON sidecar listing its series; figures.json indexes them and says why any was skipped.",
+            "dualrs plot runs/mnist_dual_rs --out runs/mnist_dual_rs/figures --convention strict"};
+  }
+  std::string config_help() const override { return "experiment config whose /plot section gives convention and formats (flags override it)"; }
+  std::string inputs_help() const override {
+    return "run folder (searched for certify.h5, shards/ and labels.h5), stage folders or result files (positional)";
+  }
+  std::string out_help() const override { return "output folder (default: the first input folder's figures/)"; }
+  std::vector<std::string> sections() const override { return {"plot"}; }
+  std::vector<Flag> flags() const override {
+    return {
+        {"convention", FlagType::kString, "",
+         "certified accuracy counts radius >= r (inclusive, default) or radius > r (strict, Dual RS paper)"},
+        {"formats", FlagType::kString, "", "comma list of png, pdf, svg (default png,pdf)"},
+    };
+  }
+  StageTraits traits() const override {
+    StageTraits t;
+    t.root_only = true;
+    t.config = ConfigUse::kOptional;
+    t.takes_inputs = true;
+    t.out_optional = true;
+    return t;
+  }
+  void validate(const ExperimentConfig& config, const std::vector<std::string>& inputs,
+                std::vector<ConfigIssue>& issues) const override {
+    if (inputs.empty()) issues.push_back({"/inputs", "a plot stage needs inputs"});
+    collect_issues(issues, [&] { config.plot(); });
+  }
+  void run(StageContext& ctx, const StageRun& run) const override {
+    PlotConfig plot;
+    std::string out = run.out_dir;
+    ctx.agreed([&] {
+      if (run.inputs.empty()) throw ConfigError("command line", "inputs", "no run folder given (see 'dualrs plot --help')");
+      plot = run.config.plot();
+    if (run.args.count("convention")) plot.convention = run.args.at("convention");
     if (plot.convention != "inclusive" && plot.convention != "strict") {
       throw ConfigError("command line", "--convention", "must be inclusive or strict, got '" + plot.convention + "'");
     }
-    if (vm.count("formats")) {
+    if (run.args.count("formats")) {
       plot.formats = {};
-      std::string text = vm["formats"].as<std::string>();
+      std::string text = run.args.at("formats");
       for (std::size_t start = 0; start <= text.size();) {
         const std::size_t comma = std::min(text.find(',', start), text.size());
         const std::string f = text.substr(start, comma - start);
@@ -209,11 +219,17 @@ int cmd_plot(const Invocation& inv) {
         start = comma + 1;
       }
     }
-    if (vm.count("out")) out = vm["out"].as<std::string>();
-    else out = (fs::is_directory(inputs.front()) ? fs::path(inputs.front()) : fs::path(inputs.front()).parent_path()) / "figures";
-  });
-  run_plot(*inv.ctx, inputs, plot, out);
-  return 0;
-}
+      if (out.empty()) {
+        const fs::path first(run.inputs.front());
+        out = ((fs::is_directory(first) ? first : first.parent_path()) / "figures").string();
+      }
+    });
+    ctx.on_root([&] { plot_on_this_rank(run.inputs, plot, out, ctx.verbosity); });
+  }
+};
 
-}  // namespace dualrs::app
+}  // namespace
+
+std::unique_ptr<Stage> make_plot_stage() { return std::make_unique<PlotStage>(); }
+
+}  // namespace dualrs::pipeline

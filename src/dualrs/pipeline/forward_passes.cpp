@@ -1,4 +1,4 @@
-#include "stage_plan.h"
+#include "dualrs/pipeline/forward_passes.h"
 
 #include <cmath>
 
@@ -6,7 +6,7 @@
 #include "dualrs/data/dataset.h"
 #include "dualrs/train/estimator_trainer.h"
 
-namespace dualrs::app {
+namespace dualrs::pipeline {
 using nlohmann::json;
 
 std::optional<std::int64_t> ForwardPasses::total() const {
@@ -64,9 +64,10 @@ ForwardPasses passes(std::string model, const ExampleCount& examples, std::int64
 
 std::string n_of(const char* name, std::int64_t value) { return std::string(name) + " " + group_thousands(value); }
 
-// One denoiser forward per noisy copy the classifier and the estimator see.
-void add_denoiser(std::vector<ForwardPasses>& out, const ExperimentConfig& config) {
-  if (!config.has("denoiser") || out.empty()) return;
+}  // namespace
+
+std::vector<ForwardPasses> with_denoiser(std::vector<ForwardPasses> out, const ExperimentConfig& config) {
+  if (!config.has("denoiser") || out.empty()) return out;
   std::vector<ForwardPasses> denoiser;
   for (const auto& p : out) {
     ForwardPasses d = p;
@@ -76,9 +77,12 @@ void add_denoiser(std::vector<ForwardPasses>& out, const ExperimentConfig& confi
     denoiser.push_back(d);
   }
   out.insert(out.end(), denoiser.begin(), denoiser.end());
+  return out;
 }
 
-std::vector<ForwardPasses> certify_passes(const ExperimentConfig& config) {
+namespace {
+
+std::vector<ForwardPasses> certify_passes_plain(const ExperimentConfig& config) {
   const CertifyConfig c = config.certify();
   const ExampleCount examples = count_selection(config, c.selection);
   const std::int64_t per = c.n0 + c.n;
@@ -95,7 +99,7 @@ std::vector<ForwardPasses> certify_passes(const ExperimentConfig& config) {
           passes(classifier, examples, per, formula, false, true, "not run when the estimator abstains")};
 }
 
-std::vector<ForwardPasses> predict_passes(const ExperimentConfig& config) {
+std::vector<ForwardPasses> predict_passes_plain(const ExperimentConfig& config) {
   const PredictConfig c = config.predict();
   const ExampleCount examples = count_selection(config, c.selection);
   const std::string formula = n_of("n", c.n);
@@ -111,7 +115,7 @@ std::vector<ForwardPasses> predict_passes(const ExperimentConfig& config) {
           passes(classifier, examples, c.n, formula, false, true, "not run when the estimator abstains")};
 }
 
-std::vector<ForwardPasses> train_estimator_passes(const ExperimentConfig& config) {
+std::vector<ForwardPasses> train_estimator_passes_plain(const ExperimentConfig& config) {
   const json j = config.doc().value("train_estimator", json::object());
   train::EstimatorTrainConfig c = train::estimator_preset(j.value("preset", std::string()));
   const std::int64_t epochs = j.value("epochs", c.epochs);
@@ -133,35 +137,43 @@ std::vector<ForwardPasses> train_estimator_passes(const ExperimentConfig& config
 
 }  // namespace
 
-std::vector<ForwardPasses> stage_forward_passes(const std::string& command, const ExperimentConfig& config) {
-  std::vector<ForwardPasses> out;
-  if (command == "certify") {
-    out = certify_passes(config);
-  } else if (command == "predict") {
-    out = predict_passes(config);
-  } else if (command == "label") {
-    const LabelConfig c = config.label();
-    const DualConfig dual = config.dual();
-    const auto num_sigmas = static_cast<std::int64_t>(dual.sigma_candidates.size());
-    out = {passes(dual.routing() ? "experts" : "classifier", count_selection(config, c.selection), num_sigmas * c.n,
-                  "|Sigma| " + std::to_string(num_sigmas) + " x " + n_of("N", c.n))};
-  } else if (command == "train-estimator") {
-    out = train_estimator_passes(config);
-  } else if (command == "estimate-sigma") {
-    const EstimateSigmaConfig c = config.estimate_sigma();
-    out = {passes("estimator", count_selection(config, c.selection), c.n, n_of("n", c.n))};
-  } else if (command == "finetune") {
-    const FinetuneConfig c = config.finetune();
-    ExampleCount examples = count_selection(config, config.estimate_sigma().selection);
-    examples.note = "sigma-estimated examples (" + examples.note + ")";
-    out = {passes("classifier", examples, c.epochs, n_of("epochs", c.epochs), true)};
-  } else if (command == "train-base") {
-    const TrainBaseConfig c = config.train_base();
-    out = {passes("classifier", count_selection(config, c.selection), c.epochs, n_of("epochs", c.epochs), true)};
-    if (c.sigma && *c.sigma == 0.0) return out;  // clean images: no denoiser
-  }
-  add_denoiser(out, config);
-  return out;
+std::vector<ForwardPasses> certify_passes(const ExperimentConfig& config) {
+  return with_denoiser(certify_passes_plain(config), config);
+}
+std::vector<ForwardPasses> predict_passes(const ExperimentConfig& config) {
+  return with_denoiser(predict_passes_plain(config), config);
+}
+std::vector<ForwardPasses> train_estimator_passes(const ExperimentConfig& config) {
+  return with_denoiser(train_estimator_passes_plain(config), config);
+}
+
+std::vector<ForwardPasses> label_passes(const ExperimentConfig& config) {
+  const LabelConfig c = config.label();
+  const DualConfig dual = config.dual();
+  const auto num_sigmas = static_cast<std::int64_t>(dual.sigma_candidates.size());
+  return with_denoiser({passes(dual.routing() ? "experts" : "classifier", count_selection(config, c.selection),
+                               num_sigmas * c.n, "|Sigma| " + std::to_string(num_sigmas) + " x " + n_of("N", c.n))},
+                       config);
+}
+
+std::vector<ForwardPasses> estimate_sigma_passes(const ExperimentConfig& config) {
+  const EstimateSigmaConfig c = config.estimate_sigma();
+  return with_denoiser({passes("estimator", count_selection(config, c.selection), c.n, n_of("n", c.n))}, config);
+}
+
+std::vector<ForwardPasses> finetune_passes(const ExperimentConfig& config) {
+  const FinetuneConfig c = config.finetune();
+  ExampleCount examples = count_selection(config, config.estimate_sigma().selection);
+  examples.note = "sigma-estimated examples (" + examples.note + ")";
+  return with_denoiser({passes("classifier", examples, c.epochs, n_of("epochs", c.epochs), true)}, config);
+}
+
+std::vector<ForwardPasses> train_base_passes(const ExperimentConfig& config) {
+  const TrainBaseConfig c = config.train_base();
+  std::vector<ForwardPasses> out = {
+      passes("classifier", count_selection(config, c.selection), c.epochs, n_of("epochs", c.epochs), true)};
+  if (c.sigma && *c.sigma == 0.0) return out;  // clean images: no denoiser
+  return with_denoiser(std::move(out), config);
 }
 
 std::string describe(const ForwardPasses& p) {
@@ -178,4 +190,4 @@ std::string describe(const ForwardPasses& p) {
   return line;
 }
 
-}  // namespace dualrs::app
+}  // namespace dualrs::pipeline

@@ -1,4 +1,5 @@
-// dualrs train-base: a base classifier trained under Gaussian noise augmentation.
+// The train-base stage: a base classifier trained under Gaussian noise augmentation (Cohen et
+// al. §4; docs/method.md §12), data-parallel over the ranks.
 
 #include <torch/torch.h>
 
@@ -7,17 +8,17 @@
 #include <memory>
 #include <optional>
 
-#include "common.h"
 #include "dualrs/core/error.h"
 #include "dualrs/data/dataset.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/provenance.h"
 #include "dualrs/model/base_model.h"
+#include "dualrs/pipeline/model_assembly.h"
+#include "dualrs/pipeline/sharded_stage.h"
+#include "dualrs/pipeline/stage.h"
 #include "dualrs/train/train_base.h"
-#include "sharded_stage.h"
-#include "stage_support.h"
 
-namespace dualrs::app {
+namespace dualrs::pipeline {
 
 namespace {
 // Every rank trains (data-parallel, dualrs/train/data_parallel.h); rank 0 writes the outputs.
@@ -98,61 +99,60 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
     io::write_file_atomic((dir / "model.json").string(), meta.dump(2) + "\n");
   });
 }
+
+class TrainBaseStage : public Stage {
+ public:
+  std::string name() const override { return "train-base"; }
+  std::string summary() const override { return "train a base classifier with Gaussian noise augmentation"; }
+  HelpText help() const override {
+    return {"--config CONFIG --out DIR [overrides]",
+            "Trains a native classifier (/model/arch) with Gaussian noise augmentation (Cohen et al. §4):\n"
+            "every training image gets noise of one sigma, or of a sigma drawn per example from\n"
+            "sigma_candidates. AdamW; a checkpoint and the log are written after every epoch.",
+            "dualrs train-base -c configs/mnist.json -o runs/base --sigma-candidates 0.25,0.5,1.0 --epochs 6\n"
+            "  mpirun -np 2 dualrs train-base -c configs/mnist.json -o runs/base   (data-parallel)"};
+  }
+  std::string config_help() const override { return "/dataset, /model (arch), /train_base"; }
+  std::string out_help() const override { return "output folder: model.pt, model.json, train_log.csv (data_schemas/models.md)"; }
+  std::vector<std::string> sections() const override { return {"dataset", "model", "train_base", "denoiser"}; }
+  std::vector<Flag> flags() const override {
+    return {
+        {"epochs", FlagType::kInt, "/train_base/epochs", "training epochs, >= 1"},
+        {"batch-size", FlagType::kInt, "/train_base/batch_size", "global batch: examples per optimizer step over all ranks "
+                                                                 "(under mpirun -np K each rank takes a slice), >= 1"},
+        {"lr", FlagType::kDouble, "/train_base/lr", "AdamW learning rate, > 0"},
+        {"sigma", FlagType::kDouble, "/train_base/sigma", "one training noise level, std in [0,1]-pixel units, >= 0 "
+                                                          "(0 = clean images); replaces sigma_candidates",
+         "/train_base/sigma_candidates"},
+        {"sigma-candidates", FlagType::kDoubleList, "/train_base/sigma_candidates", "comma list, e.g. 0.25,0.5,1.0: each "
+                                                                                   "example's noise level is drawn uniformly "
+                                                                                   "from these; replaces sigma",
+         "/train_base/sigma"},
+        {"split", FlagType::kString, "/train_base/selection/split", "split to train on"},
+        {"end", FlagType::kInt, "/train_base/selection/end", "train on the first END examples of the split; -1 = all (default)"},
+        {"seed", FlagType::kUInt, "/train_base/seed", "seed of the initial weights, shuffling and training noise, integer "
+                                                      "in [0, 2^53)"},
+    };
+  }
+  StageTraits traits() const override {
+    StageTraits t;
+    t.training = true;
+    t.slurm_template = "train";
+    return t;
+  }
+  void validate(const ExperimentConfig& config, const std::vector<std::string>&, std::vector<ConfigIssue>& issues) const override {
+    collect_issues(issues, [&] {
+      config.train_base();
+      config.model();
+      config.dataset();
+    });
+  }
+  std::vector<ForwardPasses> plan(const ExperimentConfig& config) const override { return train_base_passes(config); }
+  void run(StageContext& ctx, const StageRun& run) const override { train_base_on_every_rank(ctx, run.config, run.out_dir); }
+};
+
 }  // namespace
 
-void run_train_base(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
-  train_base_on_every_rank(ctx, config, out_dir);
-}
+std::unique_ptr<Stage> make_train_base_stage() { return std::make_unique<TrainBaseStage>(); }
 
-int cmd_train_base(const Invocation& inv) {
-  using T = FlagMapping::Type;
-  po::options_description options("options");
-  options.add_options()
-      ("config,c", po::value<std::string>()->required(),
-       "experiment config (JSON, data_schemas/config.schema.json): /dataset, /model (arch), /train_base")
-      ("out,o", po::value<std::string>()->required(),
-       "output folder: model.pt, model.json, train_log.csv (data_schemas/models.md)")
-      ("epochs", po::value<long long>(), "training epochs, >= 1; default 6 (overrides /train_base/epochs)")
-      ("batch-size", po::value<long long>(), "global batch: examples per optimizer step over all ranks (under mpirun -np K each rank "
-       "takes a slice), >= 1; default 128 (overrides /train_base/batch_size)")
-      ("lr", po::value<double>(), "AdamW learning rate, > 0; default 1e-3 (overrides /train_base/lr)")
-      ("sigma", po::value<double>(), "one training noise level, std in [0,1]-pixel units, >= 0 (0 = clean images); replaces "
-       "sigma_candidates (overrides /train_base/sigma)")
-      ("sigma-candidates", po::value<std::string>(), "comma list, e.g. 0.25,0.5,1.0: each example's noise level is "
-       "drawn uniformly from these; replaces sigma (overrides /train_base/sigma_candidates)")
-      ("split", po::value<std::string>(), "split to train on; default train (overrides /train_base/selection/split)")
-      ("end", po::value<long long>(), "train on the first END examples of the split; -1 = all (default) "
-       "(overrides /train_base/selection/end)")
-      ("seed", po::value<unsigned long long>(), "seed of the initial weights, shuffling and training noise, integer in [0, 2^53); default 0 "
-       "(overrides /train_base/seed)");
-  add_common_options(options);
-  po::variables_map vm;
-  if (!parse_args(inv, options, {}, vm,
-                  {"--config CONFIG --out DIR [overrides]",
-                   "Trains a native classifier (/model/arch) with Gaussian noise augmentation (Cohen et al. §4):\n"
-                   "every training image gets noise of one sigma, or of a sigma drawn per example from\n"
-                   "sigma_candidates. AdamW; a checkpoint and the log are written after every epoch.",
-                   "dualrs train-base -c configs/mnist.json -o runs/base --sigma-candidates 0.25,0.5,1.0 --epochs 6\n"
-                   "  mpirun -np 2 dualrs train-base -c configs/mnist.json -o runs/base   (data-parallel)"})) {
-    return 0;
-  }
-  const auto config = load_config(inv, vm["config"].as<std::string>(), [&] {
-    nlohmann::json patch = overrides_from_flags(
-        vm, {{"epochs", "/train_base/epochs", T::kInt},
-             {"batch-size", "/train_base/batch_size", T::kInt},
-             {"lr", "/train_base/lr", T::kDouble},
-             {"sigma", "/train_base/sigma", T::kDouble},
-             {"sigma-candidates", "/train_base/sigma_candidates", T::kDoubleList},
-             {"split", "/train_base/selection/split", T::kString},
-             {"end", "/train_base/selection/end", T::kInt},
-             {"seed", "/train_base/seed", T::kUInt}});
-    // A flag for one noise mode replaces the config's other mode (merge patch: null deletes).
-    if (patch.contains("train_base") && patch["train_base"].contains("sigma")) patch["train_base"]["sigma_candidates"] = nullptr;
-    if (patch.contains("train_base") && patch["train_base"].contains("sigma_candidates")) patch["train_base"]["sigma"] = nullptr;
-    return patch;
-  });
-  run_train_base(*inv.ctx, config, vm["out"].as<std::string>());
-  return 0;
-}
-
-}  // namespace dualrs::app
+}  // namespace dualrs::pipeline

@@ -1,4 +1,4 @@
-#include "sharded_stage.h"
+#include "dualrs/pipeline/sharded_stage.h"
 
 #include <unistd.h>
 
@@ -13,7 +13,7 @@
 #include "dualrs/io/dir_lock.h"
 #include "dualrs/io/shard_files.h"
 
-namespace dualrs::app {
+namespace dualrs::pipeline {
 namespace fs = std::filesystem;
 
 namespace {
@@ -155,4 +155,4 @@ bool run_sharded_stage(StageContext& ctx, const std::string& out_dir, ShardedSta
   return true;
 }
 
-}  // namespace dualrs::app
+}  // namespace dualrs::pipeline

@@ -19,9 +19,9 @@
 #include "dualrs/smooth/certify.h"
 #include "dualrs/smooth/dual.h"
 #include "dualrs/train/data_parallel.h"
-#include "stage_context.h"
+#include "dualrs/pipeline/stage_context.h"
 
-namespace dualrs::app {
+namespace dualrs::pipeline {
 
 /// Adds to `digests` {path: SHA-256} for every non-empty "checkpoint", "torchscript" or
 /// "init_checkpoint" string in `node` (any depth) that names an existing file.
@@ -47,7 +47,7 @@ smooth::ExampleFn example_fn(const DataSelection& in);
 /// ("cuda:<local rank mod visible GPUs>", dist::rank_device).
 
 /// The config's /denoiser, loaded once; nullptr when the config has none. One instance serves
-/// every σ, the classifier and the estimator (DDS; METHOD.md §3). Device "cuda" means this
+/// every σ, the classifier and the estimator (DDS; docs/method.md §9). Device "cuda" means this
 /// rank's GPU, as for models (8 ranks of a node must not all load the ε-model on GPU 0).
 std::shared_ptr<model::DiffusionDenoiser> load_denoiser(const ExperimentConfig& config, const dist::World& world);
 
@@ -80,6 +80,9 @@ std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
                                                  const std::shared_ptr<model::DiffusionDenoiser>& denoiser,
                                                  const dist::World& world);
 
+/// "{0.25, 0.5, 1.0}": a Σ in messages.
+std::string describe_sigmas(const std::vector<double>& sigmas);
+
 /// Method names of result files: "dds_" + name when the config has a denoiser.
 std::string method_prefix(const ExperimentConfig& config);
 
@@ -108,4 +111,4 @@ void with_source(const ExperimentConfig& config, Fn&& fn) {
   }
 }
 
-}  // namespace dualrs::app
+}  // namespace dualrs::pipeline

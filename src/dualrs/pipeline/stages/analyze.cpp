@@ -1,0 +1,81 @@
+// The analyze stage: the analyses that explain Dual RS, as CSV (DualRS Fig. 1, Fig. 5;
+// docs/method.md §10).
+
+#include <filesystem>
+#include <iostream>
+
+#include "dualrs/core/error.h"
+#include "dualrs/io/atomic_file.h"
+#include "dualrs/io/result_files.h"
+#include "dualrs/pipeline/stage.h"
+#include "dualrs/pipeline/stage_context.h"
+#include "dualrs/report/analyses.h"
+
+namespace dualrs::pipeline {
+
+namespace {
+void analyze_on_this_rank(const std::vector<std::string>& inputs, const std::string& out_dir, Verbosity verbosity) {
+  std::vector<io::CertifyResults> global;
+  std::vector<io::CertifyResults> dual;
+  for (const auto& path : inputs) {
+    io::CertifyResults r = io::read_certify_results(path);
+    if (r.info.sigma_e > 0) dual.push_back(std::move(r));
+    else if (r.info.sigma_candidates.empty()) global.push_back(std::move(r));
+  }
+  if (dual.size() != 1) {
+    throw ConfigError("analyze", "inputs", "needs exactly one Dual RS result among the inputs, got " + std::to_string(dual.size()));
+  }
+  const report::SigmaAnalysis a = report::analyze_sigma_choice(global, dual.front());
+  io::ensure_directory(out_dir);
+  const std::filesystem::path dir(out_dir);
+  io::write_file_atomic((dir / "optimal_sigma_distribution.csv").string(), report::sigma_distribution_csv(a));
+  io::write_file_atomic((dir / "delta_radius_summary.csv").string(), report::delta_summary_csv(a));
+  io::write_file_atomic((dir / "sigma_choice_confusion.csv").string(), report::confusion_csv(a));
+  if (verbosity != Verbosity::kQuiet) {
+    std::cout << "optimal sigma vs estimator choice:\n" << report::sigma_distribution_csv(a) << '\n'
+              << report::delta_summary_csv(a);
+  }
+}
+
+class AnalyzeStage : public Stage {
+ public:
+  std::string name() const override { return "analyze"; }
+  std::string summary() const override { return "optimal-sigma distribution and Delta R_c / Delta R_sigma summaries (CSV)"; }
+  HelpText help() const override {
+    return {"RESULT.h5... --out DIR",
+            "The analyses that explain Dual RS (DualRS Fig. 1, Fig. 5), as CSV: the optimal\n"
+            "sigma per example (largest correct global-sigma radius, ties -> smaller sigma) vs the\n"
+            "estimator's choice (distribution and confusion matrix), and summaries of Delta R_c =\n"
+            "R_c* - R_c and Delta R_sigma = R_sigma - R_c (radii in l2 [0,1]-pixel units).\n"
+            "'dualrs plot' draws the same analyses.",
+            "dualrs analyze runs/dual/certify_*/certify.h5 -o runs/dual"};
+  }
+  std::string inputs_help() const override {
+    return "certify.h5 files (positional): the global-sigma results for every sigma of Sigma, over the same examples "
+           "as one Dual RS result; other results are ignored";
+  }
+  std::string out_help() const override {
+    return "output folder: optimal_sigma_distribution.csv, delta_radius_summary.csv, sigma_choice_confusion.csv";
+  }
+  std::vector<std::string> sections() const override { return {}; }
+  StageTraits traits() const override {
+    StageTraits t;
+    t.root_only = true;
+    t.config = ConfigUse::kNone;
+    t.takes_inputs = true;
+    t.slurm_template = "table";
+    return t;
+  }
+  void validate(const ExperimentConfig&, const std::vector<std::string>& inputs, std::vector<ConfigIssue>& issues) const override {
+    if (inputs.empty()) issues.push_back({"/inputs", "a analyze stage needs inputs"});
+  }
+  void run(StageContext& ctx, const StageRun& run) const override {
+    ctx.on_root([&] { analyze_on_this_rank(run.inputs, run.out_dir, ctx.verbosity); });
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Stage> make_analyze_stage() { return std::make_unique<AnalyzeStage>(); }
+
+}  // namespace dualrs::pipeline

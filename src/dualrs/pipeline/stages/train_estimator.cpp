@@ -1,0 +1,234 @@
+// The train-estimator stage: the variance estimator on the labels, data-parallel over the
+// ranks (DualRS §5.2; docs/method.md §6). Re-running with the same config resumes after the
+// last finished epoch.
+
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+
+#include "dualrs/core/error.h"
+#include "dualrs/pipeline/model_assembly.h"
+#include "dualrs/pipeline/sharded_stage.h"
+#include "dualrs/pipeline/stage.h"
+#include "dualrs/io/atomic_file.h"
+#include "dualrs/io/label_files.h"
+#include "dualrs/pipeline/estimator_config.h"
+#include "dualrs/train/estimator_trainer.h"
+
+namespace dualrs::pipeline {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// Refuses labels made for another Σ, dataset, split or labelling config, naming the mismatch.
+void check_labels_match(const io::LabelSet& labels, const std::string& path, const ExperimentConfig& config,
+                        const DualConfig& dual) {
+  std::vector<ConfigIssue> issues;
+  const std::string what = "labels file " + path;
+  if (labels.sigma_candidates != dual.sigma_candidates) {
+    issues.push_back({"/dual/sigma_candidates", what + " was made with sigma_candidates " + describe_sigmas(labels.sigma_candidates) +
+                                                    " but the config has " + describe_sigmas(dual.sigma_candidates)});
+  }
+  const DatasetConfig dataset = config.dataset();
+  const std::string name = data::dataset_name(dataset);
+  if (labels.dataset != name) {
+    issues.push_back({"/dataset/name", what + " is for dataset '" + labels.dataset + "' but the config uses '" + name + "'"});
+  }
+  const LabelConfig label = config.label();
+  if (labels.split != label.selection.split) {
+    issues.push_back({"/label/selection/split", what + " labels split '" + labels.split + "' but the config labels '" +
+                                                    label.selection.split + "'"});
+  }
+  if (labels.n != label.n || labels.alpha != label.alpha) {
+    issues.push_back({"/label", what + " was made with n = " + std::to_string(labels.n) + ", alpha = " +
+                                    format_decimal(labels.alpha) + " but the config says n = " + std::to_string(label.n) +
+                                    ", alpha = " + format_decimal(label.alpha)});
+  }
+  if (labels.routing != dual.routing()) {
+    issues.push_back({"/dual/experts", what + (labels.routing ? " was made with experts (routing)" : " was made without experts") +
+                                           " but the config " + (dual.routing() ? "routes to experts" : "has no experts")});
+  }
+  // Labels of the denoised classifier do not train a plain estimator, nor the other way round.
+  const nlohmann::json made_with = labels.provenance.value("config", nlohmann::json::object());
+  const bool labels_denoised = made_with.is_object() && made_with.contains("denoiser");
+  if (labels_denoised != config.has("denoiser")) {
+    issues.push_back({"/denoiser", what + (labels_denoised ? " was made with a denoiser" : " was made without a denoiser") +
+                                       " but the config " + (config.has("denoiser") ? "has one" : "has none")});
+  }
+  if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
+}
+
+void write_epoch_log(const std::string& path, std::string& log, const std::string& line) {
+  log += line;
+  io::write_file_atomic(path, log);
+}
+
+
+void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+  // Every rank trains (data-parallel, dualrs/train/data_parallel.h); rank 0 writes the outputs.
+  const Verbosity verbosity = ctx.verbosity;
+  DualConfig dual;
+  std::string labels_path, init_checkpoint;
+  train::EstimatorTrainConfig train_config;
+  train::EstimatorTrainingSet set;
+  std::optional<DataSelection> data;
+  std::shared_ptr<model::BaseModel> estimator;
+  std::shared_ptr<model::BaseModel> trained;  // the estimator, behind the denoiser when there is one
+  std::string device = "cpu";                  // this rank's device for the estimator
+  const fs::path dir(out_dir);
+  const std::string checkpoint = (dir / "estimator.pt").string();
+  const std::string optimizer = (dir / "optimizer.pt").string();
+  const std::string state_path = (dir / "train_state.json").string();
+  io::Provenance provenance;
+  std::int64_t first_epoch = 1;
+  std::string log = "epoch,loss,ce,consistency,train_selection_accuracy,val_selection_accuracy,lr,seconds\n";
+  ctx.agreed([&] {
+    dual = config.dual();
+    const EstimatorTraining parsed = estimator_training(config, dual);
+    train_config = parsed.train;
+    labels_path = parsed.labels;
+    init_checkpoint = parsed.init_checkpoint;
+    const io::LabelSet labels = io::read_labels(labels_path);
+    check_labels_match(labels, labels_path, config, dual);
+    const auto s = labels.num_sigmas();
+    set.sigma_candidates = labels.sigma_candidates;
+    set.radius_cap = train::label_radius_cap(labels.sigma_candidates.back(), labels.n, labels.alpha);
+    for (std::int64_t i = 0; i < labels.size(); ++i) {
+      if (labels.best[static_cast<std::size_t>(i)] < 0) continue;  // all radii 0: dropped (docs/method.md §5)
+      set.idx.push_back(labels.idx[static_cast<std::size_t>(i)]);
+      set.best.push_back(labels.best[static_cast<std::size_t>(i)]);
+      set.weight_e.push_back(train_config.rebalance ? labels.weight_e[static_cast<std::size_t>(i)] : 1.0);
+      for (std::int64_t j = 0; j < s; ++j) set.radii.push_back(labels.radii[static_cast<std::size_t>(i * s + j)]);
+    }
+    if (set.idx.empty()) {
+      DUALRS_THROW(DataError, "labels file ", labels_path, ": every row has radius 0 at every sigma, nothing to train on "
+                   "(is the base classifier trained? is the split right?)");
+    }
+    if (dual.estimator.arch.empty()) {
+      throw ConfigError(config.source(), "/dual/estimator/arch", "train-estimator trains a native architecture; set it");
+    }
+    data.emplace(DataSelection{data::load_dataset(config.dataset()), {}});
+    torch::manual_seed(train_config.seed);  // fresh weights from the config's seed (see train-base)
+    estimator = model::make_native_model(dual.estimator.arch, s);
+    device = rank_device(ctx, dual.estimator.device, "/dual/estimator/device");
+    estimator->to_device(device);
+    // With a denoiser the estimator trains on denoise(x + δ_e) at σ_e, as it is used (docs/method.md §6).
+    const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
+    trained = compose_base(config, estimator, dual.estimator.input, denoiser, dual.sigma_e, "/dual/sigma_e");
+    if (ctx.is_root()) io::ensure_directory(out_dir);
+    json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
+                     {"dual", to_json(dual)}, {"train_estimator", estimator_train_json(train_config, init_checkpoint)},
+                     {"labels", {{"path", labels_path}, {"config_sha256", labels.provenance.value("config_sha256", "")}}}};
+    if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
+    // The estimator weights are what this stage writes, not what it reads.
+    resolved["dual"]["estimator"].erase("checkpoint");
+    provenance = stage_provenance("dualrs.estimator", "train-estimator", resolved, train_config.seed, 0);
+    record_world(ctx, provenance);
+    // Resume from the last finished epoch when the state matches this exact configuration.
+    // Rank 0 decides; every rank then loads the same checkpoint (and, in the trainer, the same
+    // optimizer state), and the trainer broadcasts rank 0's weights.
+    if (ctx.is_root() && fs::exists(state_path) && fs::exists(checkpoint)) {
+      const json state = read_json_file(state_path);
+      if (state.value("config_sha256", "") == provenance.config_sha256) {
+        first_epoch = state.value("epoch", 0) + 1;
+        log = state.value("log", log);
+      }
+    }
+  });
+  ctx.agreed([&] {
+    ctx.comm.broadcast(&first_epoch, sizeof first_epoch, 0);
+    ctx.comm.broadcast(log, 0);
+    if (first_epoch > 1) {
+      model::load_checkpoint(*estimator, checkpoint);
+      say(ctx, "train-estimator: resuming after epoch %lld", static_cast<long long>(first_epoch - 1));
+    } else if (!init_checkpoint.empty()) {
+      // Feature layers from the noise-trained classifier; the |Σ|-unit output layer stays fresh.
+      auto classifier = model::make_native_model(dual.estimator.arch, config.model().num_classes);
+      model::load_checkpoint(*classifier, init_checkpoint);
+      const std::int64_t copied = model::copy_matching_weights(*estimator, *classifier);
+      say(ctx, "train-estimator: %lld tensors initialised from %s", static_cast<long long>(copied),
+          init_checkpoint.c_str());
+    }
+  });
+  auto on_epoch = [&](const train::EstimatorEpochStats& e) {
+    char line[320];
+    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.6f,%.6f,%.6g,%.3f\n", static_cast<long long>(e.epoch), e.loss,
+                  e.ce, e.consistency, e.train_selection_accuracy, e.val_selection_accuracy, e.lr, e.seconds);
+    if (!ctx.is_root()) return;
+    model::save_checkpoint(*estimator, checkpoint);
+    write_epoch_log((dir / "train_log.csv").string(), log, line);
+    io::write_file_atomic(state_path, json({{"epoch", e.epoch}, {"config_sha256", provenance.config_sha256}, {"log", log}}).dump(2) + "\n");
+    say(ctx, "train-estimator: epoch %lld/%lld loss %.4f sigma-selection accuracy train %.3f val %.3f (%.1fs)",
+        static_cast<long long>(e.epoch), static_cast<long long>(train_config.epochs), e.loss, e.train_selection_accuracy,
+        e.val_selection_accuracy, e.seconds);
+  };
+  if (first_epoch <= train_config.epochs) {
+    ctx.agreed([&] {
+      train::train_estimator(*trained, data->dataset, set, train_config, first_epoch, optimizer, train_context(ctx, device),
+                             on_epoch, verbosity);
+    });
+  }
+  ctx.on_root([&] {
+    provenance.finished_utc = io::utc_now();
+    io::write_file_atomic((dir / "estimator.json").string(),
+                          json({{"arch", dual.estimator.arch}, {"num_classes", set.sigma_candidates.size()},
+                                {"sigma_candidates", dual.sigma_candidates}, {"sigma_e", dual.sigma_e},
+                                {"checkpoint", "estimator.pt"}, {"examples", set.idx.size()},
+                                {"provenance", io::to_json(provenance)}}).dump(2) + "\n");
+  });
+}
+
+
+class TrainEstimatorStage : public Stage {
+ public:
+  std::string name() const override { return "train-estimator"; }
+  std::string summary() const override { return "train the variance estimator on labels (soft CE + consistency)"; }
+  HelpText help() const override {
+    return {"--config CONFIG --out DIR [overrides]",
+            "Trains the variance estimator (DualRS §5.2): inputs with noise sigma_e, soft labels\n"
+            "softmax(R_c(x, sigma_i)), soft cross-entropy + consistency (lambda, eta), weights w_e and w_r.\n"
+            "Rows whose radii are all 0 are dropped. Re-running with the same config resumes after the\n"
+            "last finished epoch.",
+            "dualrs train-estimator -c configs/mnist_dual.json -o runs/estimator --labels runs/labels/labels.h5\n"
+            "  mpirun -np 2 dualrs train-estimator -c ... (data-parallel: /train_estimator/batch_size is the "
+            "global batch, split over the ranks)"};
+  }
+  std::string config_help() const override { return "/dataset, /dual (sigma_candidates, sigma_e, estimator arch), /label, /train_estimator"; }
+  std::string out_help() const override {
+    return "output folder: estimator.pt, estimator.json, train_log.csv, train_state.json";
+  }
+  std::vector<std::string> sections() const override { return {"dataset", "dual", "label", "train_estimator", "denoiser"}; }
+  std::vector<Flag> flags() const override {
+    return {
+      {"labels", FlagType::kString, "/train_estimator/labels", "labels.h5 from 'dualrs label'"},
+      {"init-checkpoint", FlagType::kString, "/train_estimator/init_checkpoint",
+       "classifier checkpoint of the same architecture to copy the feature layers from; the |Sigma|-way output "
+       "layer starts fresh"},
+      {"preset", FlagType::kString, "/train_estimator/preset", "cifar10 or imagenet: the paper's recipe as defaults for "
+                                                               "the keys /train_estimator leaves out"},
+      {"epochs", FlagType::kInt, "/train_estimator/epochs", "training epochs, >= 1 (cifar10 preset 90, imagenet 9)"},
+      {"lr", FlagType::kDouble, "/train_estimator/lr", "AdamW learning rate, > 0 (imagenet preset 0.005)"},
+      {"denoiser", FlagType::kString, "/denoiser/checkpoint", "native denoiser weights from train-denoiser (the config needs a /denoiser section)"},
+    };
+  }
+  StageTraits traits() const override {
+    StageTraits t;
+    t.training = true;
+    t.slurm_template = "train";
+    return t;
+  }
+  void validate(const ExperimentConfig& config, const std::vector<std::string>&, std::vector<ConfigIssue>& issues) const override {
+    collect_issues(issues, [&] { config.dual(); config.dataset(); });
+  }
+  std::vector<ForwardPasses> plan(const ExperimentConfig& config) const override { return train_estimator_passes(config); }
+  void run(StageContext& ctx, const StageRun& run) const override { run_train_estimator(ctx, run.config, run.out_dir); }
+};
+
+}  // namespace
+
+std::unique_ptr<Stage> make_train_estimator_stage() { return std::make_unique<TrainEstimatorStage>(); }
+
+}  // namespace dualrs::pipeline
