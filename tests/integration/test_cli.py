@@ -57,6 +57,31 @@ class HelpTest(unittest.TestCase):
                 self.assertIn("--quiet", text)
                 self.assertIn("--verbose", text)
 
+    def test_stage_registry_is_the_list_of_stages(self):
+        # `dualrs stages` prints the registry: the job schema's command enum, the stage
+        # subcommands and the Slurm templates must all agree with it.
+        stages = json.loads(run("stages", "--json").stdout)
+        names = [s["name"] for s in stages]
+        self.assertEqual(len(names), len(set(names)))
+        with open(os.path.join(SOURCE, "data_schemas", "job.schema.json")) as f:
+            job_commands = json.load(f)["properties"]["stages"]["items"]["properties"]["command"]["enum"]
+        self.assertEqual(sorted(job_commands), sorted(names))
+        self.assertLessEqual(set(names), {name for name, _ in subcommands()})
+        tsv = [line.split("\t") for line in run("stages").stdout.splitlines() if not line.startswith("#")]
+        self.assertEqual([row[0] for row in tsv], names)
+        for s in stages:
+            with self.subTest(stage=s["name"]):
+                # Sharded inference takes one GPU per rank; data-parallel training shares a node's.
+                if s["sharded"]:
+                    self.assertEqual(s["gpus"], "per-task")
+                if s["training"]:
+                    self.assertEqual(s["gpus"], "per-node")
+                template = s["slurm_template"]
+                self.assertTrue(template, f"{s['name']} has no Slurm template")
+                with open(os.path.join(SOURCE, "slurm", template + ".sbatch")) as f:
+                    allowed = re.search(r'dualrs_stage "([^"]+)"', f.read()).group(1).split()
+                self.assertIn(s["name"], allowed, f"slurm/{template}.sbatch does not run {s['name']}")
+
     def test_options_state_units_or_defaults(self):
         # Spot checks of the audit: units and defaults where a value has them.
         certify = run("certify", "--help").stdout

@@ -53,6 +53,7 @@ const Stage& stage_for(const std::string& command, const std::string& source, co
 }
 
 std::string gpu_mode(const StageTraits& traits) {
+  if (!traits.slurm_gpus.empty()) return traits.slurm_gpus;
   if (traits.sharded) return "per-task";
   if (traits.training) return "per-node";
   return "none";

@@ -26,7 +26,8 @@ const Stage& stage_for(const std::string& command, const std::string& source, co
 /// ("per-task" for sharded stages, "per-node" for training, "none").
 nlohmann::json stages_json();
 
-/// The GPU mode slurm/submit gives a stage's ranks: "per-task", "per-node" or "none".
+/// The GPU mode slurm/submit gives a stage's ranks: "per-task", "per-node" or "none"
+/// (StageTraits::slurm_gpus, else sharded: per-task, training: per-node, else none).
 std::string gpu_mode(const StageTraits& traits);
 
 }  // namespace dualrs::pipeline

@@ -64,6 +64,9 @@ struct StageTraits {
   bool out_optional = false;  ///< --out may be left out (the stage picks a folder from its inputs)
   /// slurm/submit: the sbatch template (slurm/<name>.sbatch) serving the stage, "" for none.
   std::string slurm_template;
+  /// slurm/submit: how the stage's ranks get GPUs, "per-task", "per-node" or "none"; "" =
+  /// from the traits (sharded: per-task, training: per-node, else none).
+  std::string slurm_gpus;
 };
 
 /// What `dualrs CMD --help` prints around the options.

@@ -189,6 +189,7 @@ class PlotStage : public Stage {
     t.config = ConfigUse::kOptional;
     t.takes_inputs = true;
     t.out_optional = true;
+    t.slurm_template = "table";
     return t;
   }
   void validate(const ExperimentConfig& config, const std::vector<std::string>& inputs,

@@ -185,6 +185,8 @@ class TrainDenoiserStage : public Stage {
   StageTraits traits() const override {
     StageTraits t;
     t.root_only = true;
+    t.slurm_template = "train";
+    t.slurm_gpus = "per-node";  // one process on one GPU
     return t;
   }
   void validate(const ExperimentConfig& config, const std::vector<std::string>&, std::vector<ConfigIssue>& issues) const override {
