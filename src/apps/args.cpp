@@ -6,6 +6,7 @@
 
 #include "dualrs/core/error.h"
 #include "dualrs/dist/world.h"
+#include "dualrs/pipeline/job.h"
 
 namespace dualrs::app {
 using pipeline::Flag;
@@ -20,6 +21,26 @@ void add_common_options(po::options_description& options) {
       ("expect-world-size", po::value<int>(),
        "fail unless the job has exactly N MPI ranks (catches launchers that start N separate "
        "single-rank copies), e.g. --expect-world-size 16");
+}
+
+void add_plan_options(po::options_description& options) {
+  const pipeline::PlanLimits defaults;
+  options.add_options()
+      ("max-forward-passes", po::value<long long>(),
+       ("the most model forward passes one stage may plan; a larger plan is refused before it starts; default " +
+        pipeline::group_thousands(defaults.max_forward_passes)).c_str())
+      ("allow-huge", "run a stage whose plan exceeds --max-forward-passes anyway");
+}
+
+pipeline::PlanLimits plan_limits_from(const po::variables_map& vm) {
+  pipeline::PlanLimits limits;
+  if (vm.count("max-forward-passes")) {
+    const long long value = vm["max-forward-passes"].as<long long>();
+    if (value < 1) throw ConfigError("command line", "--max-forward-passes", "must be >= 1, got " + std::to_string(value));
+    limits.max_forward_passes = value;
+  }
+  limits.allow_huge = vm.count("allow-huge") > 0;
+  return limits;
 }
 
 void add_shard_options(po::options_description& options) {
@@ -102,6 +123,7 @@ po::options_description stage_options(const pipeline::Stage& stage) {
     }
   }
   if (traits.sharded) add_shard_options(options);
+  add_plan_options(options);
   add_common_options(options);
   return options;
 }
@@ -147,7 +169,17 @@ int run_stage_command(const pipeline::Stage& stage, const Invocation& inv) {
   std::map<std::string, std::string> args;
   inv.ctx->agreed([&] {
     if (vm.count("config")) {
-      config = ExperimentConfig::load(vm["config"].as<std::string>(), overrides_from_flags(vm, flags));
+      const std::string path = vm["config"].as<std::string>();
+      config = ExperimentConfig::load(path, overrides_from_flags(vm, flags));
+      // A flag that removes a value of the config says so: nothing is replaced silently.
+      const nlohmann::json raw = read_json_file(path);
+      for (const Flag& f : flags) {
+        if (f.clears.empty() || !vm.count(f.name)) continue;
+        const nlohmann::json::json_pointer cleared(f.clears);
+        if (raw.contains(cleared) && !raw.at(cleared).is_null()) {
+          pipeline::say(*inv.ctx, "note: --%s replaces %s of %s", f.name.c_str(), f.clears.c_str(), path.c_str());
+        }
+      }
     } else {
       config = ExperimentConfig::from_json(nlohmann::json::object(), "command line");
     }
@@ -157,6 +189,9 @@ int run_stage_command(const pipeline::Stage& stage, const Invocation& inv) {
   });
   const std::vector<std::string> inputs =
       vm.count("inputs") ? vm["inputs"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  pipeline::PlanLimits limits;
+  inv.ctx->agreed([&] { limits = plan_limits_from(vm); });
+  pipeline::announce_plan(*inv.ctx, stage.name(), stage, *config, limits);
   stage.run(*inv.ctx, pipeline::StageRun{*config, inputs, vm.count("out") ? vm["out"].as<std::string>() : "", args});
   return 0;
 }

@@ -12,6 +12,7 @@
 
 #include "dualrs/core/config.h"
 #include "dualrs/core/progress.h"
+#include "dualrs/pipeline/forward_passes.h"
 #include "dualrs/pipeline/stage.h"
 #include "dualrs/pipeline/stage_context.h"
 
@@ -30,6 +31,11 @@ struct Invocation {
 
 /// Common switches for every subcommand: --help, --quiet/--verbose and --expect-world-size.
 void add_common_options(po::options_description& options);
+
+/// --max-forward-passes and --allow-huge: the ceiling on a stage's planned forward passes.
+void add_plan_options(po::options_description& options);
+/// The limits those options give. \throws ConfigError (--max-forward-passes < 1).
+pipeline::PlanLimits plan_limits_from(const po::variables_map& vm);
 
 /// --shard-subset for the sharded stages (label, estimate-sigma, certify, predict).
 void add_shard_options(po::options_description& options);

@@ -1,5 +1,6 @@
 // dualrs radius: the certificate a vote count gives (Cohen et al. CERTIFY, steps 3-4).
 
+#include <cmath>
 #include <iostream>
 
 #include "args.h"
@@ -29,12 +30,22 @@ int cmd_radius(const Invocation& inv) {
     const long long count = vm["count"].as<long long>(), n = vm["n"].as<long long>();
     const double sigma = vm["sigma"].as<double>(), alpha = vm["alpha"].as<double>();
     std::vector<ConfigIssue> issues;
+    // Counts beyond 2^53 are not exact in double precision, where the bounds are computed.
+    constexpr long long kMaxCount = 1LL << 53;
     if (n < 1) issues.push_back({"--n", "must be >= 1, got " + std::to_string(n)});
+    if (n > kMaxCount) issues.push_back({"--n", "must be <= 2^53 = " + std::to_string(kMaxCount) + ", got " + std::to_string(n)});
     if (count < 0 || count > n) issues.push_back({"--count", "must be in [0, n], got " + std::to_string(count)});
-    if (!(sigma > 0)) issues.push_back({"--sigma", "must be > 0, got " + std::to_string(sigma)});
+    if (!(sigma > 0) || !std::isfinite(sigma)) issues.push_back({"--sigma", "must be finite and > 0, got " + format_decimal(sigma)});
     if (!(alpha > 0 && alpha < 1)) issues.push_back({"--alpha", "must be in (0, 1), got " + std::to_string(alpha)});
     if (!issues.empty()) throw ConfigError("command line", std::move(issues));
-    const Certificate cert = radius_from_count(count, n, sigma, alpha);
+    Certificate cert;
+    try {
+      cert = radius_from_count(count, n, sigma, alpha);
+    } catch (const std::exception& e) {
+      // p_a_lower rounds to 1 (huge n, alpha near 1): no finite radius in double precision.
+      throw ConfigError("command line", "--count", "no finite radius for count = n = " + std::to_string(n) + " at alpha = " +
+                                                     format_decimal(alpha) + " in double precision (" + e.what() + ")");
+    }
     nlohmann::json out = {{"count", count},         {"n", n},           {"sigma", sigma},
                           {"alpha", alpha},         {"p_a_lower", cert.p_a_lower},
                           {"radius", cert.radius},  {"abstain", cert.abstained()}};

@@ -32,6 +32,7 @@ int cmd_run(const Invocation& inv) {
        "done|pending, slurm resources, the command line running the stage alone); layout in "
        "data_schemas/slurm_plan.md")
       ("force", "re-run every stage, even those whose completion record matches their config");
+  add_plan_options(options);
   add_common_options(options);
   po::positional_options_description positional;
   positional.add("job", 1);
@@ -51,6 +52,8 @@ int cmd_run(const Invocation& inv) {
   StageContext& ctx = *inv.ctx;
   const std::string out_dir = fs::absolute(vm["out"].as<std::string>()).lexically_normal().string();
   const std::string job = vm["job"].as<std::string>();
+  pipeline::PlanLimits limits;
+  ctx.agreed([&] { limits = plan_limits_from(vm); });
   if (vm.count("emit-plan") || vm.count("dry-run")) {
     std::vector<pipeline::JobStage> stages;
     ctx.agreed([&] { stages = pipeline::plan_job(job, out_dir); });
@@ -60,12 +63,12 @@ int cmd_run(const Invocation& inv) {
         pipeline::emit_plan(stages, plan_dir, vm.count("force") ? pipeline::Rerun::kAll : pipeline::Rerun::kSkipDone);
         std::cout << (fs::path(plan_dir) / "plan.tsv").string() << '\n';
       } else {
-        pipeline::print_plan(std::cout, job, out_dir, stages);
+        pipeline::print_plan(std::cout, job, out_dir, stages, limits);
       }
     });
     return 0;
   }
-  pipeline::run_job(ctx, job, out_dir, vm.count("force") > 0);
+  pipeline::run_job(ctx, job, out_dir, vm.count("force") > 0, limits);
   return 0;
 }
 

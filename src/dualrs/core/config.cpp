@@ -121,6 +121,81 @@ std::string make_absolute(const std::string& path, const std::string& base_dir) 
 }
 }  // namespace
 
+namespace {
+
+const json& schema_json(SchemaKind kind) {
+  static const json config = json::parse(schema_text(SchemaKind::kConfig));
+  static const json job = json::parse(schema_text(SchemaKind::kJob));
+  return kind == SchemaKind::kConfig ? config : job;
+}
+
+// The schema node that describes the value at `pointer` ("#/definitions/..." references
+// followed), or null.
+json schema_at(const json& root, const std::string& pointer) {
+  const auto resolve = [&](json node) {
+    for (int hops = 0; hops < 8 && node.is_object() && node.contains("$ref"); ++hops) {
+      const std::string ref = node["$ref"].get<std::string>();
+      if (ref.rfind("#", 0) != 0) return json();
+      node = root.at(json::json_pointer(ref.substr(1)));
+    }
+    return node;
+  };
+  json node = resolve(root);
+  std::stringstream tokens(pointer);
+  std::string token;
+  std::getline(tokens, token, '/');  // the empty token before the first '/'
+  while (std::getline(tokens, token, '/')) {
+    for (std::size_t pos; (pos = token.find("~1")) != std::string::npos;) token.replace(pos, 2, "/");
+    for (std::size_t pos; (pos = token.find("~0")) != std::string::npos;) token.replace(pos, 2, "~");
+    if (node.contains("properties") && node["properties"].contains(token)) node = resolve(node["properties"][token]);
+    else if (node.contains("items")) node = resolve(node["items"]);
+    else if (node.contains("additionalProperties") && node["additionalProperties"].is_object()) node = resolve(node["additionalProperties"]);
+    else return json();
+  }
+  return node;
+}
+
+std::string json_type_name(const json& value) {
+  if (value.is_number_integer()) return "an integer";
+  if (value.is_number()) return "a number";
+  if (value.is_string()) return "a string";
+  if (value.is_boolean()) return "a boolean";
+  if (value.is_array()) return "an array";
+  if (value.is_object()) return "an object";
+  return "null";
+}
+
+std::string schema_type_name(const std::string& type) {
+  if (type == "integer") return "an integer";
+  if (type == "number") return "a number";
+  if (type == "string") return "a string";
+  if (type == "boolean") return "a boolean";
+  if (type == "array") return "an array";
+  if (type == "object") return "an object";
+  return type;
+}
+
+// "expected an integer, got a string": what the schema wants at `pointer` and what is there.
+std::string type_message(const json& doc, const json& schema, const std::string& pointer) {
+  std::string expected;
+  const json node = schema_at(schema, pointer);
+  if (node.is_object() && node.contains("type")) {
+    const json& type = node["type"];
+    if (type.is_string()) {
+      expected = schema_type_name(type.get<std::string>());
+    } else if (type.is_array()) {
+      for (std::size_t i = 0; i < type.size(); ++i) {
+        expected += (i == 0 ? "" : i + 1 == type.size() ? " or " : ", ") + schema_type_name(type[i].get<std::string>());
+      }
+    }
+  }
+  const json::json_pointer at(pointer);
+  const std::string got = doc.contains(at) ? json_type_name(doc.at(at)) : "another type";
+  return expected.empty() ? "wrong type (" + got + ")" : "expected " + expected + ", got " + got;
+}
+
+}  // namespace
+
 void validate_schema(const json& doc, SchemaKind kind, const std::string& source) {
   valijson::Validator validator;
   valijson::ValidationResults results;
@@ -146,18 +221,118 @@ void validate_schema(const json& doc, SchemaKind kind, const std::string& source
       pointer += "/" + escape_token(key);
       message = "unknown key '" + key + "'";
     }
+    if (message.find("Value type not permitted by 'type' constraint") != std::string::npos) {
+      message = type_message(doc, schema_json(kind), pointer);
+    }
     if (seen.insert({pointer, message}).second) issues.push_back({pointer, message});
   }
   throw ConfigError(source, std::move(issues));
 }
 
+namespace {
+
+// Configs and jobs are a few kilobytes; a file far larger is a mistake (a dataset, a log).
+constexpr std::uintmax_t kMaxJsonBytes = 16u << 20;
+// Deeper nesting than any config or job needs; it also bounds the recursion of what reads
+// the document later (schema validation, merge patches, printing).
+constexpr std::size_t kMaxJsonDepth = 64;
+
+// A first pass over the text: every duplicate key (JSON parsers keep one value silently) and
+// nesting deeper than kMaxJsonDepth, with their JSON pointers.
+class JsonChecks final : public nlohmann::json_sax<json> {
+ public:
+  std::vector<ConfigIssue> issues;
+  bool too_deep = false;
+
+  bool null() override { return value("null"); }
+  bool boolean(bool v) override { return value(v ? "true" : "false"); }
+  bool number_integer(number_integer_t v) override { return value(std::to_string(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return value(std::to_string(v)); }
+  bool number_float(number_float_t v, const string_t& text) override {
+    (void)v;
+    return value(text);
+  }
+  bool string(string_t& v) override { return value("\"" + v + "\""); }
+  bool binary(binary_t&) override { return value("binary"); }
+  bool start_object(std::size_t) override { return open(true); }
+  bool key(string_t& k) override {
+    Level& level = levels_.back();
+    level.key = k;
+    level.duplicate = !level.keys.insert(k).second;
+    return true;
+  }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(false); }
+  bool end_array() override { return close(); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+ private:
+  struct Level {
+    bool object = false;
+    std::set<std::string> keys;
+    std::string key;
+    bool duplicate = false;
+    std::size_t index = 0;
+  };
+  std::string pointer() const {
+    std::string out;
+    for (const Level& level : levels_) out += "/" + (level.object ? escape_token(level.key) : std::to_string(level.index));
+    return out;
+  }
+  // A value (or a container) has just begun in the innermost level.
+  void note(const std::string& shown) {
+    if (levels_.empty()) return;
+    Level& level = levels_.back();
+    if (level.object && level.duplicate) {
+      issues.push_back({pointer(), "duplicate key '" + level.key + "': given more than once in the same object (the "
+                                   "value " + shown + " would silently replace the earlier one); keep one"});
+      level.duplicate = false;
+    }
+  }
+  bool value(const std::string& shown) {
+    note(shown);
+    if (!levels_.empty() && !levels_.back().object) ++levels_.back().index;
+    return true;
+  }
+  bool open(bool object) {
+    note(object ? "{...}" : "[...]");
+    if (levels_.size() >= kMaxJsonDepth) {
+      too_deep = true;
+      issues.push_back({pointer(), "nested more than " + std::to_string(kMaxJsonDepth) + " levels deep"});
+      return false;  // stop reading: the rest of the document is not looked at
+    }
+    levels_.push_back(Level{object, {}, "", false, 0});
+    return true;
+  }
+  bool close() {
+    levels_.pop_back();
+    if (!levels_.empty() && !levels_.back().object) ++levels_.back().index;
+    return true;
+  }
+  std::vector<Level> levels_;
+};
+
+}  // namespace
+
 json read_json_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) DUALRS_THROW(IoError, path, " is a directory, not a JSON file");
   std::ifstream in(path);
   if (!in) DUALRS_THROW(IoError, "cannot open ", path);
+  const std::uintmax_t bytes = std::filesystem::file_size(path, ec);
+  if (!ec && bytes > kMaxJsonBytes) {
+    throw ConfigError(path, "", "is " + std::to_string(bytes >> 20) + " MiB; configs and jobs are small JSON files (at most " +
+                                    std::to_string(kMaxJsonBytes >> 20) + " MiB) — is this the right file?");
+  }
   std::stringstream buffer;
   buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  JsonChecks checks;
+  // A syntax error stops this pass too; the parse below then reports it with its position.
+  json::sax_parse(text, &checks, json::input_format_t::json, false);
+  if (!checks.issues.empty()) throw ConfigError(path, std::move(checks.issues));
   try {
-    return json::parse(buffer.str());
+    return json::parse(text);
   } catch (const json::parse_error& e) {
     throw ConfigError(path, "", std::string("not valid JSON (") + e.what() + ")");
   }

@@ -215,6 +215,11 @@ std::vector<std::int64_t> select_indices(const DatasetConfig& dataset, std::int6
     throw ConfigError(source, pointer + "/begin",
                       "begin " + std::to_string(selection.begin) + " is after end " + std::to_string(end));
   }
+  if (selection.begin == end) {
+    // Zero examples would "succeed" with empty results and a table of zeros.
+    throw ConfigError(source, pointer, "selects no examples: begin = end = " + std::to_string(end) + " (split of " +
+                                           std::to_string(size) + " examples)");
+  }
   std::vector<std::int64_t> out;
   for (std::int64_t i = selection.begin; i < end; i += std::max<std::int64_t>(1, selection.skip)) {
     out.push_back(split[static_cast<std::size_t>(i)]);

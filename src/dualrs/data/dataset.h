@@ -103,7 +103,8 @@ std::vector<std::int64_t> read_split(const std::string& path, std::int64_t datas
 /// The dataset indices a selection picks: positions [begin, end) of the split, every skip-th.
 /// The split is a split file of `dataset`, a built-in split of the format (`builtin`), or
 /// "all".
-/// \throws ConfigError (unknown split, begin/end out of range) naming `source`'s key `pointer`.
+/// \throws ConfigError (unknown split, begin/end out of range, no example selected) naming
+/// `source`'s key `pointer`.
 std::vector<std::int64_t> select_indices(const DatasetConfig& dataset, std::int64_t dataset_size,
                                          const SelectionConfig& selection, const std::string& source,
                                          const std::string& pointer, const SplitRanges& builtin = {});

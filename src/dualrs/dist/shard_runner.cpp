@@ -83,6 +83,13 @@ class RankRun {
         report_progress(false);
       }
       work_.publish(shard);
+    } catch (const StopInExample&) {
+      work_.discard(shard);
+      if (!stop_seen_) log("stop requested by signal");
+      stop_seen_ = true;
+      announce_stop();
+      log("stopped in " + shard_text(shard) + " inside an example, between two batches; its partial results are discarded");
+      return false;
     } catch (...) {
       failure_ = std::current_exception();
       try {

@@ -68,6 +68,14 @@ ShardRunResult run_shards(Communicator& comm, const StopToken& stop, const std::
                           const ShardCallbacks& work, ProgressMeter* progress, std::int64_t done_before,
                           const DescribeFn& describe, const ShardRunOptions& options = {});
 
+/// Thrown from inside ShardCallbacks::compute when a stop was requested midway through an
+/// example, e.g. between two batches of noisy copies (pipeline::stopping_between_batches): the
+/// shard is discarded as if the stop had come before the example; it is no failure.
+class StopInExample : public Error {
+ public:
+  using Error::Error;
+};
+
 /// Thrown on every rank after a stage stopped on request (exit code kExitPreempted = 75):
 /// finished shards are published, and running the stage again completes it.
 class Preempted : public Error {

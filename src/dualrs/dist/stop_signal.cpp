@@ -17,15 +17,20 @@ volatile std::sig_atomic_t g_graceful_depth = 0;
 bool g_installed = false;
 struct sigaction g_previous_usr1;
 struct sigaction g_previous_term;
+struct sigaction g_previous_int;
+struct sigaction g_previous_hup;
 
 extern "C" void on_stop_signal(int signal_number) {
-  if (signal_number == SIGTERM && (g_graceful_depth == 0 || g_stop_signal == SIGTERM)) {
+  // SIGTERM, SIGINT (Ctrl-C) and SIGHUP (a closed terminal) stop a stop-aware phase; anything
+  // else, or the same signal twice, ends the process as it would without a handler.
+  const bool terminating = signal_number != SIGUSR1;
+  if (terminating && (g_graceful_depth == 0 || g_stop_signal == signal_number)) {
     // Not in a stop-aware phase, or asked twice: behave as if no handler were installed.
-    ::signal(SIGTERM, SIG_DFL);
-    ::raise(SIGTERM);
+    ::signal(signal_number, SIG_DFL);
+    ::raise(signal_number);
     return;
   }
-  if (g_stop_signal == 0 || signal_number == SIGTERM) g_stop_signal = signal_number;
+  if (g_stop_signal == 0 || terminating) g_stop_signal = signal_number;
 }
 
 void install(int signal_number, struct sigaction* previous) {
@@ -45,12 +50,16 @@ StopSignals::StopSignals() {
   g_stop_signal = 0;
   install(SIGUSR1, &g_previous_usr1);
   install(SIGTERM, &g_previous_term);
+  install(SIGINT, &g_previous_int);
+  install(SIGHUP, &g_previous_hup);
   g_installed = true;
 }
 
 StopSignals::~StopSignals() {
   ::sigaction(SIGUSR1, &g_previous_usr1, nullptr);
   ::sigaction(SIGTERM, &g_previous_term, nullptr);
+  ::sigaction(SIGINT, &g_previous_int, nullptr);
+  ::sigaction(SIGHUP, &g_previous_hup, nullptr);
   g_installed = false;
 }
 
@@ -67,6 +76,7 @@ const char* signal_name(int signal_number) {
     case SIGUSR1: return "SIGUSR1";
     case SIGTERM: return "SIGTERM";
     case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
     default: return "a signal";
   }
 }

@@ -1,8 +1,9 @@
 #pragma once
 /// \file
 /// Stop requests for preemption (docs/cluster.md §7, §8: `--signal=B:USR1@300`, scancel, requeue).
-/// A signal handler only sets a flag; sharded stages poll it at every example boundary, the
-/// ranks agree, publish their finished shards and exit with kExitPreempted.
+/// A signal handler only sets a flag; sharded stages poll it at every example boundary and,
+/// through their models, before every batch of noisy copies; the ranks agree, publish their
+/// finished shards, release the folder's lock and exit with kExitPreempted.
 
 namespace dualrs::dist {
 
@@ -23,12 +24,13 @@ class NeverStop final : public StopToken {
   bool stop_requested() const override { return false; }
 };
 
-/// SIGUSR1 and SIGTERM as stop requests. The handlers only record the signal (the flag is
+/// SIGUSR1, SIGTERM, SIGINT and SIGHUP as stop requests. The handlers only record the signal (the flag is
 /// process-wide, as a signal handler needs; at most one StopSignals may exist).
 ///  - SIGUSR1 always sets the flag: phases that cannot stop early finish, and the next
 ///    stop-aware phase (or `dualrs run` before its next stage) stops at once.
-///  - SIGTERM sets the flag while a GracefulScope is open (a stop-aware phase is running).
-///    Outside one, or when it comes a second time, it terminates the process as usual.
+///  - SIGTERM, SIGINT and SIGHUP set the flag while a GracefulScope is open (a stop-aware
+///    phase is running). Outside one, or when the same one comes a second time, they end the
+///    process as usual.
 /// Installed in main() after MPI_Init (Open MPI installs its own handlers for other signals);
 /// the destructor restores the previous handlers.
 class StopSignals final : public StopToken {
@@ -40,7 +42,7 @@ class StopSignals final : public StopToken {
   StopSignals& operator=(const StopSignals&) = delete;
 
   bool stop_requested() const override;
-  /// The signal that asked to stop (SIGUSR1 or SIGTERM), or 0.
+  /// The signal that asked to stop (SIGUSR1, SIGTERM, SIGINT or SIGHUP), or 0.
   int signal_number() const;
 
   /// While alive, SIGTERM is a stop request instead of terminating the process.
@@ -53,7 +55,7 @@ class StopSignals final : public StopToken {
   };
 };
 
-/// "SIGUSR1", "SIGTERM", "SIGINT", or "a signal".
+/// "SIGUSR1", "SIGTERM", "SIGINT", "SIGHUP", or "a signal".
 const char* signal_name(int signal_number);
 
 }  // namespace dualrs::dist

@@ -1,6 +1,7 @@
 #include "dualrs/pipeline/forward_passes.h"
 
 #include <cmath>
+#include <limits>
 
 #include "dualrs/core/error.h"
 #include "dualrs/data/dataset.h"
@@ -11,7 +12,21 @@ using nlohmann::json;
 
 std::optional<std::int64_t> ForwardPasses::total() const {
   if (!examples) return std::nullopt;
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  if (*examples > 0 && per_example > kMax / *examples) return kMax;  // saturates: a plan that large is refused anyway
   return *examples * per_example;
+}
+
+PlanCheck check_plan(const std::vector<ForwardPasses>& passes, const PlanLimits& limits) {
+  PlanCheck out;
+  for (const ForwardPasses& p : passes) {
+    const std::optional<std::int64_t> total = p.total();
+    if (!total) continue;
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    out.total = out.total > kMax - *total ? kMax : out.total + *total;
+  }
+  out.exceeds = out.total > limits.max_forward_passes;
+  return out;
 }
 
 std::string group_thousands(std::int64_t value) {

@@ -24,7 +24,7 @@ struct ForwardPasses {
   std::optional<std::int64_t> examples; ///< examples the stage visits; empty when the data is absent
   std::string examples_note;            ///< which examples, or why their number is unknown
   std::string note;                     ///< extra remark (when the bound is reached, ...)
-  /// examples × per_example, when examples is known.
+  /// examples × per_example, when examples is known (saturating at the int64 maximum).
   std::optional<std::int64_t> total() const;
 };
 
@@ -42,6 +42,20 @@ std::vector<ForwardPasses> train_base_passes(const ExperimentConfig& config);
 
 /// `passes` plus one denoiser entry per entry when `config` has a /denoiser section.
 std::vector<ForwardPasses> with_denoiser(std::vector<ForwardPasses> passes, const ExperimentConfig& config);
+
+/// The most model forward passes one stage may plan unless the user insists (--allow-huge):
+/// a slip such as n = 10^12 is refused before it runs for years.
+struct PlanLimits {
+  std::int64_t max_forward_passes = 1'000'000'000'000;  ///< --max-forward-passes, per stage
+  bool allow_huge = false;                              ///< --allow-huge
+};
+
+/// A stage's planned forward passes against the limits.
+struct PlanCheck {
+  std::int64_t total = 0;  ///< forward passes of every model whose example count is known (saturating)
+  bool exceeds = false;    ///< total > limits.max_forward_passes
+};
+PlanCheck check_plan(const std::vector<ForwardPasses>& passes, const PlanLimits& limits);
 
 /// One line of the plan, e.g. "classifier: 10,000 examples × (n0 100 + n 10,000) = 101,000,000 forwards".
 std::string describe(const ForwardPasses& passes);

@@ -37,6 +37,132 @@ void substitute_out(json& value, const std::string& out) {
   }
 }
 
+// A JSON pointer token: '~' and '/' escaped (RFC 6901).
+std::string pointer_token(const std::string& key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+
+// Every '$' in the strings of a stage entry (before substitution) must start "${out}", the one
+// variable a job has: "${outdir}", "${out" and "$out" are reported with their key.
+void check_variables(const json& value, const std::string& pointer, std::vector<ConfigIssue>& issues) {
+  if (value.is_string()) {
+    const std::string text = value.get<std::string>();
+    for (std::size_t pos = text.find('$'); pos != std::string::npos; pos = text.find('$', pos + 1)) {
+      if (text.compare(pos, 6, "${out}") == 0) continue;
+      const std::size_t close = text.find('}', pos);
+      if (pos + 1 < text.size() && text[pos + 1] == '{' && close != std::string::npos) {
+        issues.push_back({pointer, "unknown variable '" + text.substr(pos, close - pos + 1) + "' in '" + text +
+                                       "' (the only variable is ${out}, the folder given to --out)"});
+      } else {
+        issues.push_back({pointer, "malformed variable in '" + text + "' (write ${out} for the folder given to --out)"});
+      }
+      return;
+    }
+  } else if (value.is_object()) {
+    for (const auto& [key, item] : value.items()) check_variables(item, pointer + "/" + pointer_token(key), issues);
+  } else if (value.is_array()) {
+    for (std::size_t i = 0; i < value.size(); ++i) check_variables(value[i], pointer + "/" + std::to_string(i), issues);
+  }
+}
+
+// Every absolute path among the strings of `value` (a stage's `set` after substitution).
+void collect_paths(const json& value, const std::string& pointer, std::vector<std::pair<std::string, std::string>>& out) {
+  if (value.is_string()) {
+    const std::string text = value.get<std::string>();
+    if (!text.empty() && text.front() == '/') out.emplace_back(pointer, fs::path(text).lexically_normal().string());
+  } else if (value.is_object()) {
+    for (const auto& [key, item] : value.items()) collect_paths(item, pointer + "/" + pointer_token(key), out);
+  } else if (value.is_array()) {
+    for (std::size_t i = 0; i < value.size(); ++i) collect_paths(value[i], pointer + "/" + std::to_string(i), out);
+  }
+}
+
+// True when `path` is `dir` or lies below it (lexically; both absolute and normal).
+bool is_within(const std::string& path, const std::string& dir) {
+  const fs::path rel = fs::path(path).lexically_relative(dir);
+  return !rel.empty() && *rel.begin() != "..";
+}
+
+// The first component of `path` below `dir` ("" for dir itself).
+std::string entry_below(const std::string& path, const std::string& dir) {
+  const fs::path rel = fs::path(path).lexically_relative(dir);
+  return rel.empty() || rel == "." ? std::string() : rel.begin()->string();
+}
+
+// Whether two stages writing into one folder would write the same file (Stage::outputs;
+// "*" is the whole folder).
+std::string shared_output(const Stage& a, const Stage& b) {
+  const std::vector<std::string> x = a.outputs(), y = b.outputs();
+  for (const std::string& f : x) {
+    if (f == "*") return "the whole folder";
+    for (const std::string& g : y) {
+      if (g == "*") return "the whole folder";
+      if (f == g) return f;
+    }
+  }
+  return "";
+}
+
+// What a job can get wrong across its stages, before anything runs: two stages of one name,
+// two stages writing the same files, a stage writing outside --out, a stage reading what only
+// a later stage writes. `entries` are the manifest's stage entries after substitution.
+void check_stage_layout(const std::vector<JobStage>& stages, const std::vector<std::size_t>& index, const json& entries,
+                        const std::string& out_dir, std::vector<ConfigIssue>& issues) {
+  for (std::size_t a = 0; a < stages.size(); ++a) {
+    const std::string pointer = "/stages/" + std::to_string(index[a]);
+    const json& entry = entries[index[a]];
+    for (std::size_t b = 0; b < a; ++b) {
+      const std::string other = "stage '" + stages[b].name + "' (/stages/" + std::to_string(index[b]) + ")";
+      if (stages[a].name == stages[b].name) {
+        issues.push_back({pointer + "/name", "'" + stages[a].name + "' is also the name of " + other +
+                                                 "; stage names must be unique (they name folders and completion records)"});
+      } else if (stages[a].dir == stages[b].dir) {
+        const std::string shared = shared_output(*stages[a].stage, *stages[b].stage);
+        if (!shared.empty()) {
+          issues.push_back({pointer + "/out", "writes into " + stages[a].dir + " like " + other + ": both would write " +
+                                                  shared + "; give one of them its own 'out'"});
+        }
+      }
+    }
+    if (!is_within(stages[a].dir, out_dir) && !entry.value("allow_out_outside", false)) {
+      issues.push_back({pointer + "/out", "'" + stages[a].dir + "' is outside the job's output folder " + out_dir +
+                                              " (set \"allow_out_outside\": true on the stage to allow it)"});
+    }
+    // What this stage reads: its inputs and the paths in its config patch.
+    std::vector<std::pair<std::string, std::string>> reads;
+    for (std::size_t i = 0; i < stages[a].inputs.size(); ++i) {
+      reads.emplace_back(pointer + "/inputs/" + std::to_string(i), stages[a].inputs[i]);
+    }
+    if (entry.contains("set")) collect_paths(entry.at("set"), pointer + "/set", reads);
+    for (const auto& [where, path] : reads) {
+      // The stages that write `path`: those whose folder holds it, as one of their outputs
+      // (or the folder itself, for a stage that reads a whole run).
+      bool earlier = false;
+      std::string later;
+      for (std::size_t k = 0; k < stages.size(); ++k) {
+        if (!is_within(path, stages[k].dir)) continue;
+        const std::string entry_name = entry_below(path, stages[k].dir);
+        const std::vector<std::string> outputs = stages[k].stage->outputs();
+        const bool writes = entry_name.empty() || std::find(outputs.begin(), outputs.end(), "*") != outputs.end() ||
+                            std::find(outputs.begin(), outputs.end(), entry_name) != outputs.end();
+        if (!writes) continue;
+        if (k < a || k == a) earlier = true;
+        else if (later.empty()) later = "stage '" + stages[k].name + "' (/stages/" + std::to_string(index[k]) + ")";
+      }
+      if (!earlier && !later.empty()) {
+        issues.push_back({where, "reads " + path + ", which only " + later + " writes, later in the job; put the "
+                                 "stages in the order they feed each other"});
+      }
+    }
+  }
+}
+
 // The config sections a stage reads: its fingerprint covers these only, so editing one
 // stage's section does not re-run stages before it.
 json stage_sections(const Stage& stage, const json& doc) {
@@ -106,10 +232,14 @@ std::vector<JobStage> plan_job(const std::string& job_path, const std::string& o
   std::vector<JobStage> stages;
   std::vector<ConfigIssue> issues;
   std::string chain;
+  json entries = json::array();  // the stage entries with ${out} substituted
+  std::vector<std::size_t> index;  // of each planned stage in the manifest
   for (std::size_t i = 0; i < job.at("stages").size(); ++i) {
     json stage = job["stages"][i];
-    substitute_out(stage, out_dir);
     const std::string pointer = "/stages/" + std::to_string(i);
+    check_variables(stage, pointer, issues);
+    substitute_out(stage, out_dir);
+    entries.push_back(stage);
     try {
       auto config = ExperimentConfig::load(config_path, stage.value("set", json::object()), job_dir);
       const std::string command = stage.at("command").get<std::string>();
@@ -134,10 +264,12 @@ std::vector<JobStage> plan_job(const std::string& job_path, const std::string& o
       chain = io::sha256_hex(chain + s.command + stage_sections(kind, config.doc()).dump() + json(s.inputs).dump());
       s.fingerprint = chain;
       stages.push_back(std::move(s));
+      index.push_back(i);
     } catch (const ConfigError& e) {
       for (const auto& issue : e.issues()) issues.push_back({pointer + " (" + e.source() + ") " + issue.pointer, issue.message});
     }
   }
+  check_stage_layout(stages, index, entries, out_dir, issues);
   if (!issues.empty()) throw ConfigError(job_path, std::move(issues));
   return stages;
 }
@@ -184,6 +316,10 @@ std::string set_aside_stale_shards(const JobStage& stage, bool force) {
     std::string stamp = io::utc_now();
     stamp.erase(std::remove(stamp.begin(), stamp.end(), ':'), stamp.end());
     moved = (fs::path(stage.dir) / ("shards.stale-" + stamp)).string();
+    // Two set-asides within one second get -2, -3, ...: a rename never lands on an older one.
+    for (int n = 2; fs::exists(moved); ++n) {
+      moved = (fs::path(stage.dir) / ("shards.stale-" + stamp + "-" + std::to_string(n))).string();
+    }
     fs::rename(shards, moved);
   }
   io::ensure_directory(stage.dir);
@@ -195,14 +331,21 @@ std::string set_aside_stale_shards(const JobStage& stage, bool force) {
 }  // namespace
 
 // The stage plan with each stage's model forward passes and, at the end, their totals.
-void print_plan(std::ostream& os, const std::string& job, const std::string& out_dir, const std::vector<JobStage>& stages) {
+void print_plan(std::ostream& os, const std::string& job, const std::string& out_dir, const std::vector<JobStage>& stages,
+                const PlanLimits& limits) {
   os << "job " << job << " -> " << out_dir << '\n';
   std::map<std::string, std::int64_t> totals;
   std::map<std::string, bool> unknown;
   for (std::size_t i = 0; i < stages.size(); ++i) {
     os << "  " << i + 1 << ". " << stages[i].name << " (" << stages[i].command << ")"
               << (stage_done(stages[i]) ? " [up to date]" : "") << '\n';
-    for (const ForwardPasses& p : stages[i].stage->plan(stages[i].config)) {
+    const std::vector<ForwardPasses> passes = stages[i].stage->plan(stages[i].config);
+    const PlanCheck check = check_plan(passes, limits);
+    if (check.exceeds) {
+      os << "       refused unless --allow-huge: " << group_thousands(check.total) << " forward passes exceed the ceiling of "
+         << group_thousands(limits.max_forward_passes) << " (--max-forward-passes)\n";
+    }
+    for (const ForwardPasses& p : passes) {
       os << "       " << describe(p) << '\n';
       const std::string key = p.model + (p.training ? " training" : "");
       totals[key] += p.total().value_or(0);
@@ -274,9 +417,42 @@ void emit_plan(const std::vector<JobStage>& stages, const std::string& plan_dir,
 }
 
 
-void run_job(StageContext& ctx, const std::string& job_path, const std::string& out_dir, bool force) {
+void announce_plan(StageContext& ctx, const std::string& name, const Stage& stage, const ExperimentConfig& config,
+                   const PlanLimits& limits) {
+  std::vector<ForwardPasses> passes;
+  ctx.agreed([&] {
+    passes = stage.plan(config);
+    const PlanCheck check = check_plan(passes, limits);
+    if (check.exceeds && !limits.allow_huge) {
+      throw ConfigError(config.source(), "", name + ": the plan has " + group_thousands(check.total) +
+                                                 " model forward passes, more than the ceiling of " +
+                                                 group_thousands(limits.max_forward_passes) +
+                                                 " (is n or the selection what you meant? 'dualrs run JOB --dry-run' "
+                                                 "shows the plan); --allow-huge runs it anyway, --max-forward-passes "
+                                                 "sets the ceiling");
+    }
+  });
+  for (const ForwardPasses& p : passes) say(ctx, "%s: plan: %s", name.c_str(), describe(p).c_str());
+}
+
+void run_job(StageContext& ctx, const std::string& job_path, const std::string& out_dir, bool force,
+             const PlanLimits& limits) {
   std::vector<JobStage> stages;
-  ctx.agreed([&] { stages = plan_job(job_path, out_dir); });
+  ctx.agreed([&] {
+    stages = plan_job(job_path, out_dir);
+    // Every stage's plan against the ceiling before the first one starts.
+    std::vector<ConfigIssue> issues;
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+      const PlanCheck check = check_plan(stages[i].stage->plan(stages[i].config), limits);
+      if (check.exceeds && !limits.allow_huge) {
+        issues.push_back({"/stages/" + std::to_string(i), stages[i].name + ": " + group_thousands(check.total) +
+                                                              " model forward passes, more than the ceiling of " +
+                                                              group_thousands(limits.max_forward_passes) +
+                                                              " (see --dry-run; --allow-huge runs it anyway)"});
+      }
+    }
+    if (!issues.empty()) throw ConfigError(job_path, std::move(issues));
+  });
   const auto job_start = std::chrono::steady_clock::now();
   json summary = {{"job", job_path}, {"out", out_dir}, {"started_utc", io::utc_now()},
                   {"world_size", ctx.world.size}, {"stages", json::array()}};
@@ -305,6 +481,7 @@ void run_job(StageContext& ctx, const std::string& job_path, const std::string& 
                               stages.size(), stage.name.c_str(), moved.c_str());
     });
     const auto start = std::chrono::steady_clock::now();
+    announce_plan(ctx, stage.name, *stage.stage, stage.config, limits);
     stage.stage->run(ctx, StageRun{stage.config, stage.inputs, stage.dir, {}});
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ctx.on_root([&] {

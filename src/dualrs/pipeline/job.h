@@ -42,7 +42,9 @@ std::string record_path(const JobStage& stage);
 bool stage_done(const JobStage& stage);
 
 /// The --dry-run plan: stages, which are up to date, and their model forward passes.
-void print_plan(std::ostream& os, const std::string& job, const std::string& out_dir, const std::vector<JobStage>& stages);
+/// Stages whose plan exceeds `limits` are marked.
+void print_plan(std::ostream& os, const std::string& job, const std::string& out_dir, const std::vector<JobStage>& stages,
+                const PlanLimits& limits = {});
 
 /// Whether emit_plan marks stages with a matching completion record "done".
 enum class Rerun { kSkipDone, kAll };
@@ -55,7 +57,15 @@ void emit_plan(const std::vector<JobStage>& stages, const std::string& plan_dir,
 /// Collective: runs the job's stages in order, skipping those up to date (unless `force`),
 /// writing each stage's completion record and `<out_dir>/job_summary.json`.
 /// \throws dist::AgreedFailure, dist::Preempted (a stop request between or inside stages).
-void run_job(StageContext& ctx, const std::string& job_path, const std::string& out_dir, bool force);
+/// A stage whose plan exceeds `limits` is refused (ConfigError) before it starts.
+void run_job(StageContext& ctx, const std::string& job_path, const std::string& out_dir, bool force,
+             const PlanLimits& limits = {});
+
+/// Collective: prints a stage's planned forward passes (its first progress lines) and refuses
+/// a plan beyond `limits` unless they allow huge plans. `name` names the stage in messages.
+/// \throws dist::AgreedFailure (ConfigError naming the stage, the total and the ceiling).
+void announce_plan(StageContext& ctx, const std::string& name, const Stage& stage, const ExperimentConfig& config,
+                   const PlanLimits& limits);
 
 /// Checks a config or a job file (recognised by its "stages" key) as `dualrs validate` does and
 /// returns "<path>: valid config" / "<path>: valid job". \throws ConfigError listing every problem.

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "dualrs/core/error.h"
+#include "dualrs/dist/shard_runner.h"
 #include "dualrs/model/denoised_classifier.h"
 
 namespace dualrs::pipeline {
@@ -167,6 +168,47 @@ train::TrainContext train_context(StageContext& ctx, const std::string& device) 
         ctx.comm.size());
   }
   return {ctx.comm, ctx.device_comm.get(), ctx.describe};
+}
+
+namespace {
+class StopCheckedModel final : public model::BaseModel {
+ public:
+  StopCheckedModel(std::shared_ptr<model::BaseModel> inner, const dist::StopToken& stop)
+      : inner_(std::move(inner)), stop_(stop) {}
+  at::Tensor logits(const at::Tensor& x) override {
+    check();
+    return inner_->logits(x);
+  }
+  at::Tensor logits_under_noise(const at::Tensor& x, const at::Tensor& sigma) override {
+    check();
+    return inner_->logits_under_noise(x, sigma);
+  }
+  std::int64_t num_classes() const override { return inner_->num_classes(); }
+  std::string describe() const override { return inner_->describe(); }
+  torch::nn::Module* module() override { return inner_->module(); }
+  void set_training(bool training) override { inner_->set_training(training); }
+  void to_device(const std::string& device) override { inner_->to_device(device); }
+
+ private:
+  void check() const {
+    if (stop_.stop_requested()) throw dist::StopInExample("stop requested between two batches of noisy copies");
+  }
+  std::shared_ptr<model::BaseModel> inner_;
+  const dist::StopToken& stop_;
+};
+}  // namespace
+
+std::shared_ptr<model::BaseModel> stopping_between_batches(std::shared_ptr<model::BaseModel> model,
+                                                           const dist::StopToken& stop) {
+  return std::make_shared<StopCheckedModel>(std::move(model), stop);
+}
+
+void stop_between_batches(ClassifierSet& set, const dist::StopToken& stop) {
+  set.pool.clear();
+  for (auto& owned : set.owned) {
+    owned = stopping_between_batches(owned, stop);
+    set.pool.push_back(owned.get());
+  }
 }
 
 std::string describe_sigmas(const std::vector<double>& sigmas) {

@@ -12,6 +12,7 @@
 #include "dualrs/core/config.h"
 #include "dualrs/core/error.h"
 #include "dualrs/data/dataset.h"
+#include "dualrs/dist/stop_signal.h"
 #include "dualrs/dist/world.h"
 #include "dualrs/io/provenance.h"
 #include "dualrs/model/base_model.h"
@@ -79,6 +80,15 @@ std::shared_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config
 std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config, const DualConfig& dual,
                                                  const std::shared_ptr<model::DiffusionDenoiser>& denoiser,
                                                  const dist::World& world);
+
+/// `model`, checking `stop` before every forward pass: a stop request (SIGTERM, SIGUSR1,
+/// SIGINT, SIGHUP) then ends an example between two batches of noisy copies by throwing
+/// dist::StopInExample, which the sharded frame treats as a stop before the example. A stage
+/// with n = 10^9 noisy copies per example thus stops within one batch's time.
+std::shared_ptr<model::BaseModel> stopping_between_batches(std::shared_ptr<model::BaseModel> model,
+                                                           const dist::StopToken& stop);
+/// The same for every classifier of `set` (the pool points at the wrapped ones).
+void stop_between_batches(ClassifierSet& set, const dist::StopToken& stop);
 
 /// "{0.25, 0.5, 1.0}": a Σ in messages.
 std::string describe_sigmas(const std::vector<double>& sigmas);

@@ -67,6 +67,7 @@ nlohmann::json stages_json() {
     out.push_back({{"name", stage->name()},
                    {"summary", stage->summary()},
                    {"sections", stage->sections()},
+                   {"outputs", stage->outputs()},
                    {"sharded", t.sharded},
                    {"training", t.training},
                    {"root_only", t.root_only},

@@ -21,7 +21,7 @@ const Stage* find_stage(const std::string& name);
 /// The stage a job's `command` names. \throws ConfigError at `pointer` for an unknown one.
 const Stage& stage_for(const std::string& command, const std::string& source, const std::string& pointer);
 
-/// What `dualrs stages --json` prints: per stage its name, summary, sections, traits
+/// What `dualrs stages --json` prints: per stage its name, summary, sections, outputs, traits
 /// (sharded, training, root_only, config, takes_inputs), slurm template and GPU mode
 /// ("per-task" for sharded stages, "per-node" for training, "none").
 nlohmann::json stages_json();

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -36,6 +37,8 @@ enum class FlagType {
 /// the default printed in `--help` (taken from the typed config, default_sections()) all come
 /// from this declaration.
 struct Flag {
+  Flag(std::string name_, FlagType type_, std::string pointer_, std::string help_, std::string clears_ = "")
+      : name(std::move(name_)), type(type_), pointer(std::move(pointer_)), help(std::move(help_)), clears(std::move(clears_)) {}
   std::string name;     ///< long option name without dashes, e.g. "batch-size"
   FlagType type = FlagType::kString;
   /// The config value the flag overrides (a JSON pointer, e.g. "/certify/batch_size"), or ""
@@ -96,6 +99,10 @@ class Stage {
   /// Help for --config (the sections it needs) and for --out (what it writes).
   virtual std::string config_help() const { return ""; }
   virtual std::string out_help() const = 0;
+  /// The files and folders the stage writes into its output folder (e.g. "certify.h5",
+  /// "shards"), or {"*"} for the whole folder: two stages of a job may share a folder only
+  /// when these are disjoint.
+  virtual std::vector<std::string> outputs() const { return {"*"}; }
   /// Help for the positional inputs (takes_inputs).
   virtual std::string inputs_help() const { return ""; }
   /// The config sections the stage reads: its fingerprint in a job covers these only, so

@@ -41,9 +41,12 @@ SampleCounts sample_counts(model::BaseModel& model, const at::Tensor& x, const N
   SampleCounts result;
   result.votes.assign(static_cast<std::size_t>(k), 0);
   const auto shape = image.sizes();
-  at::Tensor batch = torch::empty({request.batch_size, shape[0], shape[1], shape[2]}, torch::kFloat32);
+  // Never more rows than copies: --batch-size 1000000000 for n = 100 allocates 100 (the
+  // noise of a copy does not depend on the batch it is drawn in).
+  const std::int64_t rows = std::max<std::int64_t>(1, std::min(request.batch_size, request.count));
+  at::Tensor batch = torch::empty({rows, shape[0], shape[1], shape[2]}, torch::kFloat32);
   for (std::int64_t done = 0; done < request.count;) {
-    const std::int64_t b = std::min(request.batch_size, request.count - done);
+    const std::int64_t b = std::min(rows, request.count - done);
     at::Tensor view = batch.narrow(0, 0, b);
     fill_noisy_copies(view, image, noise, request.example, request.sigma_index, request.sigma,
                       request.first_sample + done);

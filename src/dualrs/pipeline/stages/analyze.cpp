@@ -57,6 +57,9 @@ class AnalyzeStage : public Stage {
   std::string out_help() const override {
     return "output folder: optimal_sigma_distribution.csv, delta_radius_summary.csv, sigma_choice_confusion.csv";
   }
+  std::vector<std::string> outputs() const override {
+    return {"optimal_sigma_distribution.csv", "delta_radius_summary.csv", "sigma_choice_confusion.csv"};
+  }
   std::vector<std::string> sections() const override { return {}; }
   StageTraits traits() const override {
     StageTraits t;

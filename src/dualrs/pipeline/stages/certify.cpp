@@ -60,7 +60,7 @@ struct MethodModels {
 };
 
 /// \param sigma, pointer  the global method's σ and its config pointer (for errors).
-MethodModels load_method_models(const StageContext& ctx, const ExperimentConfig& config, const std::string& method,
+MethodModels load_method_models(StageContext& ctx, const ExperimentConfig& config, const std::string& method,
                                 const DualConfig& dual, std::int64_t num_classes, double sigma, const std::string& pointer) {
   MethodModels m;
   // One denoiser serves every σ, the classifier and the estimator (DDS; docs/method.md §9).
@@ -69,10 +69,12 @@ MethodModels load_method_models(const StageContext& ctx, const ExperimentConfig&
     m.classifiers.owned.push_back(compose_base(config, load_classifier(config, num_classes, ctx.world),
                                                config.model().input, denoiser, sigma, pointer));
     m.classifiers.owned.back()->set_training(false);
+    stop_between_batches(m.classifiers, ctx.signals);
     return m;
   }
   m.classifiers = load_classifiers(config, dual, num_classes, denoiser, ctx.world);
-  if (method == "dual") m.estimator = load_estimator(config, dual, denoiser, ctx.world);
+  stop_between_batches(m.classifiers, ctx.signals);
+  if (method == "dual") m.estimator = stopping_between_batches(load_estimator(config, dual, denoiser, ctx.world), ctx.signals);
   return m;
 }
 
@@ -199,11 +201,15 @@ std::vector<Flag> selection_flags(const std::string& section) {
       {"begin", FlagType::kInt, s + "begin", "first position in the split's index list, 0-based"},
       {"end", FlagType::kInt, s + "end", "one past the last position; -1 = the end of the split (default)"},
       {"skip", FlagType::kInt, s + "skip", "take every skip-th position of [begin, end), as Cohen's --skip"},
-      {"checkpoint", FlagType::kString, "/model/checkpoint", "native classifier weights from train-base or finetune"},
-      {"torchscript", FlagType::kString, "/model/torchscript", "TorchScript classifier: [B,C,H,W] in [0,1] -> [B,K] logits"},
-      {"estimator", FlagType::kString, "/dual/estimator/checkpoint", "dual: the variance estimator's weights from train-estimator"},
+      {"checkpoint", FlagType::kString, "/model/checkpoint", "native classifier weights from train-base or finetune",
+       "/model/torchscript"},
+      {"torchscript", FlagType::kString, "/model/torchscript", "TorchScript classifier: [B,C,H,W] in [0,1] -> [B,K] logits",
+       "/model/checkpoint"},
+      {"estimator", FlagType::kString, "/dual/estimator/checkpoint", "dual: the variance estimator's weights from train-estimator",
+       "/dual/estimator/torchscript"},
       {"denoiser", FlagType::kString, "/denoiser/checkpoint", "native denoiser weights from train-denoiser (the config "
-                                                              "needs a /denoiser section)"},
+                                                              "needs a /denoiser section)",
+       "/denoiser/torchscript"},
   };
 }
 
@@ -234,6 +240,9 @@ class CertifyStage : public Stage {
   std::string out_help() const override {
     return "output folder: certify.h5 (data_schemas/certify_results.h5.md) and certify.tsv (Cohen's format), merged "
            "from shards/shard-NNNNN.h5 (data_schemas/shards.md); re-running resumes";
+  }
+  std::vector<std::string> outputs() const override {
+    return {"certify.h5", "certify.tsv", "shards", "logs", "dualrs.lock"};
   }
   std::vector<std::string> sections() const override { return {"dataset", "model", "dual", "certify", "denoiser"}; }
   std::vector<Flag> flags() const override {
@@ -283,6 +292,9 @@ class PredictStage : public Stage {
   std::string out_help() const override {
     return "output folder: predict.h5 (data_schemas/certify_results.h5.md) and predict.tsv, merged from "
            "shards/shard-NNNNN.h5; re-running resumes";
+  }
+  std::vector<std::string> outputs() const override {
+    return {"predict.h5", "predict.tsv", "shards", "logs", "dualrs.lock"};
   }
   std::vector<std::string> sections() const override { return {"dataset", "model", "dual", "predict", "denoiser"}; }
   std::vector<Flag> flags() const override {

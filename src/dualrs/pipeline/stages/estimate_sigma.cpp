@@ -33,7 +33,7 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
     if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
     in = load_selection(config, est.selection, "/estimate_sigma/selection");
     const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
-    estimator = load_estimator(config, dual, denoiser, ctx.world);
+    estimator = stopping_between_batches(load_estimator(config, dual, denoiser, ctx.world), ctx.signals);
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                      {"dual", to_json(dual)}, {"estimate_sigma", to_json(est)}};
     if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
@@ -85,13 +85,18 @@ class EstimateSigmaStage : public Stage {
   std::string out_help() const override {
     return "output folder: sigma_estimates.h5 (data_schemas/labels.h5.md), merged from shards/shard-NNNNN.h5; re-running resumes";
   }
+  std::vector<std::string> outputs() const override {
+    return {"sigma_estimates.h5", "shards", "logs", "dualrs.lock"};
+  }
   std::vector<std::string> sections() const override { return {"dataset", "dual", "estimate_sigma", "denoiser"}; }
   std::vector<Flag> flags() const override {
     return {
       {"n", FlagType::kInt, "/estimate_sigma/n", "noisy estimator votes per example at sigma_e, >= 1"},
-      {"estimator", FlagType::kString, "/dual/estimator/checkpoint", "estimator weights from train-estimator"},
+      {"estimator", FlagType::kString, "/dual/estimator/checkpoint", "estimator weights from train-estimator",
+       "/dual/estimator/torchscript"},
       {"shard-size", FlagType::kInt, "/estimate_sigma/shard_size", "examples per shard: the unit of work, output and resume, >= 1"},
-      {"denoiser", FlagType::kString, "/denoiser/checkpoint", "native denoiser weights from train-denoiser (the config needs a /denoiser section)"},
+      {"denoiser", FlagType::kString, "/denoiser/checkpoint", "native denoiser weights from train-denoiser (the config needs a /denoiser section)",
+       "/denoiser/torchscript"},
     };
   }
   StageTraits traits() const override {

@@ -109,13 +109,18 @@ class FinetuneStage : public Stage {
   std::string out_help() const override {
     return "output folder: model.pt, model.json, train_log.csv (data_schemas/models.md)";
   }
+  std::vector<std::string> outputs() const override {
+    return {"model.pt", "model.json", "train_log.csv", "train_state.json", "optimizer.pt"};
+  }
   std::vector<std::string> sections() const override { return {"dataset", "model", "dual", "finetune", "denoiser"}; }
   std::vector<Flag> flags() const override {
     return {
       {"estimates", FlagType::kString, "/finetune/estimates", "sigma_estimates.h5 from estimate-sigma"},
-      {"checkpoint", FlagType::kString, "/model/checkpoint", "classifier weights to start from"},
+      {"checkpoint", FlagType::kString, "/model/checkpoint", "classifier weights to start from",
+       "/model/torchscript"},
       {"epochs", FlagType::kInt, "/finetune/epochs", "epochs, >= 1"},
-      {"denoiser", FlagType::kString, "/denoiser/checkpoint", "native denoiser weights from train-denoiser (the config needs a /denoiser section)"},
+      {"denoiser", FlagType::kString, "/denoiser/checkpoint", "native denoiser weights from train-denoiser (the config needs a /denoiser section)",
+       "/denoiser/torchscript"},
     };
   }
   StageTraits traits() const override {

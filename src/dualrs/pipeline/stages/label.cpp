@@ -39,6 +39,7 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
     in = load_selection(config, label.selection, "/label/selection");
     const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
     classifiers = load_classifiers(config, dual, in->dataset.num_classes(), denoiser, ctx.world);
+    stop_between_batches(*classifiers, ctx.signals);
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                      {"dual", to_json(dual)}, {"label", to_json(label)}};
     if (!dual.routing()) resolved["model"] = to_json(config.model());
@@ -104,17 +105,22 @@ class LabelStage : public Stage {
   std::string out_help() const override {
     return "output folder: labels.h5 (data_schemas/labels.h5.md), merged from shards/shard-NNNNN.h5; re-running resumes";
   }
+  std::vector<std::string> outputs() const override {
+    return {"labels.h5", "shards", "logs", "dualrs.lock"};
+  }
   std::vector<std::string> sections() const override { return {"dataset", "model", "dual", "label", "denoiser"}; }
   std::vector<Flag> flags() const override {
     return {
       {"n", FlagType::kInt, "/label/n", "noisy votes N per (example, sigma), >= 1"},
       {"alpha", FlagType::kDouble, "/label/alpha", "alpha_label of the Clopper-Pearson bound, in (0, 1)"},
       {"batch-size", FlagType::kInt, "/label/batch_size", "noisy copies per forward pass, >= 1"},
-      {"checkpoint", FlagType::kString, "/model/checkpoint", "classifier weights from train-base"},
+      {"checkpoint", FlagType::kString, "/model/checkpoint", "classifier weights from train-base",
+       "/model/torchscript"},
       {"split", FlagType::kString, "/label/selection/split", "split to label"},
       {"end", FlagType::kInt, "/label/selection/end", "label the first END examples of the split; -1 = all (default)"},
       {"shard-size", FlagType::kInt, "/label/shard_size", "examples per shard: the unit of work, output and resume, >= 1"},
-      {"denoiser", FlagType::kString, "/denoiser/checkpoint", "native denoiser weights from train-denoiser (the config needs a /denoiser section)"},
+      {"denoiser", FlagType::kString, "/denoiser/checkpoint", "native denoiser weights from train-denoiser (the config needs a /denoiser section)",
+       "/denoiser/torchscript"},
     };
   }
   StageTraits traits() const override {

@@ -80,6 +80,9 @@ class TableStage : public Stage {
            "certified_accuracy_wide.csv, certified_accuracy.md, certified_accuracy.tex (booktabs), summary.csv "
            "(data_schemas/reports.md)";
   }
+  std::vector<std::string> outputs() const override {
+    return {"certified_accuracy.csv", "certified_accuracy_wide.csv", "certified_accuracy.md", "certified_accuracy.tex", "summary.csv"};
+  }
   std::vector<std::string> sections() const override { return {"table"}; }
   std::vector<Flag> flags() const override {
     return {

@@ -114,6 +114,9 @@ class TrainBaseStage : public Stage {
   }
   std::string config_help() const override { return "/dataset, /model (arch), /train_base"; }
   std::string out_help() const override { return "output folder: model.pt, model.json, train_log.csv (data_schemas/models.md)"; }
+  std::vector<std::string> outputs() const override {
+    return {"model.pt", "model.json", "train_log.csv", "train_state.json", "optimizer.pt"};
+  }
   std::vector<std::string> sections() const override { return {"dataset", "model", "train_base", "denoiser"}; }
   std::vector<Flag> flags() const override {
     return {

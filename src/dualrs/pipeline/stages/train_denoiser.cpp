@@ -170,6 +170,9 @@ class TrainDenoiserStage : public Stage {
   std::string out_help() const override {
     return "output folder: denoiser.pt, denoiser.json, train_log.csv (re-running resumes)";
   }
+  std::vector<std::string> outputs() const override {
+    return {"denoiser.pt", "denoiser.json", "train_log.csv", "train_state.json", "optimizer.pt"};
+  }
   std::vector<std::string> sections() const override { return {"dataset", "dual", "denoiser", "train_denoiser"}; }
   std::vector<Flag> flags() const override {
     return {

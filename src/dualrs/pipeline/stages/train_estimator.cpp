@@ -200,6 +200,9 @@ class TrainEstimatorStage : public Stage {
   std::string out_help() const override {
     return "output folder: estimator.pt, estimator.json, train_log.csv, train_state.json";
   }
+  std::vector<std::string> outputs() const override {
+    return {"estimator.pt", "estimator.json", "train_log.csv", "train_state.json", "optimizer.pt"};
+  }
   std::vector<std::string> sections() const override { return {"dataset", "dual", "label", "train_estimator", "denoiser"}; }
   std::vector<Flag> flags() const override {
     return {
@@ -211,7 +214,8 @@ class TrainEstimatorStage : public Stage {
                                                                "the keys /train_estimator leaves out"},
       {"epochs", FlagType::kInt, "/train_estimator/epochs", "training epochs, >= 1 (cifar10 preset 90, imagenet 9)"},
       {"lr", FlagType::kDouble, "/train_estimator/lr", "AdamW learning rate, > 0 (imagenet preset 0.005)"},
-      {"denoiser", FlagType::kString, "/denoiser/checkpoint", "native denoiser weights from train-denoiser (the config needs a /denoiser section)"},
+      {"denoiser", FlagType::kString, "/denoiser/checkpoint", "native denoiser weights from train-denoiser (the config needs a /denoiser section)",
+       "/denoiser/torchscript"},
     };
   }
   StageTraits traits() const override {

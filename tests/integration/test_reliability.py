@@ -1,0 +1,296 @@
+"""The reliability suite: bad jobs, bounds and faults, as a table of cases.
+
+Each case is (name, how to make its files, the dualrs command, the expected exit code, the
+message fragments stderr must hold, the folders whose contents must not change). The runner
+hashes those folders before and after, so a case also proves nothing already written is lost.
+"""
+import copy
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import unittest
+
+from dualrs_testlib import BIN, TempDirTestCase, run, small_config, trained_checkpoint
+
+
+def tree_digest(path):
+    """SHA-256 over every file's relative path and bytes under `path` ("" when absent)."""
+    if not os.path.exists(path):
+        return ""
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            h.update(os.path.relpath(full, path).encode() + b"\0")
+            with open(full, "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def certify_job(*stages, config="config.json"):
+    return {"name": "reliability", "config": config, "stages": list(stages)}
+
+
+CKPT = {"model": {"checkpoint": "${out}/base/model.pt"}}
+BASE = {"name": "base", "command": "train-base"}
+
+
+def cert(name, sigma=0.25, **extra):
+    stage = {"name": name, "command": "certify", "set": {**copy.deepcopy(CKPT), "certify": {"sigma": sigma}}}
+    stage.update(extra)
+    return stage
+
+
+# (name, job manifest, extra args, exit code, stderr fragments). Every job is checked by
+# `dualrs validate`, `dualrs run --dry-run` and `dualrs run`, none of which may write anything.
+JOB_CASES = [
+    ("two stages write one folder",
+     certify_job(BASE, cert("a", out="${out}/same"), cert("b", 0.5, out="${out}/same")),
+     2, ["/stages/2/out", "stage 'a' (/stages/1)", "certify.h5"]),
+    ("a stage at ${out} writes what another stage there writes",
+     certify_job(BASE, cert("a", out="${out}"), cert("b", 0.5, out="${out}")),
+     2, ["/stages/2/out", "both would write certify.h5"]),
+    ("duplicate stage names",
+     certify_job(BASE, cert("a"), cert("a", 0.5)),
+     2, ["/stages/2/name", "'a' is also the name of stage 'a' (/stages/1)"]),
+    ("an unknown variable",
+     certify_job(BASE, {"name": "a", "command": "certify", "set": {"model": {"checkpoint": "${outdir}/base/model.pt"}}}),
+     2, ["/stages/1/set/model/checkpoint", "unknown variable '${outdir}'"]),
+    ("an unterminated variable",
+     certify_job(BASE, {"name": "a", "command": "certify", "set": {"model": {"checkpoint": "${out/base/model.pt"}}}),
+     2, ["/stages/1/set/model/checkpoint", "malformed variable"]),
+    ("a variable without braces",
+     certify_job(BASE, {"name": "a", "command": "certify", "set": {"model": {"checkpoint": "$out/base/model.pt"}}}),
+     2, ["/stages/1/set/model/checkpoint", "malformed variable"]),
+    ("a stage out outside --out",
+     certify_job(BASE, cert("a", out="/tmp/dualrs-reliability-elsewhere")),
+     2, ["/stages/1/out", "outside the job's output folder", "allow_out_outside"]),
+    ("a stage reads what only a later stage writes",
+     certify_job(cert("a"), BASE),
+     2, ["/stages/0/set/model/checkpoint", "which only stage 'base' (/stages/1) writes, later in the job"]),
+    ("a table reads a later certify",
+     certify_job(BASE, {"name": "table", "command": "table", "out": "${out}", "inputs": ["${out}/a/certify.h5"]}, cert("a")),
+     2, ["/stages/1/inputs/0", "stage 'a' (/stages/2)"]),
+]
+
+
+# (name, dualrs arguments, exit code, stderr fragments): commands that need no files.
+BIG = str(2**63 - 1)
+COMMAND_CASES = [
+    ("radius: an infinite sigma", ["radius", "--count", "990", "--n", "1000", "--sigma", "inf"], 2,
+     ["--sigma", "must be finite and > 0, got inf"]),
+    ("radius: a NaN sigma", ["radius", "--count", "990", "--n", "1000", "--sigma", "nan"], 2, ["--sigma", "got nan"]),
+    ("radius: counts beyond 2^53", ["radius", "--count", BIG, "--n", BIG, "--sigma", "0.25"], 2,
+     ["--n", "must be <= 2^53"]),
+    ("radius: p_a_lower rounds to 1", ["radius", "--count", str(2**53), "--n", str(2**53), "--sigma", "0.25",
+                                       "--alpha", "0.999999"], 2,
+     ["--count", "no finite radius"]),
+]
+
+
+class CommandTest(unittest.TestCase):
+    def test_bad_values_get_one_clear_error(self):
+        for name, args, code, needles in COMMAND_CASES:
+            with self.subTest(case=name):
+                proc = run(*args, check=False)
+                self.assertEqual(proc.returncode, code, proc.stderr)
+                for needle in needles:
+                    self.assertIn(needle, proc.stderr)
+                self.assertNotIn("unexpected error", proc.stderr)
+                self.assertEqual(proc.stdout, "")
+
+
+def deep_job(tmp, depth=50000):
+    path = os.path.join(tmp, "deep.json")
+    with open(path, "w") as f:
+        f.write('{"name": "deep", "config": "c.json", "stages": [{"name": "a", "command": "certify", "set": ')
+        f.write('{"a": ' * depth + "1" + "}" * depth + "}]}")
+    return ["validate", path]
+
+
+def huge_config(tmp):
+    path = os.path.join(tmp, "huge.json")
+    with open(path, "w") as f:
+        f.write('{"name": "' + "x" * (50 << 20) + '"}')
+    return ["validate", path]
+
+
+def written(tmp, name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+# (name, make the arguments in a temporary folder, exit code, stderr fragments).
+FILE_CASES = [
+    ("a folder given as the config", lambda tmp: ["validate", tmp], 1, ["is a directory, not a JSON file"]),
+    ("a config with a duplicate key",
+     lambda tmp: ["validate", written(tmp, "dup.json", '{"certify": {"sigma": 0.25, "n": 100, "sigma": 0.5}}')], 2,
+     ["/certify/sigma", "duplicate key 'sigma'", "the value 0.5 would silently replace the earlier one"]),
+    ("a job nested 50,000 levels deep", deep_job, 2, ["nested more than 64 levels deep"]),
+    ("a 50 MB config", huge_config, 2, ["is 50 MiB", "at most 16 MiB"]),
+    ("a wrong type names the expected one",
+     lambda tmp: ["validate", written(tmp, "type.json", '{"certify": {"n": "ten thousand"}}')], 2,
+     ["/certify/n: expected an integer, got a string"]),
+]
+
+
+class FileTest(TempDirTestCase):
+    def test_bad_files_get_one_clear_error(self):
+        for name, make, code, needles in FILE_CASES:
+            with self.subTest(case=name):
+                proc = run(*make(self.tmp), check=False)
+                self.assertEqual(proc.returncode, code, proc.stderr[-2000:])
+                for needle in needles:
+                    self.assertIn(needle, proc.stderr)
+                self.assertNotIn("unexpected error", proc.stderr)
+
+    def test_an_empty_selection_is_an_error(self):
+        cfg = small_config()
+        cfg["model"]["checkpoint"] = trained_checkpoint()
+        cfg["certify"]["selection"] = {"split": "test", "begin": 5, "end": 5}
+        out = self.path("out")
+        proc = run("certify", "-c", self.write_json("c.json", cfg), "-o", out, check=False)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("/certify/selection: selects no examples", proc.stderr)
+        self.assertFalse(os.path.exists(os.path.join(out, "certify.h5")))
+
+
+class JobManifestTest(TempDirTestCase):
+    def setUp(self):
+        super().setUp()
+        cfg = small_config()
+        cfg["table"] = {"radii": [0, 0.25, 0.5], "convention": "both"}
+        self.write_json("config.json", cfg)
+
+    def test_bad_jobs_are_refused_before_anything_runs(self):
+        out = self.path("run")
+        os.makedirs(out)
+        with open(os.path.join(out, "keep.txt"), "w") as f:
+            f.write("results of an earlier run\n")
+        before = tree_digest(out)
+        for name, job, code, needles in JOB_CASES:
+            path = self.write_json("job.json", job)
+            for args in (["validate", path], ["run", path, "--out", out, "--dry-run"], ["run", path, "--out", out]):
+                with self.subTest(case=name, command=args[0] + (" --dry-run" if "--dry-run" in args else "")):
+                    proc = run(*args, check=False)
+                    self.assertEqual(proc.returncode, code, proc.stderr)
+                    for needle in needles:
+                        self.assertIn(needle, proc.stderr)
+                    self.assertEqual(tree_digest(out), before, "the output folder changed")
+        self.assertFalse(os.path.exists("/tmp/dualrs-reliability-elsewhere"))
+
+    def test_allowed_layouts_still_plan(self):
+        # Stages that write different files may share a folder (table and analyze at ${out});
+        # allow_out_outside lets a stage write elsewhere on purpose.
+        elsewhere = self.path("elsewhere")
+        job = certify_job(BASE, cert("a"), cert("b", 0.5, out=elsewhere, allow_out_outside=True),
+                          {"name": "table", "command": "table", "out": "${out}", "inputs": ["${out}/a/certify.h5"]},
+                          {"name": "analyze", "command": "analyze", "out": "${out}", "inputs": ["${out}/a/certify.h5"]})
+        path = self.write_json("job.json", job)
+        proc = run("run", path, "--out", self.path("run"), "--dry-run", check=False)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("b (certify)", proc.stdout)
+
+
+class BoundsTest(TempDirTestCase):
+    def config(self, **certify):
+        cfg = small_config()
+        cfg["model"]["checkpoint"] = trained_checkpoint()
+        cfg["certify"].update(certify)
+        return self.write_json("config.json", cfg)
+
+    def test_a_plan_over_the_ceiling_is_refused_unless_allowed(self):
+        path = self.config(n0=10, n=100)
+        out = self.path("out")
+        # 12 examples x 110 forward passes = 1,320 > 1,000.
+        proc = run("certify", "-c", path, "-o", out, "--max-forward-passes", "1000", check=False)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("1,320 model forward passes, more than the ceiling of 1,000", proc.stderr)
+        self.assertFalse(os.path.exists(os.path.join(out, "certify.h5")))
+        proc = run("certify", "-c", path, "-o", out, "--max-forward-passes", "1000", "--allow-huge")
+        self.assertIn("certify: plan: classifier: 12 examples x (n0 10 + n 100) = 1,320 forwards", proc.stderr)
+        self.assertTrue(os.path.exists(os.path.join(out, "certify.h5")))
+        # The default ceiling (10^12) refuses n = 10^12 at once, before loading anything heavy.
+        proc = run("certify", "-c", path, "-o", self.path("huge"), "--n", str(10**12), check=False)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("more than the ceiling of 1,000,000,000,000", proc.stderr)
+        # A job is checked whole before its first stage runs; --dry-run marks the stage.
+        job = self.write_json("job.json", {"name": "huge", "config": "config.json", "stages": [
+            {"name": "cheap", "command": "certify"},
+            {"name": "huge", "command": "certify", "set": {"certify": {"n": 10**12}}}]})
+        proc = run("run", job, "--out", self.path("job"), check=False)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("/stages/1", proc.stderr)
+        self.assertFalse(os.path.exists(self.path("job", "cheap", "certify.h5")))
+        self.assertIn("refused unless --allow-huge", run("run", job, "--out", self.path("job"), "--dry-run").stdout)
+
+    def test_a_batch_larger_than_its_copies_is_capped(self):
+        # Today's bug: --batch-size 10^9 allocated 10^9 images (3 TB for MNIST) before the first forward.
+        path = self.config(n0=10, n=50, batch_size=10**9)
+        proc = run("certify", "-c", path, "-o", self.path("out"), "--end", "2", check=False)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        small = run("certify", "-c", self.config(n0=10, n=50, batch_size=7), "-o", self.path("small"), "--end", "2")
+        self.assertEqual(small.returncode, 0)
+        with open(self.path("out", "certify.tsv")) as a, open(self.path("small", "certify.tsv")) as b:
+            strip = lambda rows: [r.split("\t")[:5] for r in rows]  # the time column differs
+            self.assertEqual(strip(a.readlines()), strip(b.readlines()))
+
+
+class StopTest(TempDirTestCase):
+    """A stop request ends a stage between two batches, even inside one huge example."""
+
+    def start_huge_certify(self):
+        cfg = small_config()
+        cfg["model"]["checkpoint"] = trained_checkpoint()
+        cfg["certify"].update(n0=10, n=10**9, batch_size=100, shard_size=1)
+        path = self.write_json("config.json", cfg)
+        out = self.path("out")
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        proc = subprocess.Popen([BIN, "certify", "-c", path, "-o", out, "--allow-huge"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        # Wait until the rank log says the shards are being computed (the model is loaded).
+        log = os.path.join(out, "logs", "rank-0000.log")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if os.path.exists(log) and "shards to do" in open(log).read():
+                break
+            time.sleep(0.05)
+        self.assertIsNone(proc.poll(), "certify ended before it could be stopped")
+        return proc, out
+
+    def check_stopped(self, proc, out, name):
+        try:
+            _, err = proc.communicate(timeout=60)  # n = 10^9 copies would take hours
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            self.fail(f"{name} did not stop the example within 60 s")
+        self.assertEqual(proc.returncode, 75, err)
+        self.assertIn(f"stopped on request ({name})", err)
+        self.assertEqual(len([l for l in err.splitlines() if "stopped on request" in l]), 1, err)
+        self.assertFalse(os.path.exists(os.path.join(out, "dualrs.lock")), "the lock was not released")
+        with open(os.path.join(out, "logs", "rank-0000.log")) as f:
+            self.assertIn("inside an example, between two batches", f.read())
+
+    def test_sigterm_stops_inside_an_example(self):
+        proc, out = self.start_huge_certify()
+        proc.send_signal(signal.SIGTERM)
+        self.check_stopped(proc, out, "SIGTERM")
+
+    def test_sigint_and_sighup_stop_and_release_the_lock(self):
+        for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGHUP, "SIGHUP")):
+            with self.subTest(signal=name):
+                proc, out = self.start_huge_certify()
+                proc.send_signal(sig)
+                self.check_stopped(proc, out, name)
+                shutil.rmtree(out)
+
+
+if __name__ == "__main__":
+    unittest.main()
