@@ -14,7 +14,7 @@
 #include <iostream>
 
 #include "common.h"
-#include "dualrs/config.h"
+#include "dualrs/build_info.h"
 #include "dualrs/core/error.h"
 #include "dualrs/io/atomic_file.h"
 
