@@ -10,7 +10,8 @@ when
                                                                          (rule core-third-party)
   * a layer includes "dualrs/<other>/..." although LAYERS does not let it depend on <other>
                                                                          (rule layer-dependency)
-  * a file lies in, or an include names, a layer that LAYERS does not know (rule unknown-layer)
+  * a file lies in, or an include names, a layer that LAYERS does not know, or an include names
+    a header directly in dualrs/ other than the generated dualrs/build_info.h (rule unknown-layer)
 and it checks that LAYERS matches the dualrs_<layer> targets of src/CMakeLists.txt: a target's
 direct dualrs_* links are allowed by LAYERS, and everything LAYERS allows is linked, directly
 or transitively (rule cmake-mismatch). A layer without a CMake target yet (e.g. pipeline) is
@@ -54,6 +55,9 @@ MPI_NCCL = {"mpi.h", "nccl.h"}
 HDF5_RE = re.compile(r"^(hdf5\.h|hdf5_hl\.h|H5[^/]*\.h)$")
 TORCH_PREFIXES = ("torch/", "ATen/", "c10/")
 DUALRS_LAYER_RE = re.compile(r"^dualrs/([A-Za-z0-9_]+)/")
+DUALRS_TOP_RE = re.compile(r"^dualrs/([^/]+)$")
+# Headers directly in dualrs/ (no layer): the generated build info, which any layer may read.
+TOP_LEVEL_HEADERS = {"build_info.h"}
 
 
 def layer_of(rel):
@@ -116,6 +120,11 @@ def check_sources(src):
                     found.append((where, "core-third-party",
                                   "src/dualrs/core/ includes <%s> (core uses no Torch, MPI, "
                                   "NCCL or HDF5)" % inc))
+                m = DUALRS_TOP_RE.match(inc)
+                if m and m.group(1) not in TOP_LEVEL_HEADERS:
+                    found.append((where, "unknown-layer",
+                                  "includes \"%s\": no such header outside the layers (only %s)"
+                                  % (inc, ", ".join("dualrs/" + h for h in sorted(TOP_LEVEL_HEADERS)))))
                 m = DUALRS_LAYER_RE.match(inc)
                 if m:
                     target = m.group(1)
@@ -295,6 +304,8 @@ VIOLATIONS = {
         {"dualrs/smooth/bad.cpp": "#include <hdf5.h>\n"}, "hdf5-outside-io", "bad.cpp:1"),
     "report includes <H5Fpublic.h>": (
         {"dualrs/report/bad.cpp": "#include <H5Fpublic.h>\n"}, "hdf5-outside-io", "bad.cpp:1"),
+    "an include of the old dualrs/config.h": (
+        {"dualrs/io/bad.cpp": '#include "dualrs/config.h"\n'}, "unknown-layer", "src/dualrs/io/bad.cpp:1"),
     "a file in a folder no layer owns": (
         {"dualrs/extra/bad.cpp": "#include <string>\n"}, "unknown-layer", "src/dualrs/extra/bad.cpp"),
     "CMake links a dependency the table forbids": (
