@@ -20,6 +20,7 @@
 #include "dualrs/core/schemas_embedded.h"
 
 namespace dualrs {
+inline namespace core {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -607,4 +608,5 @@ std::string format_decimal(double value) {
 
 std::string global_method_name(double sigma) { return "global_sigma_" + format_decimal(sigma); }
 
+}  // namespace core
 }  // namespace dualrs

@@ -7,6 +7,7 @@
 #include "dualrs/core/stats.h"
 
 namespace dualrs {
+inline namespace core {
 
 std::int64_t argmax_lowest(const Counts& counts) {
   if (counts.empty()) throw std::invalid_argument("argmax of empty counts");
@@ -68,4 +69,5 @@ Prediction predict_from_counts(const Counts& counts, double alpha) {
   return out;
 }
 
+}  // namespace core
 }  // namespace dualrs

@@ -7,6 +7,7 @@
 #include <vector>
 
 namespace dualrs {
+inline namespace core {
 
 /// Votes of the base classifier per class over a set of noisy copies; size K (classes).
 using Counts = std::vector<std::int64_t>;
@@ -59,4 +60,5 @@ struct Prediction {
 /// \throws std::invalid_argument on fewer than 2 classes, no votes or alpha outside (0, 1).
 Prediction predict_from_counts(const Counts& counts, double alpha);
 
+}  // namespace core
 }  // namespace dualrs

@@ -9,6 +9,7 @@
 #include "dualrs/core/stats.h"
 
 namespace dualrs {
+inline namespace core {
 
 void validate_sigma_candidates(const std::vector<double>& sigmas, const std::string& pointer) {
   std::vector<ConfigIssue> issues;
@@ -122,4 +123,5 @@ MultiscaleCertificate combine_multiscale(const std::vector<MultiscaleStage>& sta
   return out;
 }
 
+}  // namespace core
 }  // namespace dualrs

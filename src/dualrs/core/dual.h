@@ -12,6 +12,7 @@
 #include "dualrs/core/decision.h"
 
 namespace dualrs {
+inline namespace core {
 
 /// Checks Σ: non-empty, every σ > 0, strictly increasing (sorted, no duplicates).
 /// \throws ConfigError naming `pointer` (e.g. "/dual/sigma_candidates") and the offending entry.
@@ -96,4 +97,5 @@ struct MultiscaleCertificate {
 };
 MultiscaleCertificate combine_multiscale(const std::vector<MultiscaleStage>& stages, const std::vector<double>& sigmas);
 
+}  // namespace core
 }  // namespace dualrs

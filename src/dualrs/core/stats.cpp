@@ -9,7 +9,9 @@
 #include <boost/math/distributions/binomial.hpp>
 #include <boost/math/distributions/normal.hpp>
 
-namespace dualrs::stats {
+namespace dualrs {
+inline namespace core {
+namespace stats {
 namespace {
 void check_counts(std::int64_t n_a, std::int64_t n, double alpha) {
   if (n < 1) throw std::invalid_argument("n must be >= 1, got " + std::to_string(n));
@@ -83,4 +85,6 @@ double binom_test_two_sided(std::int64_t k, std::int64_t n, double p) {
   return std::min(1.0, pval);
 }
 
-}  // namespace dualrs::stats
+}  // namespace stats
+}  // namespace core
+}  // namespace dualrs

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 
-namespace dualrs::stats {
+namespace dualrs {
+inline namespace core {
+namespace stats {
 
 /// One-sided Clopper–Pearson lower confidence bound on a binomial proportion:
 /// `BetaQuantile(alpha; n_a, n - n_a + 1)`, and 0 when `n_a == 0`. Equals statsmodels
@@ -29,4 +31,6 @@ double norm_ppf(double p);
 /// with scipy's relative tolerance 1e-7). \throws std::invalid_argument on bad arguments.
 double binom_test_two_sided(std::int64_t k, std::int64_t n, double p = 0.5);
 
-}  // namespace dualrs::stats
+}  // namespace stats
+}  // namespace core
+}  // namespace dualrs

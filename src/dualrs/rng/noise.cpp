@@ -9,6 +9,7 @@
 #include "dualrs/rng/philox8.h"
 
 namespace dualrs {
+inline namespace rng {
 namespace {
 std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
@@ -32,9 +33,9 @@ void NoiseSource::fill(float* out, std::int64_t numel, std::int64_t example, std
   }
   // Eight Philox blocks (32 values) per step; Box–Muller stays Random123's scalar
   // r123::boxmuller (glibc sincosf/logf), so the numbers are those of layout version 1.
-  constexpr std::int64_t kStep = 4 * rng_detail::kPhiloxLanes;
-  const rng_detail::Philox8Fn philox8 = rng_detail::best_philox8();
-  rng_detail::Philox8 r;
+  constexpr std::int64_t kStep = 4 * detail::kPhiloxLanes;
+  const detail::Philox8Fn philox8 = detail::best_philox8();
+  detail::Philox8 r;
   float z[kStep];
   for (std::int64_t s = 0; s < count; ++s) {
     float* dst = out + s * numel;
@@ -77,4 +78,5 @@ std::uint32_t NoiseSource::uniform_index(std::int64_t example, std::uint32_t sig
   return static_cast<std::uint32_t>((static_cast<std::uint64_t>(r[0]) * bound) >> 32);
 }
 
+}  // namespace rng
 }  // namespace dualrs

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 namespace dualrs {
+inline namespace rng {
 
 /// Bumped whenever the mapping from (seed, stage, counter) to numbers changes; written into
 /// every output so results made with different layouts are never mixed.
@@ -71,4 +72,5 @@ class NoiseSource {
   std::uint32_t key_[2];
 };
 
+}  // namespace rng
 }  // namespace dualrs
