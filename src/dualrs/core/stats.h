@@ -15,7 +15,7 @@ namespace stats {
 /// \param n_a    successes, 0 <= n_a <= n
 /// \param n      trials, n >= 1
 /// \param alpha  failure probability of the bound, in (0, 1)
-/// \throws std::invalid_argument on arguments out of range.
+/// \throws DataError on arguments out of range.
 double clopper_pearson_lower(std::int64_t n_a, std::int64_t n, double alpha);
 
 /// One-sided Clopper–Pearson upper bound: `BetaQuantile(1 - alpha; n_a + 1, n - n_a)`, 1 when
@@ -23,12 +23,12 @@ double clopper_pearson_lower(std::int64_t n_a, std::int64_t n, double alpha);
 /// cascade's radius cap (METHOD.md §8).
 double clopper_pearson_upper(std::int64_t n_a, std::int64_t n, double alpha);
 
-/// Standard normal quantile Φ⁻¹(p). \throws std::invalid_argument unless 0 < p < 1.
+/// Standard normal quantile Φ⁻¹(p). \throws DataError unless 0 < p < 1.
 double norm_ppf(double p);
 
 /// Exact two-sided binomial test p-value for k successes in n trials under success
 /// probability p, as `scipy.stats.binomtest(k, n, p).pvalue` (outcomes no more likely than k,
-/// with scipy's relative tolerance 1e-7). \throws std::invalid_argument on bad arguments.
+/// with scipy's relative tolerance 1e-7). \throws DataError on bad arguments.
 double binom_test_two_sided(std::int64_t k, std::int64_t n, double p = 0.5);
 
 }  // namespace stats

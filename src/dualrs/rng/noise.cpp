@@ -4,8 +4,8 @@
 #include <Random123/philox.h>
 
 #include <algorithm>
-#include <stdexcept>
 
+#include "dualrs/core/error.h"
 #include "dualrs/rng/philox8.h"
 
 namespace dualrs {
@@ -29,7 +29,7 @@ void NoiseSource::fill(float* out, std::int64_t numel, std::int64_t example, std
                        std::int64_t first_sample, std::int64_t count, float sigma, const float* offset) const {
   if (example < 0 || example > 0xFFFFFFFFLL || first_sample < 0 || count < 0 ||
       first_sample + count > 0x100000000LL || numel < 0 || numel / 4 > 0xFFFFFFFFLL) {
-    throw std::out_of_range("NoiseSource::fill: example, sample or element index outside the 32-bit counter");
+    DUALRS_THROW(DataError, "NoiseSource::fill: example, sample or element index outside the 32-bit counter");
   }
   // Eight Philox blocks (32 values) per step; Box–Muller stays Random123's scalar
   // r123::boxmuller (glibc sincosf/logf), so the numbers are those of layout version 1.
@@ -67,9 +67,9 @@ void NoiseSource::fill(float* out, std::int64_t numel, std::int64_t example, std
 std::uint32_t NoiseSource::uniform_index(std::int64_t example, std::uint32_t sigma_index, std::int64_t sample,
                                          std::uint32_t bound) const {
   if (example < 0 || example > 0xFFFFFFFFLL || sample < 0 || sample > 0xFFFFFFFFLL) {
-    throw std::out_of_range("NoiseSource::uniform_index: example or sample index outside the 32-bit counter");
+    DUALRS_THROW(DataError, "NoiseSource::uniform_index: example or sample index outside the 32-bit counter");
   }
-  if (bound == 0) throw std::invalid_argument("NoiseSource::uniform_index: bound must be >= 1");
+  if (bound == 0) DUALRS_THROW(DataError, "NoiseSource::uniform_index: bound must be >= 1");
   using Philox = r123::Philox4x32_R<10>;
   Philox philox;
   const Philox::key_type key = {{key_[0], key_[1]}};
