@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "args.h"
-#include "dualrs/config.h"
+#include "dualrs/build_info.h"
 #include "dualrs/core/error.h"
 #include "dualrs/dist/mpi_communicator.h"
 #include "dualrs/dist/nccl_communicator.h"

@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <stdexcept>
 #include <sstream>
 
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
@@ -20,6 +19,7 @@
 #include "dualrs/core/schemas_embedded.h"
 
 namespace dualrs {
+inline namespace core {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -774,7 +774,7 @@ std::string format_decimal(double value) {
   char buf[64];  // fixed notation is only used below 1e16
   const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value,
                                        fixed ? std::chars_format::fixed : std::chars_format::scientific);
-  if (ec != std::errc()) throw std::logic_error("format_decimal: the buffer did not hold a double");
+  if (ec != std::errc()) DUALRS_THROW(Error, "format_decimal: the buffer did not hold a double");
   std::string out(buf, end);
   if (fixed && out.find('.') == std::string::npos) out += ".0";
   return out;
@@ -782,4 +782,5 @@ std::string format_decimal(double value) {
 
 std::string global_method_name(double sigma) { return "global_sigma_" + format_decimal(sigma); }
 
+}  // namespace core
 }  // namespace dualrs

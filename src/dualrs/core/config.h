@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 namespace dualrs {
+inline namespace core {
 
 /// Which embedded JSON Schema to check a document against.
 enum class SchemaKind { kConfig, kJob };
@@ -299,4 +300,5 @@ std::string global_method_name(double sigma);
 /// code computed and people read "0.942", not "0.94199999999999995".
 std::string format_decimal(double value);
 
+}  // namespace core
 }  // namespace dualrs

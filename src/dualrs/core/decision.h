@@ -7,6 +7,7 @@
 #include <vector>
 
 namespace dualrs {
+inline namespace core {
 
 /// Votes of the base classifier per class over a set of noisy copies; size K (classes).
 using Counts = std::vector<std::int64_t>;
@@ -15,7 +16,7 @@ using Counts = std::vector<std::int64_t>;
 inline constexpr std::int64_t kAbstain = -1;
 
 /// Index of the largest count; ties go to the lowest class index (Cohen's reference leaves
-/// tie order to numpy; dualrs fixes it). \throws std::invalid_argument on empty counts.
+/// tie order to numpy; dualrs fixes it). \throws DataError on empty counts.
 std::int64_t argmax_lowest(const Counts& counts);
 
 /// Outcome of CERTIFY for one input.
@@ -31,7 +32,7 @@ struct Certificate {
 /// The radius a count gives: p_a_lower = CP lower bound (n_a, n, alpha); abstain when it is
 /// < 0.5, else radius = sigma · Φ⁻¹(p_a_lower). `prediction` is set to 0 when certified (the
 /// caller names the class). \param sigma noise level (> 0) in [0,1]-pixel units.
-/// \throws std::invalid_argument on sigma <= 0 or counts/alpha out of range.
+/// \throws DataError on sigma <= 0 or counts/alpha out of range.
 Certificate radius_from_count(std::int64_t n_a, std::int64_t n, double sigma, double alpha);
 
 /// CERTIFY on counts: ĉ = argmax of the *selection* counts (n0 copies, ties → lowest index);
@@ -41,7 +42,7 @@ Certificate radius_from_count(std::int64_t n_a, std::int64_t n, double sigma, do
 /// \param n           trials behind `estimation`; -1 = their sum. Larger than the sum when
 ///                    some copies voted for no class (non-finite logits), which keeps the
 ///                    bound sound.
-/// \throws std::invalid_argument when sizes differ, counts are empty or n < sum.
+/// \throws DataError when sizes differ, counts are empty or n < sum.
 Certificate certify_from_counts(const Counts& selection, const Counts& estimation, double sigma, double alpha,
                                 std::int64_t n = -1);
 
@@ -56,7 +57,8 @@ struct Prediction {
 
 /// PREDICT on counts: top two classes c1 >= c2 (ties → lower index first); abstain when the
 /// exact two-sided binomial p-value of c1 out of c1 + c2 at 0.5 exceeds alpha.
-/// \throws std::invalid_argument on fewer than 2 classes, no votes or alpha outside (0, 1).
+/// \throws DataError on fewer than 2 classes, no votes or alpha outside (0, 1).
 Prediction predict_from_counts(const Counts& counts, double alpha);
 
+}  // namespace core
 }  // namespace dualrs

@@ -6,6 +6,7 @@
 #include "dualrs/core/error.h"
 
 namespace dualrs {
+inline namespace core {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
@@ -104,4 +105,5 @@ DenoiseStep denoise_step(const DiffusionSchedule& schedule, double sigma, const 
   return step;
 }
 
+}  // namespace core
 }  // namespace dualrs

@@ -13,6 +13,7 @@
 #include <vector>
 
 namespace dualrs {
+inline namespace core {
 
 /// The β schedule family.
 enum class ScheduleKind {
@@ -66,4 +67,5 @@ struct DenoiseStep {
 /// no t* exists (2σ above the ratio at t = T − 1: σ outside the schedule's range).
 DenoiseStep denoise_step(const DiffusionSchedule& schedule, double sigma, const std::string& pointer = "/sigma");
 
+}  // namespace core
 }  // namespace dualrs

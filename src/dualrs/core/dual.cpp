@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <stdexcept>
 
 #include "dualrs/core/error.h"
 #include "dualrs/core/stats.h"
 
 namespace dualrs {
+inline namespace core {
 
 void validate_sigma_candidates(const std::vector<double>& sigmas, const std::string& pointer) {
   std::vector<ConfigIssue> issues;
@@ -26,7 +26,7 @@ void validate_sigma_candidates(const std::vector<double>& sigmas, const std::str
 double label_radius(const Counts& votes, std::int64_t label, double sigma, double alpha, std::int64_t n) {
   const std::int64_t top = argmax_lowest(votes);
   if (n < 0) n = std::accumulate(votes.begin(), votes.end(), std::int64_t{0});
-  if (n < 1) throw std::invalid_argument("label_radius needs at least one vote");
+  if (n < 1) DUALRS_THROW(DataError, "label_radius needs at least one vote");
   const Certificate cert = radius_from_count(votes[static_cast<std::size_t>(top)], n, sigma, alpha);
   return (top == label && !cert.abstained()) ? cert.radius : 0.0;
 }
@@ -47,7 +47,7 @@ std::vector<double> rebalancing_weights(const std::vector<std::int64_t>& best, s
   std::vector<std::int64_t> counts(static_cast<std::size_t>(num_sigmas), 0);
   std::int64_t kept = 0;
   for (auto b : best) {
-    if (b >= num_sigmas) throw std::invalid_argument("best sigma index out of range");
+    if (b >= num_sigmas) DUALRS_THROW(DataError, "best sigma index out of range");
     if (b >= 0) {
       ++counts[static_cast<std::size_t>(b)];
       ++kept;
@@ -76,9 +76,9 @@ DualCertificate combine_dual(const Certificate& estimator, const Certificate& cl
 }
 
 MultiscaleStage multiscale_stage(const Counts& selection, const Counts& estimation, double sigma, double alpha_stage) {
-  if (!(sigma > 0)) throw std::invalid_argument("sigma must be > 0");
+  if (!(sigma > 0)) DUALRS_THROW(DataError, "sigma must be > 0");
   if (selection.size() != estimation.size() || estimation.empty()) {
-    throw std::invalid_argument("selection and estimation counts must have the same, non-zero size");
+    DUALRS_THROW(DataError, "selection and estimation counts must have the same, non-zero size");
   }
   const std::int64_t n = std::accumulate(estimation.begin(), estimation.end(), std::int64_t{0});
   const auto k = static_cast<double>(estimation.size());
@@ -111,7 +111,7 @@ MultiscaleCertificate combine_multiscale(const std::vector<MultiscaleStage>& sta
   double cap = INFINITY;
   for (std::size_t i = 0; i + 1 < stages.size(); ++i) {
     if (stages[i].decision != StageDecision::kBelowHalf) {
-      throw std::invalid_argument("a cascade continues only past below-half stages");
+      DUALRS_THROW(DataError, "a cascade continues only past below-half stages");
     }
     cap = std::min(cap, stages[i].cap);
   }
@@ -122,4 +122,5 @@ MultiscaleCertificate combine_multiscale(const std::vector<MultiscaleStage>& sta
   return out;
 }
 
+}  // namespace core
 }  // namespace dualrs

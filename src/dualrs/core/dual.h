@@ -12,6 +12,7 @@
 #include "dualrs/core/decision.h"
 
 namespace dualrs {
+inline namespace core {
 
 /// Checks Σ: non-empty, every σ > 0, strictly increasing (sorted, no duplicates).
 /// \throws ConfigError naming `pointer` (e.g. "/dual/sigma_candidates") and the offending entry.
@@ -23,7 +24,7 @@ void validate_sigma_candidates(const std::vector<double>& sigma_candidates, cons
 /// (ties → lowest index), p = Clopper–Pearson lower bound (count ĉ, N, alpha); radius =
 /// σ·Φ⁻¹(p) when ĉ is the true label and p >= 0.5, else 0.
 /// \param n trials behind the votes (-1 = their sum; more when some copies voted for no class).
-/// \throws std::invalid_argument on empty votes, sigma <= 0 or alpha outside (0, 1).
+/// \throws DataError on empty votes, sigma <= 0 or alpha outside (0, 1).
 double label_radius(const Counts& votes, std::int64_t label, double sigma, double alpha, std::int64_t n = -1);
 
 /// Index of the largest radius, ties → the smaller σ (lower index); -1 when every radius is
@@ -32,7 +33,7 @@ std::int64_t best_sigma_index(const std::vector<double>& radii);
 
 /// Class-rebalancing weights w_e(x) = 1/q_{best(x)}, q_i = fraction of kept examples (best >= 0)
 /// whose best index is i. Dropped examples (best = -1) get weight 0. Size = best.size().
-/// \param num_sigmas |Σ|. \throws std::invalid_argument on an index >= num_sigmas.
+/// \param num_sigmas |Σ|. \throws DataError on an index >= num_sigmas.
 std::vector<double> rebalancing_weights(const std::vector<std::int64_t>& best, std::int64_t num_sigmas);
 
 // ---- Dual RS certification (DualRS §4, Theorem 4.2) -----------------------------------------
@@ -96,4 +97,5 @@ struct MultiscaleCertificate {
 };
 MultiscaleCertificate combine_multiscale(const std::vector<MultiscaleStage>& stages, const std::vector<double>& sigmas);
 
+}  // namespace core
 }  // namespace dualrs

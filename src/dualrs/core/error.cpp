@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 namespace dualrs {
+inline namespace core {
 namespace {
 std::string render(const std::string& source, const std::vector<ConfigIssue>& issues) {
   std::string out;
@@ -31,4 +32,5 @@ std::string rank_tag() {
   return {};
 }
 }  // namespace detail
+}  // namespace core
 }  // namespace dualrs

@@ -2,6 +2,15 @@
 /// \file
 /// The dualrs error hierarchy (docs/style.md §3): one base type, subclasses by cause.
 /// Messages read "<what went wrong> [rank R, file.cpp:LINE]" so a log line names its origin.
+///
+/// Namespaces: one per layer, `dualrs::<layer>` (dualrs::core, dualrs::rng, dualrs::data,
+/// dualrs::model, dualrs::smooth, dualrs::dist, dualrs::train, dualrs::io, dualrs::report,
+/// dualrs::pipeline), matching src/dualrs/<layer>/ and the CMake target dualrs::<layer>.
+/// core and rng are inline namespaces (`namespace dualrs { inline namespace core { ... } }`):
+/// dualrs::core::Error is the canonical name and dualrs::Error reaches the same entity, as
+/// dualrs::core::stats::norm_ppf and dualrs::stats::norm_ppf do. Layer-private helpers go in
+/// dualrs::<layer>::detail; name core's as dualrs::core::detail (not dualrs::detail), since
+/// more than one inline layer may have a detail namespace.
 
 #include <sstream>
 #include <stdexcept>
@@ -10,6 +19,7 @@
 #include <vector>
 
 namespace dualrs {
+inline namespace core {
 
 /// Base of every error dualrs throws on purpose.
 class Error : public std::runtime_error {
@@ -85,11 +95,12 @@ std::string format_error(const char* file, int line, Args&&... args) {
 }
 }  // namespace detail
 
+}  // namespace core
 }  // namespace dualrs
 
 /// Throws `Type` with the streamed arguments as its message, tagged with rank and file:line.
 /// Not for ConfigError (use dualrs::ConfigError's constructors, which carry JSON pointers).
-#define DUALRS_THROW(Type, ...) throw Type(::dualrs::detail::format_error(__FILE__, __LINE__, __VA_ARGS__))
+#define DUALRS_THROW(Type, ...) throw Type(::dualrs::core::detail::format_error(__FILE__, __LINE__, __VA_ARGS__))
 
 /// Always-on check: throws `Type` with the message when `cond` is false. Never compiled out.
 #define DUALRS_CHECK(cond, Type, ...) \

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 namespace dualrs {
+inline namespace core {
 
 std::string format_duration(double seconds) {
   char buf[64];
@@ -101,4 +102,5 @@ void ProgressMeter::print(bool final_line) {
   std::fflush(stream_);
 }
 
+}  // namespace core
 }  // namespace dualrs

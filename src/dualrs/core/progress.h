@@ -16,6 +16,7 @@
 #include <string>
 
 namespace dualrs {
+inline namespace core {
 
 /// How much a command prints to stderr: kQuiet (errors only), kNormal, kVerbose.
 enum class Verbosity { kQuiet, kNormal, kVerbose };
@@ -71,4 +72,5 @@ std::string format_duration(double seconds);
 /// when it is a number > 0, else 30 (5 when verbose).
 double default_progress_interval(Verbosity verbosity);
 
+}  // namespace core
 }  // namespace dualrs

@@ -10,6 +10,7 @@
 #include "dualrs/core/decision.h"
 
 namespace dualrs {
+inline namespace core {
 
 /// One certified example (standard RS, docs/method.md §3).
 struct CertifyRecord {
@@ -81,4 +82,5 @@ class TeeSink : public ResultSink {
   std::vector<ResultSink*> sinks_;
 };
 
+}  // namespace core
 }  // namespace dualrs

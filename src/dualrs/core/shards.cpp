@@ -5,6 +5,7 @@
 #include "dualrs/core/error.h"
 
 namespace dualrs {
+inline namespace core {
 
 std::vector<Shard> make_shards(std::int64_t count, std::int64_t shard_size) {
   if (shard_size < 1) throw ConfigError("", "shard_size", "must be >= 1, got " + std::to_string(shard_size));
@@ -53,4 +54,5 @@ std::string describe_shard_indices(std::vector<std::int64_t> indices) {
   return out;
 }
 
+}  // namespace core
 }  // namespace dualrs

@@ -10,6 +10,7 @@
 #include <vector>
 
 namespace dualrs {
+inline namespace core {
 
 /// Positions [begin, end) of a selection (not dataset indices).
 struct Shard {
@@ -42,4 +43,5 @@ ShardSubset parse_shard_subset(const std::string& text);
 /// "3", "3-5", "3-5, 9" for shard indices (sorted), for messages.
 std::string describe_shard_indices(std::vector<std::int64_t> indices);
 
+}  // namespace core
 }  // namespace dualrs

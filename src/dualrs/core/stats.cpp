@@ -2,22 +2,25 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 #include <string>
 
 #include <boost/math/distributions/beta.hpp>
 #include <boost/math/distributions/binomial.hpp>
 #include <boost/math/distributions/normal.hpp>
 
-namespace dualrs::stats {
+#include "dualrs/core/error.h"
+
+namespace dualrs {
+inline namespace core {
+namespace stats {
 namespace {
 void check_counts(std::int64_t n_a, std::int64_t n, double alpha) {
-  if (n < 1) throw std::invalid_argument("n must be >= 1, got " + std::to_string(n));
+  if (n < 1) DUALRS_THROW(DataError, "n must be >= 1, got " + std::to_string(n));
   if (n_a < 0 || n_a > n) {
-    throw std::invalid_argument("count must be in [0, n=" + std::to_string(n) + "], got " + std::to_string(n_a));
+    DUALRS_THROW(DataError, "count must be in [0, n=" + std::to_string(n) + "], got " + std::to_string(n_a));
   }
   if (!(alpha > 0.0 && alpha < 1.0)) {
-    throw std::invalid_argument("alpha must be in (0, 1), got " + std::to_string(alpha));
+    DUALRS_THROW(DataError, "alpha must be in (0, 1), got " + std::to_string(alpha));
   }
 }
 }  // namespace
@@ -37,14 +40,14 @@ double clopper_pearson_upper(std::int64_t n_a, std::int64_t n, double alpha) {
 }
 
 double norm_ppf(double p) {
-  if (!(p > 0.0 && p < 1.0)) throw std::invalid_argument("norm_ppf needs 0 < p < 1, got " + std::to_string(p));
+  if (!(p > 0.0 && p < 1.0)) DUALRS_THROW(DataError, "norm_ppf needs 0 < p < 1, got " + std::to_string(p));
   return boost::math::quantile(boost::math::normal_distribution<double>(), p);
 }
 
 double binom_test_two_sided(std::int64_t k, std::int64_t n, double p) {
-  if (n < 1) throw std::invalid_argument("binomial test needs n >= 1, got " + std::to_string(n));
-  if (k < 0 || k > n) throw std::invalid_argument("binomial test needs 0 <= k <= n, got k=" + std::to_string(k));
-  if (!(p > 0.0 && p < 1.0)) throw std::invalid_argument("binomial test needs 0 < p < 1, got " + std::to_string(p));
+  if (n < 1) DUALRS_THROW(DataError, "binomial test needs n >= 1, got " + std::to_string(n));
+  if (k < 0 || k > n) DUALRS_THROW(DataError, "binomial test needs 0 <= k <= n, got k=" + std::to_string(k));
+  if (!(p > 0.0 && p < 1.0)) DUALRS_THROW(DataError, "binomial test needs 0 < p < 1, got " + std::to_string(p));
   const boost::math::binomial_distribution<double> dist(static_cast<double>(n), p);
   const double dk = static_cast<double>(k);
   const double mean = static_cast<double>(n) * p;
@@ -83,4 +86,6 @@ double binom_test_two_sided(std::int64_t k, std::int64_t n, double p) {
   return std::min(1.0, pval);
 }
 
-}  // namespace dualrs::stats
+}  // namespace stats
+}  // namespace core
+}  // namespace dualrs

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 
-namespace dualrs::stats {
+namespace dualrs {
+inline namespace core {
+namespace stats {
 
 /// One-sided Clopper–Pearson lower confidence bound on a binomial proportion:
 /// `BetaQuantile(alpha; n_a, n - n_a + 1)`, and 0 when `n_a == 0`. Equals statsmodels
@@ -13,7 +15,7 @@ namespace dualrs::stats {
 /// \param n_a    successes, 0 <= n_a <= n
 /// \param n      trials, n >= 1
 /// \param alpha  failure probability of the bound, in (0, 1)
-/// \throws std::invalid_argument on arguments out of range.
+/// \throws DataError on arguments out of range.
 double clopper_pearson_lower(std::int64_t n_a, std::int64_t n, double alpha);
 
 /// One-sided Clopper–Pearson upper bound: `BetaQuantile(1 - alpha; n_a + 1, n - n_a)`, 1 when
@@ -21,12 +23,14 @@ double clopper_pearson_lower(std::int64_t n_a, std::int64_t n, double alpha);
 /// cascade's radius cap (docs/method.md §11).
 double clopper_pearson_upper(std::int64_t n_a, std::int64_t n, double alpha);
 
-/// Standard normal quantile Φ⁻¹(p). \throws std::invalid_argument unless 0 < p < 1.
+/// Standard normal quantile Φ⁻¹(p). \throws DataError unless 0 < p < 1.
 double norm_ppf(double p);
 
 /// Exact two-sided binomial test p-value for k successes in n trials under success
 /// probability p, as `scipy.stats.binomtest(k, n, p).pvalue` (outcomes no more likely than k,
-/// with scipy's relative tolerance 1e-7). \throws std::invalid_argument on bad arguments.
+/// with scipy's relative tolerance 1e-7). \throws DataError on bad arguments.
 double binom_test_two_sided(std::int64_t k, std::int64_t n, double p = 0.5);
 
-}  // namespace dualrs::stats
+}  // namespace stats
+}  // namespace core
+}  // namespace dualrs

@@ -12,7 +12,7 @@
 #include <ctime>
 #include <string>
 
-#include "dualrs/config.h"
+#include "dualrs/build_info.h"
 #include "dualrs/core/error.h"
 #include "dualrs/io/hdf5_file.h"
 

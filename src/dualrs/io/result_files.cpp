@@ -4,7 +4,6 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
-#include <stdexcept>
 #include <tuple>
 
 #include "dualrs/core/config.h"
@@ -462,7 +461,7 @@ std::string format_timedelta(double seconds) {
   // "[D day[s], ]H:MM:SS[.ffffff]" with days floored (negative durations as Python does).
   constexpr double kMaxSeconds = 9.0e12;  // keeps microseconds within int64
   if (!std::isfinite(seconds) || std::fabs(seconds) > kMaxSeconds) {
-    throw std::invalid_argument("format_timedelta: duration out of range: " + std::to_string(seconds));
+    DUALRS_THROW(DataError, "format_timedelta: duration out of range: " + std::to_string(seconds));
   }
   double whole = 0.0;
   const double frac = std::modf(seconds, &whole);

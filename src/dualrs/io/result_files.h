@@ -108,7 +108,7 @@ PredictResults read_predict_results(const std::string& path);
 
 /// Python-style timedelta text for a duration in seconds, as str(datetime.timedelta(seconds=x)):
 /// "0:00:01.234567", "0:00:00", "1:01:01.000001" (hours not padded; microseconds only when
-/// non-zero, rounded half-to-even). \throws std::invalid_argument on NaN/inf or |x| > 9e12.
+/// non-zero, rounded half-to-even). \throws DataError on NaN/inf or |x| > 9e12.
 std::string format_timedelta(double seconds);
 
 }  // namespace dualrs::io

@@ -4,11 +4,12 @@
 #include <Random123/philox.h>
 
 #include <algorithm>
-#include <stdexcept>
 
+#include "dualrs/core/error.h"
 #include "dualrs/rng/philox8.h"
 
 namespace dualrs {
+inline namespace rng {
 namespace {
 std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
@@ -28,13 +29,13 @@ void NoiseSource::fill(float* out, std::int64_t numel, std::int64_t example, std
                        std::int64_t first_sample, std::int64_t count, float sigma, const float* offset) const {
   if (example < 0 || example > 0xFFFFFFFFLL || first_sample < 0 || count < 0 ||
       first_sample + count > 0x100000000LL || numel < 0 || numel / 4 > 0xFFFFFFFFLL) {
-    throw std::out_of_range("NoiseSource::fill: example, sample or element index outside the 32-bit counter");
+    DUALRS_THROW(DataError, "NoiseSource::fill: example, sample or element index outside the 32-bit counter");
   }
   // Eight Philox blocks (32 values) per step; Box–Muller stays Random123's scalar
   // r123::boxmuller (glibc sincosf/logf), so the numbers are those of layout version 1.
-  constexpr std::int64_t kStep = 4 * rng_detail::kPhiloxLanes;
-  const rng_detail::Philox8Fn philox8 = rng_detail::best_philox8();
-  rng_detail::Philox8 r;
+  constexpr std::int64_t kStep = 4 * detail::kPhiloxLanes;
+  const detail::Philox8Fn philox8 = detail::best_philox8();
+  detail::Philox8 r;
   float z[kStep];
   for (std::int64_t s = 0; s < count; ++s) {
     float* dst = out + s * numel;
@@ -66,9 +67,9 @@ void NoiseSource::fill(float* out, std::int64_t numel, std::int64_t example, std
 std::uint32_t NoiseSource::uniform_index(std::int64_t example, std::uint32_t sigma_index, std::int64_t sample,
                                          std::uint32_t bound) const {
   if (example < 0 || example > 0xFFFFFFFFLL || sample < 0 || sample > 0xFFFFFFFFLL) {
-    throw std::out_of_range("NoiseSource::uniform_index: example or sample index outside the 32-bit counter");
+    DUALRS_THROW(DataError, "NoiseSource::uniform_index: example or sample index outside the 32-bit counter");
   }
-  if (bound == 0) throw std::invalid_argument("NoiseSource::uniform_index: bound must be >= 1");
+  if (bound == 0) DUALRS_THROW(DataError, "NoiseSource::uniform_index: bound must be >= 1");
   using Philox = r123::Philox4x32_R<10>;
   Philox philox;
   const Philox::key_type key = {{key_[0], key_[1]}};
@@ -77,4 +78,5 @@ std::uint32_t NoiseSource::uniform_index(std::int64_t example, std::uint32_t sig
   return static_cast<std::uint32_t>((static_cast<std::uint64_t>(r[0]) * bound) >> 32);
 }
 
+}  // namespace rng
 }  // namespace dualrs

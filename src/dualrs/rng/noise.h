@@ -14,6 +14,7 @@
 #include <cstdint>
 
 namespace dualrs {
+inline namespace rng {
 
 /// Bumped whenever the mapping from (seed, stage, counter) to numbers changes; written into
 /// every output so results made with different layouts are never mixed.
@@ -47,7 +48,7 @@ class NoiseSource {
   /// Writes `count` consecutive samples [first_sample, first_sample + count), each of
   /// `numel` values (C·H·W of one image), scaled by `sigma`, to `out` (count · numel floats,
   /// sample-major). Thread-safe; any split of a sample range gives the same numbers.
-  /// \throws std::out_of_range when an index does not fit its 32-bit counter word.
+  /// \throws DataError when an index does not fit its 32-bit counter word.
   /// With `offset` (numel floats, e.g. the clean image) each value is `offset[e] + sigma·z`,
   /// which saves a second pass over the batch.
   void fill(float* out, std::int64_t numel, std::int64_t example, std::uint32_t sigma_index,
@@ -56,7 +57,7 @@ class NoiseSource {
   /// A uniform integer in [0, `bound`) for (example, sigma index, sample): the first 32-bit
   /// word of the Philox block at element block 0, mapped by Lemire's multiply-shift (bias
   /// below bound / 2^32). Use a stage of its own: fill() reads the same block.
-  /// \throws std::out_of_range as fill(), std::invalid_argument when bound is 0.
+  /// \throws DataError as fill(), and when bound is 0.
   std::uint32_t uniform_index(std::int64_t example, std::uint32_t sigma_index, std::int64_t sample,
                               std::uint32_t bound) const;
 
@@ -71,4 +72,5 @@ class NoiseSource {
   std::uint32_t key_[2];
 };
 
+}  // namespace rng
 }  // namespace dualrs

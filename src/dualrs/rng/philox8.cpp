@@ -5,7 +5,9 @@
 #define DUALRS_HAVE_X86 1
 #endif
 
-namespace dualrs::rng_detail {
+namespace dualrs {
+inline namespace rng {
+namespace detail {
 namespace {
 // The constants of Philox4x32 (Random123's PHILOX_M4x32_* and PHILOX_W32_*).
 constexpr std::uint32_t kM0 = 0xD2511F53u;
@@ -103,4 +105,6 @@ Philox8Fn best_philox8() {
   return fn;
 }
 
-}  // namespace dualrs::rng_detail
+}  // namespace detail
+}  // namespace rng
+}  // namespace dualrs

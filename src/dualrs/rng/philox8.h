@@ -7,7 +7,9 @@
 
 #include <cstdint>
 
-namespace dualrs::rng_detail {
+namespace dualrs {
+inline namespace rng {
+namespace detail {
 
 /// Counters processed per call.
 inline constexpr int kPhiloxLanes = 8;
@@ -35,4 +37,6 @@ using Philox8Fn = void (*)(std::uint32_t, std::uint32_t, std::uint32_t, std::uin
                            std::uint32_t, Philox8&);
 Philox8Fn best_philox8();
 
-}  // namespace dualrs::rng_detail
+}  // namespace detail
+}  // namespace rng
+}  // namespace dualrs

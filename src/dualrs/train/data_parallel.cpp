@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "dualrs/config.h"
+#include "dualrs/build_info.h"
 #include "dualrs/core/error.h"
 #include "dualrs/train/optimizer_state.h"
 

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "dualrs/core/error.h"
 #include "dualrs/core/stats.h"
 
 namespace dualrs {
@@ -15,7 +16,7 @@ TEST(DecisionTest, ArgmaxTiesGoToLowestIndex) {
   EXPECT_EQ(argmax_lowest({3, 7, 7, 1}), 1);
   EXPECT_EQ(argmax_lowest({5, 5, 5}), 0);
   EXPECT_EQ(argmax_lowest({0, 0, 9}), 2);
-  EXPECT_THROW(argmax_lowest({}), std::invalid_argument);
+  EXPECT_THROW(argmax_lowest({}), DataError);
 }
 
 TEST(DecisionTest, CertifySelectsFromSelectionCountsNotEstimation) {
@@ -47,12 +48,12 @@ TEST(DecisionTest, NonFiniteCopiesCountAsTrials) {
   const Certificate all = certify_from_counts({0, 1}, {0, 1000}, 1.0, 0.001);
   const Certificate fewer = certify_from_counts({0, 1}, {0, 1000}, 1.0, 0.001, 1100);
   EXPECT_LT(fewer.p_a_lower, all.p_a_lower);
-  EXPECT_THROW(certify_from_counts({0, 1}, {0, 1000}, 1.0, 0.001, 999), std::invalid_argument);
+  EXPECT_THROW(certify_from_counts({0, 1}, {0, 1000}, 1.0, 0.001, 999), DataError);
 }
 
 TEST(DecisionTest, RadiusRejectsBadSigma) {
-  EXPECT_THROW(radius_from_count(9, 10, 0.0, 0.001), std::invalid_argument);
-  EXPECT_THROW(radius_from_count(9, 10, -1.0, 0.001), std::invalid_argument);
+  EXPECT_THROW(radius_from_count(9, 10, 0.0, 0.001), DataError);
+  EXPECT_THROW(radius_from_count(9, 10, -1.0, 0.001), DataError);
 }
 
 TEST(DecisionTest, PredictTopTwoAndTies) {
@@ -64,8 +65,8 @@ TEST(DecisionTest, PredictTopTwoAndTies) {
   const Prediction tie = predict_from_counts({500, 500, 0}, 0.001);
   EXPECT_TRUE(tie.abstained());
   EXPECT_EQ(tie.p_value, 1.0);
-  EXPECT_THROW(predict_from_counts({0, 0}, 0.001), std::invalid_argument);
-  EXPECT_THROW(predict_from_counts({5}, 0.001), std::invalid_argument);
+  EXPECT_THROW(predict_from_counts({0, 0}, 0.001), DataError);
+  EXPECT_THROW(predict_from_counts({5}, 0.001), DataError);
 }
 
 }  // namespace

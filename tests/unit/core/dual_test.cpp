@@ -62,7 +62,7 @@ TEST(LabelRadiusTest, RebalancingWeightsAreInverseFrequencies) {
   const std::vector<double> expected = {3.5, 3.5, 7.0, 0.0, 1.75, 1.75, 1.75, 1.75};
   ASSERT_EQ(w.size(), expected.size());
   for (std::size_t i = 0; i < w.size(); ++i) EXPECT_DOUBLE_EQ(w[i], expected[i]) << i;
-  EXPECT_THROW(rebalancing_weights({3}, 3), std::invalid_argument);
+  EXPECT_THROW(rebalancing_weights({3}, 3), DataError);
 }
 
 TEST(DualRuleTest, RadiusIsTheMinimumOfBothStages) {

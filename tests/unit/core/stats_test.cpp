@@ -9,6 +9,7 @@
 
 #include "csv_reader.h"
 #include "dualrs/core/decision.h"
+#include "dualrs/core/error.h"
 
 namespace dualrs {
 namespace {
@@ -43,10 +44,10 @@ TEST(StatsTest, ClopperPearsonEdgeCases) {
   EXPECT_EQ(stats::clopper_pearson_upper(10, 10, 0.001), 1.0);
   // n_a = n: the lower bound is alpha^(1/n) exactly.
   EXPECT_NEAR(stats::clopper_pearson_lower(100, 100, 0.001), std::pow(0.001, 0.01), 1e-15);
-  EXPECT_THROW(stats::clopper_pearson_lower(5, 4, 0.001), std::invalid_argument);
-  EXPECT_THROW(stats::clopper_pearson_lower(1, 0, 0.001), std::invalid_argument);
-  EXPECT_THROW(stats::clopper_pearson_lower(1, 4, 0.0), std::invalid_argument);
-  EXPECT_THROW(stats::clopper_pearson_lower(1, 4, 1.0), std::invalid_argument);
+  EXPECT_THROW(stats::clopper_pearson_lower(5, 4, 0.001), DataError);
+  EXPECT_THROW(stats::clopper_pearson_lower(1, 0, 0.001), DataError);
+  EXPECT_THROW(stats::clopper_pearson_lower(1, 4, 0.0), DataError);
+  EXPECT_THROW(stats::clopper_pearson_lower(1, 4, 1.0), DataError);
 }
 
 TEST(StatsTest, NormPpfMatchesScipy) {
@@ -56,8 +57,8 @@ TEST(StatsTest, NormPpfMatchesScipy) {
     const double p = r[t.col("p")];
     expect_rel(stats::norm_ppf(p), r[t.col("ppf")], kRel, "ppf(" + std::to_string(p) + ")");
   }
-  EXPECT_THROW(stats::norm_ppf(0.0), std::invalid_argument);
-  EXPECT_THROW(stats::norm_ppf(1.0), std::invalid_argument);
+  EXPECT_THROW(stats::norm_ppf(0.0), DataError);
+  EXPECT_THROW(stats::norm_ppf(1.0), DataError);
 }
 
 TEST(StatsTest, BinomTestMatchesScipy) {

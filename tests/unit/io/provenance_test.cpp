@@ -6,7 +6,7 @@
 #include <regex>
 #include <string>
 
-#include "dualrs/config.h"
+#include "dualrs/build_info.h"
 
 namespace dualrs::io {
 namespace {

@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <limits>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -376,7 +375,7 @@ TEST(FormatTimedeltaTest, MatchesPythonStrTimedelta) {
   EXPECT_EQ(format_timedelta(86400.0), "1 day, 0:00:00");
   EXPECT_EQ(format_timedelta(200000.25), "2 days, 7:33:20.250000");
   EXPECT_EQ(format_timedelta(-1.5), "-1 day, 23:59:58.500000");
-  EXPECT_THROW(format_timedelta(std::numeric_limits<double>::quiet_NaN()), std::invalid_argument);
+  EXPECT_THROW(format_timedelta(std::numeric_limits<double>::quiet_NaN()), DataError);
 }
 
 }  // namespace

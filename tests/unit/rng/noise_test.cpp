@@ -13,6 +13,8 @@
 
 #include <boost/math/distributions/normal.hpp>
 
+#include "dualrs/core/error.h"
+
 namespace dualrs {
 namespace {
 
@@ -78,9 +80,9 @@ TEST(NoiseTest, StreamsDifferBySeedStageExampleSigmaIndexAndSample) {
 TEST(NoiseTest, RejectsIndicesOutsideTheCounter) {
   const NoiseSource noise(0, NoiseStage::kLabel);
   float out[4];
-  EXPECT_THROW(noise.fill(out, 4, std::int64_t{1} << 33, 0, 0, 1, 1.0f), std::out_of_range);
-  EXPECT_THROW(noise.fill(out, 4, 0, 0, (std::int64_t{1} << 32), 1, 1.0f), std::out_of_range);
-  EXPECT_THROW(noise.fill(out, 4, -1, 0, 0, 1, 1.0f), std::out_of_range);
+  EXPECT_THROW(noise.fill(out, 4, std::int64_t{1} << 33, 0, 0, 1, 1.0f), DataError);
+  EXPECT_THROW(noise.fill(out, 4, 0, 0, (std::int64_t{1} << 32), 1, 1.0f), DataError);
+  EXPECT_THROW(noise.fill(out, 4, -1, 0, 0, 1, 1.0f), DataError);
 }
 
 // 300,000 values (382 samples x 785): tolerances at ~5.5 standard errors, i.e. a false

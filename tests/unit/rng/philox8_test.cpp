@@ -19,12 +19,12 @@
 namespace dualrs {
 namespace {
 
-using rng_detail::Philox8;
+using rng::detail::Philox8;
 using Philox = r123::Philox4x32_R<10>;
 
-std::vector<rng_detail::Philox8Fn> implementations() {
-  std::vector<rng_detail::Philox8Fn> fns = {&rng_detail::philox8_portable};
-  if (rng_detail::cpu_has_avx2()) fns.push_back(&rng_detail::philox8_avx2);
+std::vector<rng::detail::Philox8Fn> implementations() {
+  std::vector<rng::detail::Philox8Fn> fns = {&rng::detail::philox8_portable};
+  if (rng::detail::cpu_has_avx2()) fns.push_back(&rng::detail::philox8_avx2);
   return fns;
 }
 
@@ -56,7 +56,7 @@ TEST(Philox8Test, EveryLaneMatchesRandom123IncludingCounterWrap) {
     for (std::uint32_t first : firsts) {
       Philox8 out;
       fn(first, 77u, 2u, 0xDEADBEEFu, 0x12345678u, 0x9ABCDEF0u, out);
-      for (int l = 0; l < rng_detail::kPhiloxLanes; ++l) {
+      for (int l = 0; l < rng::detail::kPhiloxLanes; ++l) {
         const Philox::ctr_type ctr = {{first + static_cast<std::uint32_t>(l), 77u, 2u, 0xDEADBEEFu}};
         const Philox::ctr_type ref = philox(ctr, {{0x12345678u, 0x9ABCDEF0u}});
         for (int w = 0; w < 4; ++w) ASSERT_EQ(out.word[w][l], ref[w]) << "first " << first << " lane " << l;

@@ -13,7 +13,7 @@
 #include <filesystem>
 #include <iostream>
 
-#include "dualrs/config.h"
+#include "dualrs/build_info.h"
 #include "dualrs/core/error.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/pipeline/stage.h"
