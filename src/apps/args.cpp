@@ -1,5 +1,6 @@
 #include "args.h"
 
+#include <cmath>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -26,17 +27,17 @@ void add_common_options(po::options_description& options) {
 void add_plan_options(po::options_description& options) {
   const pipeline::PlanLimits defaults;
   options.add_options()
-      ("max-forward-passes", po::value<long long>(),
+      ("max-forwards", po::value<long long>(),
        ("the most model forward passes one stage may plan; a larger plan is refused before it starts; default " +
         pipeline::group_thousands(defaults.max_forward_passes)).c_str())
-      ("allow-huge", "run a stage whose plan exceeds --max-forward-passes anyway");
+      ("allow-huge", "run a stage whose plan exceeds --max-forwards anyway");
 }
 
 pipeline::PlanLimits plan_limits_from(const po::variables_map& vm) {
   pipeline::PlanLimits limits;
-  if (vm.count("max-forward-passes")) {
-    const long long value = vm["max-forward-passes"].as<long long>();
-    if (value < 1) throw ConfigError("command line", "--max-forward-passes", "must be >= 1, got " + std::to_string(value));
+  if (vm.count("max-forwards")) {
+    const long long value = vm["max-forwards"].as<long long>();
+    if (value < 1) throw ConfigError("command line", "--max-forwards", "must be >= 1, got " + std::to_string(value));
     limits.max_forward_passes = value;
   }
   limits.allow_huge = vm.count("allow-huge") > 0;
@@ -136,7 +137,14 @@ nlohmann::json overrides_from_flags(const po::variables_map& vm, const std::vect
     if (f.pointer.empty() || !vm.count(f.name) || vm[f.name].defaulted()) continue;
     const nlohmann::json::json_pointer pointer(f.pointer);
     switch (f.type) {
-      case FlagType::kDouble: patch[pointer] = vm[f.name].as<double>(); break;
+      case FlagType::kDouble: {
+        const double value = vm[f.name].as<double>();
+        if (!std::isfinite(value)) {
+          throw ConfigError("command line", "--" + f.name, "must be a finite number, got " + format_decimal(value));
+        }
+        patch[pointer] = value;
+        break;
+      }
       case FlagType::kInt: patch[pointer] = vm[f.name].as<long long>(); break;
       case FlagType::kUInt: patch[pointer] = vm[f.name].as<unsigned long long>(); break;
       case FlagType::kString: patch[pointer] = vm[f.name].as<std::string>(); break;

@@ -32,9 +32,9 @@ struct Invocation {
 /// Common switches for every subcommand: --help, --quiet/--verbose and --expect-world-size.
 void add_common_options(po::options_description& options);
 
-/// --max-forward-passes and --allow-huge: the ceiling on a stage's planned forward passes.
+/// --max-forwards and --allow-huge: the ceiling on a stage's planned forward passes.
 void add_plan_options(po::options_description& options);
-/// The limits those options give. \throws ConfigError (--max-forward-passes < 1).
+/// The limits those options give. \throws ConfigError (--max-forwards < 1).
 pipeline::PlanLimits plan_limits_from(const po::variables_map& vm);
 
 /// --shard-subset for the sharded stages (label, estimate-sigma, certify, predict).

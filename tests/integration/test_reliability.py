@@ -90,6 +90,10 @@ COMMAND_CASES = [
     ("radius: p_a_lower rounds to 1", ["radius", "--count", str(2**53), "--n", str(2**53), "--sigma", "0.25",
                                        "--alpha", "0.999999"], 2,
      ["--count", "no finite radius"]),
+    ("table: a radius grid of 10^9 values", ["table", "none.h5", "-o", "/nonexistent/out", "--radii", "0:1:1e-9"], 2,
+     ["--radii", "makes more than 10000 values"]),
+    ("table: a negative radius", ["table", "none.h5", "-o", "/nonexistent/out", "--radii", "-1,0"], 2,
+     ["--radii", "radii are distances, >= 0"]),
 ]
 
 
@@ -210,11 +214,11 @@ class BoundsTest(TempDirTestCase):
         path = self.config(n0=10, n=100)
         out = self.path("out")
         # 12 examples x 110 forward passes = 1,320 > 1,000.
-        proc = run("certify", "-c", path, "-o", out, "--max-forward-passes", "1000", check=False)
+        proc = run("certify", "-c", path, "-o", out, "--max-forwards", "1000", check=False)
         self.assertEqual(proc.returncode, 2, proc.stderr)
         self.assertIn("1,320 model forward passes, more than the ceiling of 1,000", proc.stderr)
         self.assertFalse(os.path.exists(os.path.join(out, "certify.h5")))
-        proc = run("certify", "-c", path, "-o", out, "--max-forward-passes", "1000", "--allow-huge")
+        proc = run("certify", "-c", path, "-o", out, "--max-forwards", "1000", "--allow-huge")
         self.assertIn("certify: plan: classifier: 12 examples x (n0 10 + n 100) = 1,320 forwards", proc.stderr)
         self.assertTrue(os.path.exists(os.path.join(out, "certify.h5")))
         # The default ceiling (10^12) refuses n = 10^12 at once, before loading anything heavy.
@@ -230,6 +234,21 @@ class BoundsTest(TempDirTestCase):
         self.assertIn("/stages/1", proc.stderr)
         self.assertFalse(os.path.exists(self.path("job", "cheap", "certify.h5")))
         self.assertIn("refused unless --allow-huge", run("run", job, "--out", self.path("job"), "--dry-run").stdout)
+
+    def test_out_of_range_flags_are_refused_before_anything_runs(self):
+        path = self.config()
+        out = self.path("out")
+        for name, args, needles in (
+                ("an infinite sigma", ["--sigma", "inf"], ["--sigma: must be a finite number, got inf"]),
+                ("a NaN alpha", ["--alpha", "nan"], ["--alpha: must be a finite number, got nan"]),
+                ("n beyond 2^53", ["--n", str(2**63 - 1)], ["/certify/n"]),
+                ("n0 beyond 2^53", ["--n0", str(2**62)], ["/certify/n0"])):
+            with self.subTest(case=name):
+                proc = run("certify", "-c", path, "-o", out, *args, check=False)
+                self.assertEqual(proc.returncode, 2, proc.stderr)
+                for needle in needles:
+                    self.assertIn(needle, proc.stderr)
+                self.assertFalse(os.path.exists(out), "nothing may be written")
 
     def test_a_batch_larger_than_its_copies_is_capped(self):
         # Today's bug: --batch-size 10^9 allocated 10^9 images (3 TB for MNIST) before the first forward.
@@ -259,8 +278,10 @@ class StopTest(TempDirTestCase):
         log = os.path.join(out, "logs", "rank-0000.log")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if os.path.exists(log) and "shards to do" in open(log).read():
-                break
+            if os.path.exists(log):
+                with open(log) as f:
+                    if "shards to do" in f.read():
+                        break
             time.sleep(0.05)
         self.assertIsNone(proc.poll(), "certify ended before it could be stopped")
         return proc, out

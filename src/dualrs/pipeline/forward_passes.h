@@ -46,7 +46,7 @@ std::vector<ForwardPasses> with_denoiser(std::vector<ForwardPasses> passes, cons
 /// The most model forward passes one stage may plan unless the user insists (--allow-huge):
 /// a slip such as n = 10^12 is refused before it runs for years.
 struct PlanLimits {
-  std::int64_t max_forward_passes = 1'000'000'000'000;  ///< --max-forward-passes, per stage
+  std::int64_t max_forward_passes = 1'000'000'000'000;  ///< --max-forwards, per stage
   bool allow_huge = false;                              ///< --allow-huge
 };
 

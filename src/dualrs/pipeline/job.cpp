@@ -255,9 +255,11 @@ std::vector<JobStage> plan_job(const std::string& job_path, const std::string& o
       std::vector<ConfigIssue> stage_issues;
       collect_issues(stage_issues, [&] { config.denoiser(); });
       kind.validate(config, s.inputs, stage_issues);
+      // A stage's own keys (/inputs) are named in the job; config keys in the stage's config.
       for (const auto& issue : stage_issues) {
-        issues.push_back({issue.pointer == "/inputs" ? pointer + "/inputs" : pointer + " (" + config.source() + ") " + issue.pointer,
-                          issue.pointer == "/inputs" ? issue.message : issue.message});
+        const std::string where =
+            issue.pointer == "/inputs" ? pointer + "/inputs" : pointer + " (" + config.source() + ") " + issue.pointer;
+        issues.push_back({where, issue.message});
       }
       // A stage's fingerprint covers its own resolved config and every earlier stage's, so a
       // changed upstream stage re-runs everything after it.
@@ -343,7 +345,7 @@ void print_plan(std::ostream& os, const std::string& job, const std::string& out
     const PlanCheck check = check_plan(passes, limits);
     if (check.exceeds) {
       os << "       refused unless --allow-huge: " << group_thousands(check.total) << " forward passes exceed the ceiling of "
-         << group_thousands(limits.max_forward_passes) << " (--max-forward-passes)\n";
+         << group_thousands(limits.max_forward_passes) << " (--max-forwards)\n";
     }
     for (const ForwardPasses& p : passes) {
       os << "       " << describe(p) << '\n';
@@ -428,7 +430,7 @@ void announce_plan(StageContext& ctx, const std::string& name, const Stage& stag
                                                  " model forward passes, more than the ceiling of " +
                                                  group_thousands(limits.max_forward_passes) +
                                                  " (is n or the selection what you meant? 'dualrs run JOB --dry-run' "
-                                                 "shows the plan); --allow-huge runs it anyway, --max-forward-passes "
+                                                 "shows the plan); --allow-huge runs it anyway, --max-forwards "
                                                  "sets the ceiling");
     }
   });

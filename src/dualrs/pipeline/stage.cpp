@@ -1,5 +1,6 @@
 #include "dualrs/pipeline/stage.h"
 
+#include <cmath>
 #include <sstream>
 
 #include "dualrs/pipeline/estimator_config.h"
@@ -58,6 +59,8 @@ std::string flag_help(const Flag& flag) {
 }
 
 std::vector<double> parse_number_list(const std::string& text, const std::string& what) {
+  // A list of radii or noise levels is short; 0:1:1e-9 would fill memory at 500 MB/s.
+  constexpr std::size_t kMaxListLength = 10000;
   auto to_double = [&](const std::string& s) {
     std::size_t used = 0;
     double v = 0;
@@ -67,6 +70,7 @@ std::vector<double> parse_number_list(const std::string& text, const std::string
       used = 0;
     }
     if (used == 0 || used != s.size()) throw ConfigError("command line", what, "not a number: '" + s + "'");
+    if (!std::isfinite(v)) throw ConfigError("command line", what, "must be finite, got '" + s + "'");
     return v;
   };
   std::vector<double> out;
@@ -77,13 +81,22 @@ std::vector<double> parse_number_list(const std::string& text, const std::string
     if (parts.size() != 3) throw ConfigError("command line", what, "expected start:stop:step, got '" + text + "'");
     const double start = to_double(parts[0]), stop = to_double(parts[1]), step = to_double(parts[2]);
     if (!(step > 0) || stop < start) throw ConfigError("command line", what, "need step > 0 and stop >= start");
+    if ((stop - start) / step >= static_cast<double>(kMaxListLength)) {
+      throw ConfigError("command line", what, "'" + text + "' makes more than " + std::to_string(kMaxListLength) +
+                                                  " values; use a larger step");
+    }
     for (long i = 0; start + static_cast<double>(i) * step <= stop + 1e-9 * step; ++i) {
       out.push_back(start + static_cast<double>(i) * step);
     }
     return out;
   }
   std::stringstream ss(text);
-  for (std::string p; std::getline(ss, p, ',');) out.push_back(to_double(p));
+  for (std::string p; std::getline(ss, p, ',');) {
+    out.push_back(to_double(p));
+    if (out.size() > kMaxListLength) {
+      throw ConfigError("command line", what, "more than " + std::to_string(kMaxListLength) + " values");
+    }
+  }
   if (out.empty()) throw ConfigError("command line", what, "empty list");
   return out;
 }

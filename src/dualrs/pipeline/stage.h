@@ -138,8 +138,9 @@ void collect_issues(std::vector<ConfigIssue>& issues, Fn&& fn) {
   }
 }
 
-/// Parses "0,0.25,0.5" or "0:2.5:0.25" (start:stop:step, stop included) for FlagType::kDoubleList.
-/// \param what names the flag in errors. \throws ConfigError.
+/// Parses "0,0.25,0.5" or "0:2.5:0.25" (start:stop:step, stop included) for FlagType::kDoubleList:
+/// finite numbers, at most 10,000 of them. \param what names the flag in errors.
+/// \throws ConfigError.
 std::vector<double> parse_number_list(const std::string& text, const std::string& what);
 
 /// Every typed config section with its defaults, as `to_json` writes it (keys as in a config

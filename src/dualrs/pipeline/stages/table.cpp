@@ -123,6 +123,9 @@ class TableStage : public Stage {
         table.radii_preset = text;
       } else {
         table.radii = parse_number_list(text, "--radii");
+        if (table.radii.front() < 0) {
+          throw ConfigError("command line", "--radii", "radii are distances, >= 0, got '" + text + "'");
+        }
         for (std::size_t i = 1; i < table.radii.size(); ++i) {
           if (!(table.radii[i] > table.radii[i - 1])) {
             throw ConfigError("command line", "--radii", "radii must be strictly increasing, got '" + text + "'");
