@@ -11,9 +11,10 @@ Each figure is written as PNG and PDF (headless, Agg) with a JSON sidecar NAME.j
 series it contains (with their data); figures.json indexes the figures and says why any was
 skipped. Usage:
 
-  python3 analysis/dualrs_plots.py RUN_DIR [FILES_OR_FOLDERS...] [--out DIR] [--convention C]
+  python3 analysis/dualrs_plots.py [--out DIR] [--convention C] [--formats F] -- RUN_DIR [FILES_OR_FOLDERS...]
 
-`dualrs plot RUN_DIR` calls this script. Exit codes: 0 done, 2 bad input (one line naming the
+`--` ends the options, so that a folder whose name starts with '-' is an input; `dualrs plot
+RUN_DIR` calls this script that way. Exit codes: 0 done, 2 bad input (one line naming the
 file), 3 a Python module is missing (python3-matplotlib, python3-h5py, python3-numpy).
 """
 import argparse

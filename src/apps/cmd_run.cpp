@@ -121,8 +121,9 @@ int cmd_merge(const Invocation& inv) {
     const io::MergeReport report = io::merge_shards(dir);
     std::string worlds;
     for (std::int64_t w : report.world_sizes) worlds += (worlds.empty() ? "" : ",") + std::to_string(w);
-    say(ctx, "merge: %lld examples from %lld shards (written by worlds of %s ranks) -> %s", static_cast<long long>(report.examples),
-        static_cast<long long>(report.shards), worlds.c_str(), report.outputs.front().c_str());
+    say(ctx, "merge: %lld examples from %lld shards (written by worlds of %s ranks) -> %s%s",
+        static_cast<long long>(report.examples), static_cast<long long>(report.shards), worlds.c_str(),
+        report.outputs.front().c_str(), report.up_to_date ? " (already merged from these shards; not rewritten)" : "");
     if (report.non_finite_examples > 0) {
       warn(ctx, "merge: %lld of %lld examples had non-finite logits (NaN/Inf) in %lld noisy copies; they abstain",
            static_cast<long long>(report.non_finite_examples), static_cast<long long>(report.examples),

@@ -21,7 +21,7 @@ import numpy as np
 PROVENANCE_ATTRIBUTES = {
     "command", "config", "config_sha256", "git_revision", "dualrs_version", "library_versions",
     "slurm_job_id", "hostname", "created_utc", "finished_utc", "input_files_sha256", "world_size",
-    "rank", "path", "source", "shard_path",
+    "rank", "path", "source", "shard_path", "merged_shards_sha256",
 }
 TIME_COLUMNS = re.compile(r"^(time|time_s|seconds|.*_seconds|elapsed.*|.*_utc)$")
 TEXT_SUFFIXES = (".csv", ".tsv")

@@ -29,7 +29,8 @@ from dualrs_testlib import BIN, DATA, TEST_DATA, run, small_config, trained_chec
 MPIEXEC = os.environ.get("DUALRS_MPIEXEC", "mpirun")
 SIGMAS = [0.25, 0.5, 1.0]
 # Provenance that may differ between runs of the same config: times, host, world size.
-VOLATILE_ATTRS = {"created_utc", "finished_utc", "world_size", "shard_world_sizes", "hostname", "slurm_job_id"}
+VOLATILE_ATTRS = {"created_utc", "finished_utc", "world_size", "shard_world_sizes", "hostname", "slurm_job_id",
+                  "merged_shards_sha256"}
 _root = tempfile.mkdtemp(prefix="dualrs_mpi_")
 _cache = {}
 

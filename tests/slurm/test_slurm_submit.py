@@ -218,6 +218,52 @@ class SubmitTest(unittest.TestCase):
                        '--expect-world-size "$ntasks"'):
             self.assertIn(wanted, launch)
 
+    def test_hostile_names_stay_data_in_the_printed_script_and_the_sbatch_calls(self):
+        # A job file named like an option, a command substitution and a second command line,
+        # and an output folder with `;` and `$(...)`: the printed script and the real
+        # submission must pass them to sbatch as they are and run none of them.
+        hostile = "-x; $(touch pwned)\ntouch pwned #"
+        job = self.path(hostile + ".json")
+        shutil.copy(self.certify_job(), job)
+        out = self.path("-out; $(touch pwned)")
+        work = self.path("work")
+        fake_bin = self.path("fake_bin")
+        os.makedirs(work)
+        os.makedirs(fake_bin)
+        calls_log = self.path("sbatch_calls")
+        with open(os.path.join(fake_bin, "sbatch"), "w") as f:
+            f.write('#!/bin/bash\nprintf \'%s\\0\' "$@" >>"$SBATCH_CALLS"; printf \'\\n\' >>"$SBATCH_CALLS"; echo 4242\n')
+        os.chmod(os.path.join(fake_bin, "sbatch"), 0o755)
+        env = dict(self.env, PATH=fake_bin + os.pathsep + os.environ["PATH"], SBATCH_CALLS=calls_log)
+
+        def recorded():
+            with open(calls_log, "rb") as f:
+                calls = [line.split(b"\0") for line in f.read().split(b"\0\n") if line]
+            os.remove(calls_log)
+            return [[w.decode() for w in call] for call in calls]
+
+        dry = submit(job, "--out", out, "--dry-run", env=env)
+        self.assertEqual(dry.returncode, 0, dry.stderr)
+        for line in dry.stdout.splitlines():
+            self.assertTrue(line.startswith(("#", "set ", "mkdir ", "JOB_")), f"stray line in the script: {line!r}")
+        script = subprocess.run(["bash", "-c", dry.stdout], cwd=work, capture_output=True, text=True,
+                                env=dict(os.environ, **env))
+        self.assertEqual(script.returncode, 0, script.stderr)
+        from_script = recorded()
+        real = subprocess.run([SUBMIT, job, "--out", out], cwd=work, capture_output=True, text=True,
+                              env=dict(os.environ, DUALRS_BIN=BIN, **env))
+        self.assertEqual(real.returncode, 0, real.stderr)
+        submitted = recorded()
+        self.assertEqual([f for f in os.listdir(work)], [], "a name was run as a command")
+        self.assertFalse(os.path.exists(self.path("pwned")))
+        for calls in (from_script, submitted):
+            self.assertEqual(len(calls), 3)
+            opts = options(calls[0][1:])  # after --parsable
+            self.assertEqual(opts["job-name"], "-x____touch_pwned__touch_pwned__.cert_a")
+            self.assertEqual(opts["output"], os.path.join(out, "logs", "%x-%j.out"))
+            self.assertEqual(calls[0][-2:], ["--out", os.path.join(out, "cert_a")])
+        self.assertEqual([c[-2:] for c in from_script], [c[-2:] for c in submitted])
+
     def test_bad_input_is_refused_with_a_clear_line(self):
         job = self.certify_job()
         cases = [

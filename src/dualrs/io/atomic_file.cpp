@@ -52,8 +52,34 @@ void fsync_path(const std::string& path, int flags, const char* what) {
 
 std::string temporary_path(const std::string& final_path) { return final_path + ".tmp"; }
 
+int create_temporary(const std::string& tmp_path) {
+  // A leftover or planted entry goes first (unlink removes a link, not its target); should a
+  // new one appear in between, O_EXCL refuses it instead of following it.
+  if (::unlink(tmp_path.c_str()) != 0 && errno != ENOENT && errno != EISDIR) {
+    DUALRS_THROW(IoError, "cannot remove the old temporary file '", tmp_path, "': ", std::strerror(errno));
+  }
+  const int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (fd < 0) DUALRS_THROW(IoError, "cannot create '", tmp_path, "': ", std::strerror(errno));
+  return fd;
+}
+
+void write_and_close(int fd_number, const char* data, std::size_t size, const std::string& path) {
+  Fd fd(fd_number);
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::write(fd.get(), data + done, size - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      DUALRS_THROW(IoError, "cannot write '", path, "': ", std::strerror(errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) DUALRS_THROW(IoError, "fsync of '", path, "' failed: ", std::strerror(errno));
+  if (fd.close_now() != 0) DUALRS_THROW(IoError, "close of '", path, "' failed: ", std::strerror(errno));
+}
+
 void publish_file(const std::string& tmp_path, const std::string& final_path) {
-  fsync_path(tmp_path, O_RDONLY, "file");
+  fsync_path(tmp_path, O_RDONLY | O_NOFOLLOW, "file");
   if (std::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
     DUALRS_THROW(IoError, "cannot rename '", tmp_path, "' to '", final_path, "': ", std::strerror(errno));
   }
@@ -64,19 +90,7 @@ void publish_file(const std::string& tmp_path, const std::string& final_path) {
 void write_file_atomic(const std::string& final_path, const std::string& content) {
   const std::string tmp = temporary_path(final_path);
   try {
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (fd.get() < 0) DUALRS_THROW(IoError, "cannot create '", tmp, "': ", std::strerror(errno));
-    std::size_t done = 0;
-    while (done < content.size()) {
-      const ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        DUALRS_THROW(IoError, "cannot write '", tmp, "': ", std::strerror(errno));
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0) DUALRS_THROW(IoError, "fsync of '", tmp, "' failed: ", std::strerror(errno));
-    if (fd.close_now() != 0) DUALRS_THROW(IoError, "close of '", tmp, "' failed: ", std::strerror(errno));
+    write_and_close(create_temporary(tmp), content.data(), content.size(), tmp);
     publish_file(tmp, final_path);
   } catch (...) {
     std::remove(tmp.c_str());  // never leave a partial file behind; `final_path` is untouched

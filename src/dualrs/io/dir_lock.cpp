@@ -105,7 +105,7 @@ std::string stale_reason(const LockHolder& h) {
 
 /// Creates `path` exclusively with this process as holder; false when it exists.
 bool create_exclusive(const std::string& path, const std::string& command, const ShardSubset& subset) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   if (fd < 0) {
     if (errno == EEXIST) return false;
     DUALRS_THROW(IoError, "cannot create lock file '", path, "': ", std::strerror(errno));

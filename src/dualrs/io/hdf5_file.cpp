@@ -2,14 +2,17 @@
 
 #include <hdf5.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <type_traits>
 
 #include "dualrs/core/error.h"
+#include "dualrs/io/atomic_file.h"
 
 // Hdf5Handle stores closers as int(*)(int64_t) so the header need not include <hdf5.h>.
 static_assert(std::is_same_v<hid_t, std::int64_t>, "HDF5 >= 1.10 is required (64-bit hid_t)");
@@ -43,6 +46,13 @@ std::string hdf5_reason() {
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, &desc);
   H5Eclear2(H5E_DEFAULT);
   if (desc.empty()) return {};
+  // A failed system call is described with its time, descriptor and buffer address; the
+  // system's own message is what a user can act on.
+  const std::string marker = "error message = '";
+  if (const std::size_t at = desc.find(marker); at != std::string::npos) {
+    const std::size_t end = desc.find('\'', at + marker.size());
+    if (end != std::string::npos) return ": " + desc.substr(at + marker.size(), end - at - marker.size());
+  }
   constexpr std::size_t kMaxReason = 240;
   if (desc.size() > kMaxReason) desc = desc.substr(0, kMaxReason) + "...";
   return " (HDF5: " + desc + ")";
@@ -197,11 +207,24 @@ std::int64_t Hdf5Handle::release() noexcept {
 
 // --- Hdf5File ------------------------------------------------------------------------------
 
+/// Memory the in-memory (core) driver adds at a time as a created file grows.
+constexpr std::size_t kCoreIncrement = 1u << 20;
+
 Hdf5File::Hdf5File(const std::string& path, FileMode mode) : path_(path) {
   silence_hdf5();
   if (mode == FileMode::kCreateTruncate) {
-    file_ = own(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-    if (!file_.valid()) DUALRS_H5_THROW("cannot create HDF5 file '", path, "'");
+    exceptions_at_creation_ = std::uncaught_exceptions();
+    fd_ = create_temporary(path);
+    Hdf5Handle fapl = own(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    if (fapl.valid() && H5Pset_fapl_core(fapl.id(), kCoreIncrement, 0) >= 0) {
+      file_ = own(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id()), H5Fclose);
+    }
+    if (!file_.valid()) {
+      const std::string reason = hdf5_reason();
+      ::close(fd_);
+      fd_ = -1;
+      DUALRS_THROW(IoError, "cannot create HDF5 file '", path, "'", reason);
+    }
     return;
   }
   // Name the common causes plainly before HDF5's own (long) description.
@@ -217,12 +240,39 @@ Hdf5File::Hdf5File(const std::string& path, FileMode mode) : path_(path) {
   if (!file_.valid()) DUALRS_H5_THROW("cannot open HDF5 file '", path, "'");
 }
 
-Hdf5File::~Hdf5File() = default;  // file_ closes itself without throwing
+Hdf5File::~Hdf5File() {
+  if (fd_ < 0) return;  // file_ closes itself without throwing
+  // Leaving scope normally finishes a created file, as closing a disk file would; while an
+  // exception unwinds, the half-built file is dropped unwritten (its writer removes the .tmp).
+  if (std::uncaught_exceptions() <= exceptions_at_creation_) {
+    try {
+      close();
+    } catch (const std::exception&) {  // a destructor cannot report: callers that care call close()
+    }
+  }
+  if (fd_ >= 0) ::close(fd_);
+}
 
 void Hdf5File::close() {
   if (!file_.valid()) return;
-  const hid_t id = file_.release();
-  if (H5Fclose(id) < 0) DUALRS_H5_THROW("cannot close (flush) HDF5 file '", path_, "'");
+  if (fd_ < 0) {
+    const hid_t id = file_.release();
+    if (H5Fclose(id) < 0) DUALRS_H5_THROW("cannot close HDF5 file '", path_, "'");
+    return;
+  }
+  // The whole file is in memory: take its image, release every HDF5 id, then write the bytes
+  // ourselves, where a full disk is an ordinary error.
+  if (H5Fflush(file_.id(), H5F_SCOPE_GLOBAL) < 0) DUALRS_H5_THROW("cannot finish HDF5 file '", path_, "'");
+  const ssize_t size = H5Fget_file_image(file_.id(), nullptr, 0);
+  if (size < 0) DUALRS_H5_THROW("cannot finish HDF5 file '", path_, "'");
+  std::vector<char> image(static_cast<std::size_t>(size));
+  if (H5Fget_file_image(file_.id(), image.data(), image.size()) != size) {
+    DUALRS_H5_THROW("cannot finish HDF5 file '", path_, "'");
+  }
+  if (H5Fclose(file_.release()) < 0) DUALRS_H5_THROW("cannot close HDF5 file '", path_, "'");
+  const int fd = fd_;
+  fd_ = -1;
+  write_and_close(fd, image.data(), image.size(), path_);
 }
 
 void Hdf5File::write_int64(const std::string& name, const std::vector<std::int64_t>& data,

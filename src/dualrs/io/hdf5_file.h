@@ -30,6 +30,11 @@ class Hdf5Handle {
   int (*closer_)(std::int64_t) = nullptr;
 };
 
+/// kCreateTruncate: a new file at `path`, replacing whatever is there. It is built in memory
+/// and written out by close(), into a file created exclusively when the Hdf5File is
+/// constructed (create_temporary in atomic_file.h: a planted link is never followed). HDF5
+/// itself never writes to the disk, so a full disk or a quota fails in close() with a plain
+/// IoError and no HDF5 state is left half closed. Meant for the `.tmp` of atomic publication.
 enum class FileMode { kCreateTruncate, kReadOnly };
 
 /// An open HDF5 file. Datasets are 1-D or 2-D, example axis first, chunked (~1 MB),
@@ -43,7 +48,11 @@ class Hdf5File {
   Hdf5File& operator=(const Hdf5File&) = delete;
 
   const std::string& path() const { return path_; }
-  /// Flushes and closes now (the destructor closes too, without throwing).
+  /// Closes now; a created file is written to `path`, fsync'ed and closed here, so this is
+  /// where a full disk is reported. The destructor closes too, without throwing (errors are
+  /// lost; while an exception unwinds a created file is left empty): publish only after
+  /// close() returned.
+  /// \throws IoError naming the path and the system's reason.
   void close();
 
   // Writing. `name` may contain '/' (groups are created). dims = {rows} or {rows, cols}.
@@ -87,6 +96,8 @@ class Hdf5File {
  private:
   std::string path_;
   Hdf5Handle file_;
+  int fd_ = -1;  ///< the created file, written by close(); -1 when reading
+  int exceptions_at_creation_ = 0;  ///< std::uncaught_exceptions() when the file was created
 };
 
 /// The HDF5 library version in use at run time, e.g. "1.10.8" (for provenance).

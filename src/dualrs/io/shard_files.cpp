@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <numeric>
 #include <regex>
@@ -26,6 +27,8 @@ constexpr const char* kLabels = "dualrs.labels";
 constexpr const char* kSigmaEstimates = "dualrs.sigma_estimates";
 constexpr const char* kCertify = "dualrs.certify";
 constexpr const char* kPredict = "dualrs.predict";
+/// Root attribute of a merged file: shard_set_sha256 of the shard files it was made from.
+constexpr const char* kShardSetAttr = "merged_shards_sha256";
 
 /// Shard files in `folder`, by shard index (from the name).
 std::map<std::int64_t, std::string> list_shard_files(const std::string& folder) {
@@ -393,6 +396,67 @@ void merge_results(const std::string& dir, const std::string& kind, const std::v
   report.examples = static_cast<std::int64_t>(idx.size());
 }
 
+/// SHA-256 over the names and bytes of the shard files, in shard order: identifies exactly what
+/// a merged file was made from (a recomputed shard differs at least in its times).
+std::string shard_set_sha256(const std::vector<ShardFileInfo>& shards) {
+  std::string digests;
+  for (const ShardFileInfo& s : shards) {
+    std::ifstream in(s.path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) DUALRS_THROW(IoError, "cannot read shard file '", s.path, "'");
+    digests += fs::path(s.path).filename().string() + '\t' + sha256_hex(bytes) + '\n';
+  }
+  return sha256_hex(digests);
+}
+
+/// The files a merge of `schema` writes into `dir`, the HDF5 file first.
+std::vector<std::string> merge_outputs(const std::string& dir, const std::string& schema) {
+  const fs::path d(dir);
+  if (schema == kLabels) return {(d / "labels.h5").string()};
+  if (schema == kSigmaEstimates) return {(d / "sigma_estimates.h5").string()};
+  if (schema == kCertify) return {(d / "certify.h5").string(), (d / "certify.tsv").string()};
+  if (schema == kPredict) return {(d / "predict.h5").string(), (d / "predict.tsv").string()};
+  DUALRS_THROW(IoError, "shards in '", dir, "/shards' have schema \"", schema, "\", which dualrs cannot merge");
+}
+
+/// Whether `outputs` already hold the merge of the shards with digest `shard_set`: all exist as
+/// regular files and the HDF5 one names this digest, schema and config and reads in full (its
+/// checksums hold). Fills the report's counts from it. Any doubt means "merge again".
+bool already_merged(const std::vector<std::string>& outputs, const std::string& schema, const Provenance& p,
+                    const std::string& shard_set, MergeReport& report) {
+  std::error_code ec;
+  for (const std::string& out : outputs) {
+    if (!fs::is_regular_file(fs::symlink_status(out, ec))) return false;
+  }
+  try {
+    Hdf5File f(outputs.front(), FileMode::kReadOnly);
+    const std::string root = "/";
+    if (!f.has_attr(root, kShardSetAttr) || f.attr_string(root, kShardSetAttr) != shard_set ||
+        f.attr_string(root, "schema") != schema || f.attr_string(root, "config_sha256") != p.config_sha256) {
+      return false;
+    }
+    for (const std::string& name : f.list(root)) {
+      if (f.dtype(name).rfind("float", 0) == 0) {
+        f.read_float64(name);
+      } else {
+        f.read_int64(name);
+      }
+    }
+    MergeReport found = report;
+    found.examples = static_cast<std::int64_t>(f.dims("idx").at(0));
+    if (f.exists("non_finite")) {
+      const std::vector<std::uint64_t> dims = f.dims("non_finite");
+      count_non_finite(f.read_int64("non_finite"), dims.size() == 2 ? static_cast<std::size_t>(dims[1]) : 1, found);
+    }
+    found.outputs = outputs;
+    found.up_to_date = true;
+    report = found;
+    return true;
+  } catch (const IoError&) {
+    return false;
+  }
+}
+
 }  // namespace
 
 MergeReport merge_shards(const std::string& dir, const std::string& expected_config_sha256) {
@@ -411,7 +475,10 @@ MergeReport merge_shards(const std::string& dir, const std::string& expected_con
   MergeReport report;
   report.schema = shards.front().schema;
   report.shards = static_cast<std::int64_t>(shards.size());
-  const Provenance p = merged_provenance(shards, report);
+  Provenance p = merged_provenance(shards, report);
+  const std::string shard_set = shard_set_sha256(shards);
+  p.extra[kShardSetAttr] = shard_set;
+  if (already_merged(merge_outputs(dir, report.schema), report.schema, p, shard_set, report)) return report;
   if (report.schema == kLabels) {
     merge_labels(dir, shards, p, report);
   } else if (report.schema == kSigmaEstimates) {

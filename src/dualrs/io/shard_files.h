@@ -93,13 +93,18 @@ struct MergeReport {
   std::vector<std::int64_t> world_sizes;     ///< distinct world sizes that wrote the shards
   std::int64_t non_finite_examples = 0;      ///< examples with NaN/Inf logits in some copy
   std::int64_t non_finite_copies = 0;        ///< such copies in total
+  /// The outputs already held the merge of exactly these shards and were left as they were.
+  bool up_to_date = false;
 };
 
 /// Merges the shards in `<dir>/shards` into the stage's output in `<dir>`: `labels.h5`,
 /// `sigma_estimates.h5`, `certify.h5` + `certify.tsv` or `predict.h5` + `predict.tsv`, by
 /// their schema; rows sorted by example index; provenance carried through from the shards
 /// (`world_size` = the largest world that wrote a shard; merge attributes `merged_shards`,
-/// `shard_size`, `shard_world_sizes`). Shard files are only read.
+/// `shard_size`, `shard_world_sizes`, `merged_shards_sha256`). Shard files are only read.
+/// Outputs that already hold the merge of the same shard files (by `merged_shards_sha256`,
+/// with every dataset intact and every output present) are not rewritten: a re-run of a
+/// finished stage writes nothing here (`MergeReport::up_to_date`).
 /// \param expected_config_sha256 when non-empty, the shards must have this config hash.
 /// \throws IoError when there are no shard files, one is damaged, they disagree on schema,
 /// config or selection, a shard is missing (listed), or the rows do not give every index of

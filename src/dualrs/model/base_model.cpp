@@ -58,6 +58,11 @@ std::unique_ptr<BaseModel> load_model(const ModelConfig& config) {
 
 void save_module_checkpoint(torch::nn::Module& module, const std::string& what, const std::string& path) {
   const std::string tmp = path + ".tmp";
+  // LibTorch opens the file by name and would write through a link planted there: unlink
+  // whatever is at the temporary name first (a link, not its target), and publish only a
+  // regular file. The name keeps its basename, which LibTorch records inside the archive.
+  std::error_code removed;
+  std::filesystem::remove(tmp, removed);
   try {
     torch::serialize::OutputArchive archive;
     module.save(archive);
@@ -67,6 +72,9 @@ void save_module_checkpoint(torch::nn::Module& module, const std::string& what, 
     DUALRS_THROW(ModelError, "cannot write checkpoint ", path, " of ", what, ": ", e.what_without_backtrace());
   }
   std::error_code ec;
+  if (!std::filesystem::is_regular_file(std::filesystem::symlink_status(tmp, ec))) {
+    DUALRS_THROW(ModelError, "cannot publish checkpoint ", path, ": '", tmp, "' is not a regular file (replaced while writing?)");
+  }
   std::filesystem::rename(tmp, path, ec);
   if (ec) DUALRS_THROW(ModelError, "cannot publish checkpoint ", path, ": ", ec.message());
 }

@@ -144,6 +144,10 @@ bool run_sharded_stage(StageContext& ctx, const std::string& out_dir, ShardedSta
   }
   ctx.on_root([&] {
     const io::MergeReport report = io::merge_shards(out_dir, stage.provenance.config_sha256);
+    if (report.up_to_date) {
+      say(ctx, "%s: %s already holds these shards' results; not rewritten", stage.command.c_str(),
+          report.outputs.front().c_str());
+    }
     if (report.non_finite_examples > 0) {
       warn(ctx, "%s: %lld of %lld examples had non-finite logits (NaN/Inf) in %lld noisy copies; they abstain "
                 "(radius 0). See the non_finite dataset of %s",

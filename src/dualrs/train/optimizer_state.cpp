@@ -12,6 +12,11 @@ namespace dualrs::train {
 
 void save_optimizer_state(torch::optim::Optimizer& optimizer, const std::string& path) {
   const std::string tmp = path + ".tmp";
+  // LibTorch opens the file by name and would write through a link planted there: unlink
+  // whatever is at the temporary name first (a link, not its target), and publish only a
+  // regular file. The name keeps its basename, which LibTorch records inside the archive.
+  std::error_code removed;
+  std::filesystem::remove(tmp, removed);
   try {
     torch::save(optimizer, tmp);
   } catch (const c10::Error& e) {
@@ -19,6 +24,9 @@ void save_optimizer_state(torch::optim::Optimizer& optimizer, const std::string&
     DUALRS_THROW(ModelError, "cannot save optimizer state ", path, ": ", e.what_without_backtrace());
   }
   std::error_code ec;
+  if (!std::filesystem::is_regular_file(std::filesystem::symlink_status(tmp, ec))) {
+    DUALRS_THROW(ModelError, "cannot publish optimizer state ", path, ": '", tmp, "' is not a regular file (replaced while writing?)");
+  }
   std::filesystem::rename(tmp, path, ec);
   if (ec) DUALRS_THROW(ModelError, "cannot publish optimizer state ", path, ": ", ec.message());
 }

@@ -1,6 +1,7 @@
 #include "dualrs/io/atomic_file.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <string>
@@ -54,6 +55,32 @@ TEST(AtomicFileTest, FailuresNameThePathsAndLeaveTheOldFile) {
   const std::string in_missing_dir = dir.file("no/such/dir/file.txt");
   const std::string msg2 = io_error_message([&] { write_file_atomic(in_missing_dir, "x"); });
   EXPECT_PRED2(contains, msg2, "no/such/dir/file.txt");
+}
+
+TEST(AtomicFileTest, APlantedLinkAtTheTemporaryNameIsNeverFollowed) {
+  TempDir dir;
+  const std::string path = dir.file("certify.tsv");
+  const std::string target = dir.file("victim");
+  write_bytes(target, "precious");
+  fs::create_symlink(target, temporary_path(path));
+  write_file_atomic(path, "results\n");
+  EXPECT_EQ(read_bytes(target), "precious");
+  EXPECT_FALSE(fs::is_symlink(path));
+  EXPECT_EQ(read_bytes(path), "results\n");
+  EXPECT_FALSE(fs::exists(fs::symlink_status(temporary_path(path))));
+}
+
+TEST(AtomicFileTest, FilesGet0666MaskedByTheUmask) {
+  TempDir dir;
+  const std::string path = dir.file("table.csv");
+  for (const auto& [mask, mode] : {std::pair<mode_t, unsigned>{0, 0666u}, {027, 0640u}}) {
+    const mode_t old = ::umask(mask);
+    write_file_atomic(path, "x\n");
+    ::umask(old);
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, mode) << "umask " << mask;
+  }
 }
 
 TEST(AtomicFileTest, EnsureDirectoryCreatesParentsAndRejectsFiles) {

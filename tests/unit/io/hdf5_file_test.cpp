@@ -1,8 +1,12 @@
 #include "dualrs/io/hdf5_file.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
+#include <csignal>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <string>
 #include <vector>
@@ -276,6 +280,62 @@ TEST_F(Hdf5FileTest, HandlesMoveAndCloseOnce) {
     EXPECT_FALSE(d.valid());
   }
   EXPECT_EQ(closed, 1);
+}
+
+TEST_F(Hdf5FileTest, AFailedWriteAtCloseIsAnIoErrorAndLeavesHdf5Usable) {
+  // A file-size limit makes write(2) fail as a full disk does (EFBIG instead of ENOSPC). HDF5
+  // must not be left holding a half-closed file: that crashed the process at exit.
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = saved;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string msg;
+  {
+    Hdf5File f(path_, FileMode::kCreateTruncate);
+    f.set_attr("/", "schema", std::string("test"));
+    f.write_float64("x", std::vector<double>(100000, 0.5), {100000});
+    msg = io_error_message([&] { f.close(); });
+  }
+  setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_PRED2(contains, msg, path_);
+  EXPECT_PRED2(contains, msg, "File too large");
+
+  const std::string other = dir_.file("after.h5");
+  {
+    Hdf5File f(other, FileMode::kCreateTruncate);
+    f.write_int64("idx", {1, 2, 3}, {3});
+    f.close();
+  }
+  EXPECT_EQ(Hdf5File(other, FileMode::kReadOnly).read_int64("idx"), (std::vector<std::int64_t>{1, 2, 3}));
+}
+
+TEST_F(Hdf5FileTest, CreatingReplacesALinkInsteadOfWritingThroughIt) {
+  const std::string target = dir_.file("victim");
+  write_bytes(target, "precious");
+  std::filesystem::create_symlink(target, path_);
+  {
+    Hdf5File f(path_, FileMode::kCreateTruncate);
+    f.write_int64("idx", {7}, {1});
+    f.close();
+  }
+  EXPECT_EQ(testing::read_bytes(target), "precious");
+  EXPECT_FALSE(std::filesystem::is_symlink(path_));
+  EXPECT_EQ(Hdf5File(path_, FileMode::kReadOnly).read_int64("idx"), (std::vector<std::int64_t>{7}));
+}
+
+TEST_F(Hdf5FileTest, CreatedFilesGet0666MaskedByTheUmask) {
+  const mode_t old = ::umask(027);
+  {
+    Hdf5File f(path_, FileMode::kCreateTruncate);
+    f.close();
+  }
+  ::umask(old);
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
 }
 
 TEST(Hdf5VersionTest, ReportsTheRuntimeLibrary) {

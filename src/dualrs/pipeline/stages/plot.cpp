@@ -141,10 +141,13 @@ void plot_on_this_rank(const std::vector<std::string>& inputs, const PlotConfig&
   const std::string script = find_script();
   const std::string python = find_python();
   io::ensure_directory(out_dir);
-  std::vector<std::string> args = {python, script};
-  args.insert(args.end(), inputs.begin(), inputs.end());
-  args.insert(args.end(), {"--out", out_dir, "--convention", plot.convention, "--formats", formats});
+  // Options as `--name=value`, then `--`, then the inputs: a folder name that starts with '-'
+  // is an input to the script, never one of its options (no shell is involved).
+  std::vector<std::string> args = {python, script, "--out=" + out_dir, "--convention=" + plot.convention,
+                                   "--formats=" + formats};
   if (verbosity == Verbosity::kQuiet) args.push_back("--quiet");
+  args.push_back("--");
+  args.insert(args.end(), inputs.begin(), inputs.end());
   const ProcessResult result = run_process(args, false);
   if (result.spawn_error != 0) DUALRS_THROW(IoError, "cannot run ", python, ": ", std::strerror(result.spawn_error));
   if (result.exit_code == kExitMissingModule) DUALRS_THROW(Error, last_line(result.err));
