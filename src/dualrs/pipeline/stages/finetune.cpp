@@ -75,7 +75,7 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
   };
   ctx.agreed([&] {
     with_source(config, [&] {
-      train::finetune_classifier(*trained, *dataset, estimates.idx, sigma, train,
+      train::finetune_classifier(*trained, *dataset, estimates.idx, sigma, train, 1, "",
                                  train_context(ctx, rank_device(ctx, config.model().device)), on_epoch, verbosity);
     });
   });

@@ -87,7 +87,7 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
     say(ctx, "train-base: epoch %lld/%lld loss %.4f noisy-train accuracy %.4f (%.1fs)", static_cast<long long>(s.epoch),
         static_cast<long long>(train.epochs), s.loss, s.accuracy, s.seconds);
   };
-  ctx.agreed([&] { train::train_base(*trained, *dataset, indices, train, train_context(ctx, device), on_epoch, verbosity); });
+  ctx.agreed([&] { train::train_base(*trained, *dataset, indices, train, 1, "", train_context(ctx, device), on_epoch, verbosity); });
   ctx.on_root([&] {
     provenance.finished_utc = io::utc_now();
     nlohmann::json meta = {{"arch", model_config.arch},
