@@ -1,7 +1,8 @@
 """Every training stage resumes (pipeline/training_run.h): for train-base, finetune,
 train-estimator and train-denoiser, N epochs in one run and k < N epochs followed by a run of
 N epochs in the same folder give the same weights (checkpoint bytes) and the same log; a
-changed setting other than the epoch count starts afresh instead."""
+changed setting other than the epoch count starts afresh instead, and so does a training
+stage of `dualrs run --force`."""
 import copy
 import hashlib
 import json
@@ -146,6 +147,28 @@ class TrainingResumeTest(TempDirTestCase):
 
     def test_train_denoiser_resumes(self):
         self.check_stage_resumes("train-denoiser", "denoiser.pt", "train_denoiser", 0.001)
+
+
+class ForcedJobTest(TempDirTestCase):
+    def test_run_force_trains_a_training_stage_from_epoch_one(self):
+        cfg = base_config()
+        del cfg["denoiser"]
+        cfg["train_base"]["epochs"] = 2
+        self.write_json("config.json", cfg)
+        job = self.write_json("job.json", {"name": "forced", "config": "config.json",
+                                           "stages": [{"name": "base", "command": "train-base"}]})
+        out = self.path("run")
+        run("run", job, "--out", out, "--quiet")
+        model = os.path.join(out, "base", "model.pt")
+        first = sha(model)
+        proc = run("run", job, "--out", out, "--force")
+        self.assertIn("base: training state moved to", proc.stderr)
+        self.assertNotIn("resuming", proc.stderr)
+        self.assertIn("train-base: epoch 1/2", proc.stderr)
+        stale = [n for n in os.listdir(os.path.join(out, "base")) if n.startswith("train_state.stale-")]
+        self.assertEqual(len(stale), 1, stale)
+        self.assertEqual(sha(model), first)  # trained again from epoch 1: the same weights
+        self.assertEqual(len(log_rows(os.path.join(out, "base", "train_log.csv"))), 3)
 
 
 if __name__ == "__main__":
