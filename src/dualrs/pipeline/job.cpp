@@ -330,6 +330,19 @@ std::string set_aside_stale_shards(const JobStage& stage, bool force) {
   return moved;
 }
 
+// With --force: a training stage's train_state.json, which would let it continue its last
+// run (training_run.h), is moved aside to train_state.stale-<UTC time>.json, so the stage
+// starts at epoch 1. Returns where it went, or "".
+std::string set_aside_training_state(const JobStage& stage) {
+  const fs::path state = fs::path(stage.dir) / "train_state.json";
+  if (!fs::exists(state)) return "";
+  std::string stamp = io::utc_now();
+  stamp.erase(std::remove(stamp.begin(), stamp.end(), ':'), stamp.end());
+  const std::string moved = (fs::path(stage.dir) / ("train_state.stale-" + stamp + ".json")).string();
+  fs::rename(state, moved);
+  return moved;
+}
+
 }  // namespace
 
 // The stage plan with each stage's model forward passes and, at the end, their totals.
@@ -481,6 +494,9 @@ void run_job(StageContext& ctx, const std::string& job_path, const std::string& 
       const std::string moved = set_aside_stale_shards(stage, force > 0);
       if (!moved.empty()) say(ctx, "[%zu/%zu] %s: shards of an earlier version of this stage moved to %s", i + 1,
                               stages.size(), stage.name.c_str(), moved.c_str());
+      const std::string state = force > 0 ? set_aside_training_state(stage) : "";
+      if (!state.empty()) say(ctx, "[%zu/%zu] %s: training state moved to %s (--force)", i + 1, stages.size(),
+                              stage.name.c_str(), state.c_str());
     });
     const auto start = std::chrono::steady_clock::now();
     announce_plan(ctx, stage.name, *stage.stage, stage.config, limits);

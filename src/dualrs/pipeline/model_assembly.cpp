@@ -31,7 +31,8 @@ io::Provenance stage_provenance(const std::string& schema, const std::string& co
                                 std::uint64_t seed, int rng_layout_version) {
   // The content of every model file the stage reads is part of its config: a checkpoint
   // retrained at the same path must not match shards or training state made with the old one.
-  nlohmann::json digests = nlohmann::json::object();
+  // Digests the caller put there (the data files a trainer reads) are kept.
+  nlohmann::json digests = resolved.value("input_files_sha256", nlohmann::json::object());
   collect_model_file_digests(resolved, digests);
   if (!digests.empty()) resolved["input_files_sha256"] = digests;
   io::Provenance p = io::make_provenance(schema, command, resolved, seed, rng_layout_version);

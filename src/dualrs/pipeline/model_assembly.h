@@ -29,8 +29,9 @@ namespace dualrs::pipeline {
 void collect_model_file_digests(const nlohmann::json& node, nlohmann::json& digests);
 
 /// Provenance whose config is `resolved` (the typed sections the stage used) plus
-/// `input_files_sha256`, the digests of the model files it names, so the config hash that
-/// keys resume (shards, training state) changes when a model file at the same path does.
+/// `input_files_sha256`, the digests of the model files it names (added to any digests
+/// `resolved` already holds there), so the config hash that keys resume (shards, training
+/// state) changes when a model file at the same path does.
 io::Provenance stage_provenance(const std::string& schema, const std::string& command, nlohmann::json resolved,
                                 std::uint64_t seed, int rng_layout_version);
 

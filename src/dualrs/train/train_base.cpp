@@ -3,10 +3,12 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include "dualrs/core/error.h"
 #include "dualrs/rng/noise.h"
 #include "dualrs/train/noise_augment.h"
+#include "dualrs/train/optimizer_state.h"
 
 namespace dualrs::train {
 
@@ -35,26 +37,39 @@ namespace {
 // training sees the same noise as 1-rank training.
 std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::ImageDataset& dataset,
                                          const std::vector<std::int64_t>& indices, const std::vector<double>& fixed,
-                                         const TrainBaseConfig& config, const std::string& label, NoiseStage stage,
+                                         const TrainBaseConfig& config, std::int64_t first_epoch,
+                                         const std::string& optimizer_state, const std::string& label, NoiseStage stage,
                                          const TrainContext& context, const EpochCallback& on_epoch,
                                          Verbosity verbosity) {
   torch::nn::Module* module = model.module();
   DUALRS_CHECK(module != nullptr, ModelError, "model ", model.describe(), " is not trainable");
   DUALRS_CHECK(!indices.empty(), DataError, "no training examples selected");
+  DUALRS_CHECK(first_epoch >= 1, Error, label, ": the first epoch is ", first_epoch, ", must be >= 1");
   torch::manual_seed(config.seed);
   DataParallel dp(*module, context);
-  dp.broadcast_parameters_and_buffers();
+  dp.broadcast_parameters_and_buffers();  // after the caller loaded a checkpoint to resume from
   if (!dp.is_root()) verbosity = Verbosity::kQuiet;
   torch::optim::AdamW optimizer(module->parameters(),
                                 torch::optim::AdamWOptions(config.lr).weight_decay(config.weight_decay));
+  // Every rank loads the same optimizer state, so the ranks' optimizers stay identical.
+  if (!optimizer_state.empty() && first_epoch > 1 && std::filesystem::exists(optimizer_state)) {
+    load_optimizer_state(optimizer, optimizer_state);
+  }
   const std::vector<double> sigmas =
       config.sigma ? std::vector<double>{*config.sigma} : config.sigma_candidates;
   const NoiseSource noise(config.seed, stage);
   const NoiseSource choice(config.seed, NoiseStage::kTrainSigmaChoice);
   const auto n = static_cast<std::int64_t>(indices.size());
   std::vector<EpochStats> history;
+  // The learning rate is multiplied by gamma after every lr_step_epochs-th epoch. A resumed
+  // run repeats those multiplications instead of computing gamma^k, so its rate equals an
+  // uninterrupted run's to the last bit.
   double lr = config.lr;
-  for (std::int64_t epoch = 1; epoch <= config.epochs; ++epoch) {
+  for (std::int64_t epoch = 1; epoch < first_epoch; ++epoch) {
+    if (config.lr_step_epochs > 0 && epoch % config.lr_step_epochs == 0) lr *= config.lr_gamma;
+  }
+  set_adamw_learning_rate(optimizer, lr);
+  for (std::int64_t epoch = first_epoch; epoch <= config.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     model.set_training(true);
     const at::Tensor order = epoch_permutation(n, config.seed, epoch);
@@ -110,12 +125,13 @@ std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::Im
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     history.push_back(stats);
     model.set_training(false);
-    if (on_epoch) dp.agreed([&] { on_epoch(stats); });
+    dp.agreed([&] {
+      if (dp.is_root() && !optimizer_state.empty()) save_optimizer_state(optimizer, optimizer_state);
+      if (on_epoch) on_epoch(stats);
+    });
     if (config.lr_step_epochs > 0 && epoch % config.lr_step_epochs == 0) {
       lr *= config.lr_gamma;
-      for (auto& group : optimizer.param_groups()) {
-        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-      }
+      set_adamw_learning_rate(optimizer, lr);
     }
   }
   return history;
@@ -124,15 +140,17 @@ std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::Im
 
 std::vector<EpochStats> train_base(model::BaseModel& model, const data::ImageDataset& dataset,
                                    const std::vector<std::int64_t>& indices, const TrainBaseConfig& config,
+                                   std::int64_t first_epoch, const std::string& optimizer_state,
                                    const TrainContext& context, const EpochCallback& on_epoch, Verbosity verbosity) {
   validate(config);
-  return train_with_noise(model, dataset, indices, {}, config, "train-base", NoiseStage::kTrainBase, context, on_epoch,
-                          verbosity);
+  return train_with_noise(model, dataset, indices, {}, config, first_epoch, optimizer_state, "train-base",
+                          NoiseStage::kTrainBase, context, on_epoch, verbosity);
 }
 
 std::vector<EpochStats> finetune_classifier(model::BaseModel& model, const data::ImageDataset& dataset,
                                             const std::vector<std::int64_t>& indices,
                                             const std::vector<double>& sigma_per_example, const TrainBaseConfig& config,
+                                            std::int64_t first_epoch, const std::string& optimizer_state,
                                             const TrainContext& context, const EpochCallback& on_epoch,
                                             Verbosity verbosity) {
   TrainBaseConfig checked = config;
@@ -146,8 +164,8 @@ std::vector<EpochStats> finetune_classifier(model::BaseModel& model, const data:
   for (double s : sigma_per_example) {
     if (!(s > 0)) throw ConfigError("", "/finetune", "per-example noise levels must be > 0");
   }
-  return train_with_noise(model, dataset, indices, sigma_per_example, checked, "finetune", NoiseStage::kFinetune, context,
-                          on_epoch, verbosity);
+  return train_with_noise(model, dataset, indices, sigma_per_example, checked, first_epoch, optimizer_state, "finetune",
+                          NoiseStage::kFinetune, context, on_epoch, verbosity);
 }
 
 }  // namespace dualrs::train

@@ -179,7 +179,7 @@ TEST(DataParallelTest, OneRankTrainingIsBitReproducible) {
   for (auto& run : runs) {
     torch::manual_seed(0);
     auto model = model::make_mnist_cnn(10);
-    const auto history = train_base(*model, digits(), subset, config, {comm}, {}, Verbosity::kQuiet);
+    const auto history = train_base(*model, digits(), subset, config, 1, "", {comm}, {}, Verbosity::kQuiet);
     for (const auto& p : model->module()->parameters()) run.push_back(p.detach().clone());
     losses[&run - runs].push_back(history.back().loss);
   }

@@ -4,28 +4,21 @@
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <optional>
 
 #include "dualrs/core/error.h"
 #include "dualrs/pipeline/model_assembly.h"
 #include "dualrs/pipeline/sharded_stage.h"
 #include "dualrs/pipeline/stage.h"
+#include "dualrs/pipeline/training_run.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/label_files.h"
 #include "dualrs/train/train_base.h"
 
 namespace dualrs::pipeline {
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-void write_epoch_log(const std::string& path, std::string& log, const std::string& line) {
-  log += line;
-  io::write_file_atomic(path, log);
-}
-
 
 void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
   // Every rank trains (data-parallel, dualrs/train/data_parallel.h); rank 0 writes the outputs.
@@ -36,11 +29,9 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
   std::optional<data::ImageDataset> dataset;
   std::shared_ptr<model::BaseModel> model;
   std::shared_ptr<model::BaseModel> trained;  // the classifier, behind the denoiser when there is one
-  std::shared_ptr<model::DiffusionDenoiser> denoiser;
   std::vector<double> sigma;
   TrainBaseConfig train;
-  const fs::path dir(out_dir);
-  const std::string checkpoint = (dir / "model.pt").string();
+  io::Provenance provenance;
   ctx.agreed([&] {
     dual = config.dual();
     ft = config.finetune();
@@ -53,7 +44,7 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
     dataset = data::load_dataset(config.dataset());
     model = load_classifier(config, dataset->num_classes(), ctx.world);
     // With a denoiser the classifier is fine-tuned on denoise(x + δ_c) at each example's σ_c(x).
-    denoiser = load_denoiser(config, ctx.world);
+    const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
     trained = compose_base(config, model, config.model().input, denoiser, std::nullopt, "/finetune");
     for (auto i : estimates.sigma_index) sigma.push_back(dual.sigma_candidates.at(static_cast<std::size_t>(i)));
     train.epochs = ft.epochs;
@@ -62,34 +53,33 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
     train.weight_decay = ft.weight_decay;
     train.seed = ft.seed;
     if (ctx.is_root()) io::ensure_directory(out_dir);
-  });
-  std::string log = "epoch,loss,accuracy,lr,seconds\n";
-  auto on_epoch = [&](const train::EpochStats& e) {
-    char line[256];
-    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.3f\n", static_cast<long long>(e.epoch), e.loss, e.accuracy, e.lr, e.seconds);
-    if (!ctx.is_root()) return;
-    model::save_checkpoint(*model, checkpoint);
-    write_epoch_log((dir / "train_log.csv").string(), log, line);
-    say(ctx, "finetune: epoch %lld/%lld loss %.4f noisy accuracy %.4f (%.1fs)", static_cast<long long>(e.epoch),
-        static_cast<long long>(ft.epochs), e.loss, e.accuracy, e.seconds);
-  };
-  ctx.agreed([&] {
-    with_source(config, [&] {
-      train::finetune_classifier(*trained, *dataset, estimates.idx, sigma, train,
-                                 train_context(ctx, rank_device(ctx, config.model().device)), on_epoch, verbosity);
-    });
-  });
-  ctx.on_root([&] {
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                      {"model", to_json(config.model())}, {"dual", to_json(dual)}, {"finetune", to_json(ft)}};
     if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
-    io::Provenance provenance = stage_provenance("dualrs.finetune", "finetune", resolved, ft.seed, 0);
+    provenance = training_provenance("dualrs.finetune", "finetune", resolved, ft.seed, {ft.estimates});
     record_world(ctx, provenance);
-    provenance.finished_utc = io::utc_now();
-    io::write_file_atomic((dir / "model.json").string(),
-                          json({{"arch", config.model().arch}, {"num_classes", dataset->num_classes()}, {"checkpoint", "model.pt"},
-                                {"examples", estimates.idx.size()}, {"provenance", io::to_json(provenance)}}).dump(2) + "\n");
   });
+  TrainingRun run(ctx, {"finetune", out_dir, "model.pt", "model.json", "epoch,loss,accuracy,lr,seconds",
+                        "/finetune/epochs", TrainingRanks::kEvery},
+                  provenance);
+  const std::int64_t first_epoch = run.start(model->module(), model->describe(), ft.epochs);
+  auto on_epoch = [&](const train::EpochStats& e) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.3f", static_cast<long long>(e.epoch), e.loss, e.accuracy, e.lr, e.seconds);
+    run.epoch_done(e.epoch, line);
+    say(ctx, "finetune: epoch %lld/%lld loss %.4f noisy accuracy %.4f (%.1fs)", static_cast<long long>(e.epoch),
+        static_cast<long long>(ft.epochs), e.loss, e.accuracy, e.seconds);
+  };
+  if (first_epoch <= ft.epochs) {
+    ctx.agreed([&] {
+      with_source(config, [&] {
+        train::finetune_classifier(*trained, *dataset, estimates.idx, sigma, train, first_epoch, run.optimizer_path(),
+                                   train_context(ctx, rank_device(ctx, config.model().device)), on_epoch, verbosity);
+      });
+    });
+  }
+  run.finish({{"arch", config.model().arch}, {"num_classes", dataset->num_classes()}, {"checkpoint", "model.pt"},
+              {"examples", estimates.idx.size()}});
 }
 
 
@@ -100,14 +90,15 @@ class FinetuneStage : public Stage {
   HelpText help() const override {
     return {"--config CONFIG --out DIR [overrides]",
             "Fine-tunes the classifier with cross-entropy under each example's estimated noise level\n"
-            "sigma_c(x) (DualRS §5.2.2); AdamW with /finetune's lr (default 1e-4) and weight_decay.",
+            "sigma_c(x) (DualRS §5.2.2); AdamW with /finetune's lr (default 1e-4) and weight_decay.\n"
+            "Re-running with the same settings (any epoch count) resumes after the last finished epoch.",
             "dualrs finetune -c configs/mnist_dual.json -o runs/ft --estimates runs/sigma/sigma_estimates.h5\n"
             "  mpirun -np 2 dualrs finetune -c ... (data-parallel: /finetune/batch_size is the global batch, "
             "split over the ranks)"};
   }
   std::string config_help() const override { return "/dataset, /model, /dual, /finetune"; }
   std::string out_help() const override {
-    return "output folder: model.pt, model.json, train_log.csv (data_schemas/models.md)";
+    return "output folder: model.pt, model.json, train_log.csv, train_state.json, optimizer.pt (data_schemas/models.md)";
   }
   std::vector<std::string> outputs() const override {
     return {"model.pt", "model.json", "train_log.csv", "train_state.json", "optimizer.pt"};

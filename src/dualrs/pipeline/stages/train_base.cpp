@@ -4,7 +4,6 @@
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -16,6 +15,7 @@
 #include "dualrs/pipeline/model_assembly.h"
 #include "dualrs/pipeline/sharded_stage.h"
 #include "dualrs/pipeline/stage.h"
+#include "dualrs/pipeline/training_run.h"
 #include "dualrs/train/train_base.h"
 
 namespace dualrs::pipeline {
@@ -26,14 +26,11 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
   const Verbosity verbosity = ctx.verbosity;
   TrainBaseConfig train;
   ModelConfig model_config;
-  DatasetConfig dataset_config;
   std::optional<data::ImageDataset> dataset;
   std::vector<std::int64_t> indices;
   std::shared_ptr<model::BaseModel> model;
   std::shared_ptr<model::BaseModel> trained;  // model, behind the denoiser when there is one
   std::string device = "cpu";                  // this rank's device for the model
-  const std::filesystem::path dir(out_dir);
-  const std::string checkpoint = (dir / "model.pt").string();
   io::Provenance provenance;
   ctx.agreed([&] {
     train = config.train_base();
@@ -46,7 +43,7 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
     if (model_config.arch.empty()) {
       throw ConfigError(config.source(), "/model/arch", "train-base trains a native architecture; set /model/arch");
     }
-    dataset_config = config.dataset();
+    const DatasetConfig dataset_config = config.dataset();
     DataSelection selected = load_selection(config, train.selection, "/train_base/selection");
     dataset.emplace(std::move(selected.dataset));
     indices = std::move(selected.indices);
@@ -67,37 +64,37 @@ void train_base_on_every_rank(StageContext& ctx, const ExperimentConfig& config,
                                {"model", to_json(model_config)},
                                {"train_base", to_json(train)}};
     if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
-    provenance = io::make_provenance("dualrs.train_base", "train-base", resolved, train.seed, 0);
-    provenance.library_versions += "; torch " + std::string(TORCH_VERSION);
+    // train-base never reads /model/checkpoint (it writes out_dir/model.pt); a job's config that
+    // names this stage's own output there must not put its digest into the resume key.
+    resolved["model"].erase("checkpoint");
+    provenance = training_provenance("dualrs.train_base", "train-base", resolved, train.seed);
     record_world(ctx, provenance);
   });
 
-  std::string log = "epoch,loss,accuracy,lr,seconds\n";
-  nlohmann::json history = nlohmann::json::array();
+  TrainingRun run(ctx, {"train-base", out_dir, "model.pt", "model.json", "epoch,loss,accuracy,lr,seconds",
+                        "/train_base/epochs", TrainingRanks::kEvery},
+                  provenance);
+  const std::int64_t first_epoch = run.start(model->module(), model->describe(), train.epochs);
   auto on_epoch = [&](const train::EpochStats& s) {
     char line[256];
-    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.3f\n", static_cast<long long>(s.epoch), s.loss, s.accuracy,
+    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.3f", static_cast<long long>(s.epoch), s.loss, s.accuracy,
                   s.lr, s.seconds);
-    log += line;
-    history.push_back({{"epoch", s.epoch}, {"loss", s.loss}, {"accuracy", s.accuracy}, {"lr", s.lr}, {"seconds", s.seconds}});
-    if (!ctx.is_root()) return;
-    // A checkpoint and the log after every epoch, each published atomically.
-    model::save_checkpoint(*model, checkpoint);
-    io::write_file_atomic((dir / "train_log.csv").string(), log);
+    run.epoch_done(s.epoch, line,
+                   {{"epoch", s.epoch}, {"loss", s.loss}, {"accuracy", s.accuracy}, {"lr", s.lr}, {"seconds", s.seconds}});
     say(ctx, "train-base: epoch %lld/%lld loss %.4f noisy-train accuracy %.4f (%.1fs)", static_cast<long long>(s.epoch),
         static_cast<long long>(train.epochs), s.loss, s.accuracy, s.seconds);
   };
-  ctx.agreed([&] { train::train_base(*trained, *dataset, indices, train, train_context(ctx, device), on_epoch, verbosity); });
-  ctx.on_root([&] {
-    provenance.finished_utc = io::utc_now();
-    nlohmann::json meta = {{"arch", model_config.arch},
-                           {"num_classes", model_config.num_classes},
-                           {"checkpoint", "model.pt"},
-                           {"examples", indices.size()},
-                           {"history", history},
-                           {"provenance", io::to_json(provenance)}};
-    io::write_file_atomic((dir / "model.json").string(), meta.dump(2) + "\n");
-  });
+  if (first_epoch <= train.epochs) {
+    ctx.agreed([&] {
+      train::train_base(*trained, *dataset, indices, train, first_epoch, run.optimizer_path(), train_context(ctx, device),
+                        on_epoch, verbosity);
+    });
+  }
+  run.finish({{"arch", model_config.arch},
+              {"num_classes", model_config.num_classes},
+              {"checkpoint", "model.pt"},
+              {"examples", indices.size()},
+              {"history", run.history()}});
 }
 
 class TrainBaseStage : public Stage {
@@ -108,12 +105,15 @@ class TrainBaseStage : public Stage {
     return {"--config CONFIG --out DIR [overrides]",
             "Trains a native classifier (/model/arch) with Gaussian noise augmentation (Cohen et al. §4):\n"
             "every training image gets noise of one sigma, or of a sigma drawn per example from\n"
-            "sigma_candidates. AdamW; a checkpoint and the log are written after every epoch.",
+            "sigma_candidates. AdamW; a checkpoint, the log and the resume state are written after every\n"
+            "epoch; re-running with the same settings (any epoch count) resumes after the last finished one.",
             "dualrs train-base -c configs/mnist.json -o runs/base --sigma-candidates 0.25,0.5,1.0 --epochs 6\n"
             "  mpirun -np 2 dualrs train-base -c configs/mnist.json -o runs/base   (data-parallel)"};
   }
   std::string config_help() const override { return "/dataset, /model (arch), /train_base"; }
-  std::string out_help() const override { return "output folder: model.pt, model.json, train_log.csv (data_schemas/models.md)"; }
+  std::string out_help() const override {
+    return "output folder: model.pt, model.json, train_log.csv, train_state.json, optimizer.pt (data_schemas/models.md)";
+  }
   std::vector<std::string> outputs() const override {
     return {"model.pt", "model.json", "train_log.csv", "train_state.json", "optimizer.pt"};
   }

@@ -1,11 +1,11 @@
 // The train-denoiser stage: a small diffusion epsilon-model for denoised smoothing, trained
 // with the DDPM objective around the timesteps of the pipeline's noise levels (Carlini et al.
-// ICLR 2023; docs/method.md §9). Re-running resumes after the last finished epoch.
+// ICLR 2023; docs/method.md §9). Re-running with the same settings resumes after the last
+// finished epoch (pipeline/training_run.h).
 
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <optional>
 #include <set>
 
@@ -18,10 +18,10 @@
 #include "dualrs/pipeline/model_assembly.h"
 #include "dualrs/pipeline/sharded_stage.h"
 #include "dualrs/pipeline/stage.h"
+#include "dualrs/pipeline/training_run.h"
 #include "dualrs/train/denoiser_trainer.h"
 
 namespace dualrs::pipeline {
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
@@ -40,7 +40,7 @@ std::vector<double> pipeline_sigmas(const ExperimentConfig& config) {
 
 // Trains on rank 0 (the small MNIST ε-model needs no data parallelism), on that rank's device
 // for /denoiser/device; the other ranks wait.
-void train_denoiser_on_root(const StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
+void train_denoiser_on_root(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
   const Verbosity verbosity = ctx.verbosity;
   std::optional<DenoiserConfig> denoiser_config = config.denoiser();
   if (!denoiser_config) {
@@ -75,39 +75,22 @@ void train_denoiser_on_root(const StageContext& ctx, const ExperimentConfig& con
   });
   model::DiffusionDenoiser denoiser(eps_model, schedule);
 
-  const fs::path dir(out_dir);
   io::ensure_directory(out_dir);
-  const std::string checkpoint = (dir / "denoiser.pt").string();
-  const std::string optimizer = (dir / "optimizer.pt").string();
-  const std::string state_path = (dir / "train_state.json").string();
   json resolved = {{"name", config.doc().value("name", "")},
                    {"dataset", to_json(dataset_config)},
                    {"denoiser", to_json(*denoiser_config)},
                    {"train_denoiser", to_json(train)}};
   resolved["denoiser"].erase("checkpoint");  // what this stage writes, not what it reads
-  io::Provenance provenance = stage_provenance("dualrs.denoiser", "train-denoiser", resolved, train.seed, 0);
-  // Resuming needs the same settings except the number of epochs (the learning rate and the
-  // random streams depend on the epoch only), so a finished run can also be extended.
-  json resume_config = resolved;
-  resume_config["train_denoiser"].erase("epochs");
-  const std::string resume_key = io::sha256_hex(resume_config.dump());
+  io::Provenance provenance = training_provenance("dualrs.denoiser", "train-denoiser", resolved, train.seed);
+  record_world(ctx, provenance);
 
-  std::int64_t first_epoch = 1;
-  std::string log = "epoch,loss";
-  for (double s : train.sigmas) log += ",val_rmse_sigma_" + format_decimal(s);
-  log += ",lr,seconds\n";
-  if (fs::exists(state_path) && fs::exists(checkpoint)) {
-    const json state = read_json_file(state_path);
-    if (state.value("resume_key", "") == resume_key) {
-      model::load_module_checkpoint(*eps_model->module(), eps_model->describe(), checkpoint);
-      first_epoch = state.value("epoch", 0) + 1;
-      log = state.value("log", log);
-      if (verbosity != Verbosity::kQuiet) {
-        std::fprintf(stderr, "train-denoiser: resuming after epoch %lld\n", static_cast<long long>(first_epoch - 1));
-      }
-    }
-  }
-  json history = json::array();
+  std::string header = "epoch,loss";
+  for (double s : train.sigmas) header += ",val_rmse_sigma_" + format_decimal(s);
+  header += ",lr,seconds";
+  TrainingRun run(ctx, {"train-denoiser", out_dir, "denoiser.pt", "denoiser.json", header, "/train_denoiser/epochs",
+                        TrainingRanks::kRootOnly},
+                  provenance);
+  const std::int64_t first_epoch = run.start(eps_model->module(), eps_model->describe(), train.epochs);
   auto on_epoch = [&](const train::DenoiserEpochStats& e) {
     std::string line = std::to_string(e.epoch);
     char number[64];
@@ -117,40 +100,35 @@ void train_denoiser_on_root(const StageContext& ctx, const ExperimentConfig& con
       std::snprintf(number, sizeof number, ",%.6f", r);
       line += number;
     }
-    std::snprintf(number, sizeof number, ",%.6g,%.3f\n", e.lr, e.seconds);
+    std::snprintf(number, sizeof number, ",%.6g,%.3f", e.lr, e.seconds);
     line += number;
-    log += line;
-    model::save_module_checkpoint(*eps_model->module(), eps_model->describe(), checkpoint);
-    io::write_file_atomic((dir / "train_log.csv").string(), log);
-    io::write_file_atomic(state_path, json({{"epoch", e.epoch}, {"resume_key", resume_key}, {"log", log}}).dump(2) + "\n");
-    if (verbosity != Verbosity::kQuiet) {
+    run.epoch_done(e.epoch, line);
+    if (ctx.talks()) {
       std::string rmse;
       for (std::size_t i = 0; i < e.val_rmse.size(); ++i) {
         std::snprintf(number, sizeof number, " %s:%.4f", format_decimal(train.sigmas[i]).c_str(), e.val_rmse[i]);
         rmse += number;
       }
-      std::fprintf(stderr, "train-denoiser: epoch %lld/%lld eps-mse %.4f held-out x0 rmse by sigma%s (%.1fs)\n",
-                   static_cast<long long>(e.epoch), static_cast<long long>(train.epochs), e.loss, rmse.c_str(), e.seconds);
+      say(ctx, "train-denoiser: epoch %lld/%lld eps-mse %.4f held-out x0 rmse by sigma%s (%.1fs)",
+          static_cast<long long>(e.epoch), static_cast<long long>(train.epochs), e.loss, rmse.c_str(), e.seconds);
     }
   };
   if (first_epoch <= train.epochs) {
     with_source(config, [&] {
-      train::train_denoiser(denoiser, dataset, indices, train.sigmas, train, first_epoch, optimizer, on_epoch, verbosity);
+      train::train_denoiser(denoiser, dataset, indices, train.sigmas, train, first_epoch, run.optimizer_path(), on_epoch,
+                            verbosity);
     });
   }
-  provenance.finished_utc = io::utc_now();
   json window_json = json::array();
   for (std::size_t i = 0; i < windows.size(); ++i) {
     window_json.push_back({{"sigma", train.sigmas[i]}, {"t_star", denoise_step(schedule, train.sigmas[i]).t},
                            {"t_min", windows[i].first}, {"t_max", windows[i].second}});
   }
   // The sidecar load_denoiser checks: a checkpoint is only used with the schedule it learned.
-  io::write_file_atomic((dir / "denoiser.json").string(),
-                        json({{"arch", denoiser_config->arch}, {"schedule", denoiser_config->schedule},
-                              {"steps", denoiser_config->steps}, {"rescale_timesteps", denoiser_config->rescale_timesteps},
-                              {"checkpoint", "denoiser.pt"}, {"sigmas", train.sigmas}, {"timestep_windows", window_json},
-                              {"examples", indices.size()}, {"provenance", io::to_json(provenance)}})
-                                .dump(2) + "\n");
+  run.finish({{"arch", denoiser_config->arch}, {"schedule", denoiser_config->schedule},
+              {"steps", denoiser_config->steps}, {"rescale_timesteps", denoiser_config->rescale_timesteps},
+              {"checkpoint", "denoiser.pt"}, {"sigmas", train.sigmas}, {"timestep_windows", window_json},
+              {"examples", indices.size()}});
 }
 
 class TrainDenoiserStage : public Stage {
@@ -163,12 +141,13 @@ class TrainDenoiserStage : public Stage {
     return {"--config CONFIG --out DIR [overrides]",
             "Trains a native epsilon-model (/denoiser/arch) with the DDPM objective, timesteps drawn around\n"
             "t*(sigma) of each noise level the pipeline denoises at (Sigma and sigma_e, or /train_denoiser/sigmas).\n"
-            "A checkpoint, the log and the resume state are written after every epoch; re-running resumes.",
+            "A checkpoint, the log and the resume state are written after every epoch; re-running with the\n"
+            "same settings (any epoch count) resumes after the last finished epoch.",
             "dualrs train-denoiser -c configs/mnist_denoised.json -o runs/denoiser --epochs 4"};
   }
   std::string config_help() const override { return "/dataset, /denoiser (arch, schedule, steps), /train_denoiser"; }
   std::string out_help() const override {
-    return "output folder: denoiser.pt, denoiser.json, train_log.csv (re-running resumes)";
+    return "output folder: denoiser.pt, denoiser.json, train_log.csv, train_state.json, optimizer.pt (re-running resumes)";
   }
   std::vector<std::string> outputs() const override {
     return {"denoiser.pt", "denoiser.json", "train_log.csv", "train_state.json", "optimizer.pt"};

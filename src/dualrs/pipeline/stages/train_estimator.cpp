@@ -1,11 +1,10 @@
 // The train-estimator stage: the variance estimator on the labels, data-parallel over the
-// ranks (DualRS §5.2; docs/method.md §6). Re-running with the same config resumes after the
-// last finished epoch.
+// ranks (DualRS §5.2; docs/method.md §6). Re-running with the same settings resumes after the
+// last finished epoch (pipeline/training_run.h).
 
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <optional>
 
 #include "dualrs/core/error.h"
@@ -15,10 +14,10 @@
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/label_files.h"
 #include "dualrs/pipeline/estimator_config.h"
+#include "dualrs/pipeline/training_run.h"
 #include "dualrs/train/estimator_trainer.h"
 
 namespace dualrs::pipeline {
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
@@ -61,12 +60,6 @@ void check_labels_match(const io::LabelSet& labels, const std::string& path, con
   if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
 }
 
-void write_epoch_log(const std::string& path, std::string& log, const std::string& line) {
-  log += line;
-  io::write_file_atomic(path, log);
-}
-
-
 void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
   // Every rank trains (data-parallel, dualrs/train/data_parallel.h); rank 0 writes the outputs.
   const Verbosity verbosity = ctx.verbosity;
@@ -78,13 +71,7 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
   std::shared_ptr<model::BaseModel> estimator;
   std::shared_ptr<model::BaseModel> trained;  // the estimator, behind the denoiser when there is one
   std::string device = "cpu";                  // this rank's device for the estimator
-  const fs::path dir(out_dir);
-  const std::string checkpoint = (dir / "estimator.pt").string();
-  const std::string optimizer = (dir / "optimizer.pt").string();
-  const std::string state_path = (dir / "train_state.json").string();
   io::Provenance provenance;
-  std::int64_t first_epoch = 1;
-  std::string log = "epoch,loss,ce,consistency,train_selection_accuracy,val_selection_accuracy,lr,seconds\n";
   ctx.agreed([&] {
     dual = config.dual();
     const EstimatorTraining parsed = estimator_training(config, dual);
@@ -125,60 +112,44 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
     if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
     // The estimator weights are what this stage writes, not what it reads.
     resolved["dual"]["estimator"].erase("checkpoint");
-    provenance = stage_provenance("dualrs.estimator", "train-estimator", resolved, train_config.seed, 0);
+    provenance = training_provenance("dualrs.estimator", "train-estimator", resolved, train_config.seed, {labels_path});
     record_world(ctx, provenance);
-    // Resume from the last finished epoch when the state matches this exact configuration.
-    // Rank 0 decides; every rank then loads the same checkpoint (and, in the trainer, the same
-    // optimizer state), and the trainer broadcasts rank 0's weights.
-    if (ctx.is_root() && fs::exists(state_path) && fs::exists(checkpoint)) {
-      const json state = read_json_file(state_path);
-      if (state.value("config_sha256", "") == provenance.config_sha256) {
-        first_epoch = state.value("epoch", 0) + 1;
-        log = state.value("log", log);
-      }
-    }
   });
-  ctx.agreed([&] {
-    ctx.comm.broadcast(&first_epoch, sizeof first_epoch, 0);
-    ctx.comm.broadcast(log, 0);
-    if (first_epoch > 1) {
-      model::load_checkpoint(*estimator, checkpoint);
-      say(ctx, "train-estimator: resuming after epoch %lld", static_cast<long long>(first_epoch - 1));
-    } else if (!init_checkpoint.empty()) {
+  TrainingRun run(ctx, {"train-estimator", out_dir, "estimator.pt", "estimator.json",
+                        "epoch,loss,ce,consistency,train_selection_accuracy,val_selection_accuracy,lr,seconds",
+                        "/train_estimator/epochs", TrainingRanks::kEvery},
+                  provenance);
+  // Every rank loads the checkpoint when resuming (and, in the trainer, the optimizer state);
+  // the trainer broadcasts rank 0's weights.
+  const std::int64_t first_epoch = run.start(estimator->module(), estimator->describe(), train_config.epochs);
+  if (!run.resumed() && !init_checkpoint.empty()) {
+    ctx.agreed([&] {
       // Feature layers from the noise-trained classifier; the |Σ|-unit output layer stays fresh.
       auto classifier = model::make_native_model(dual.estimator.arch, config.model().num_classes);
       model::load_checkpoint(*classifier, init_checkpoint);
       const std::int64_t copied = model::copy_matching_weights(*estimator, *classifier);
       say(ctx, "train-estimator: %lld tensors initialised from %s", static_cast<long long>(copied),
           init_checkpoint.c_str());
-    }
-  });
+    });
+  }
   auto on_epoch = [&](const train::EstimatorEpochStats& e) {
     char line[320];
-    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.6f,%.6f,%.6g,%.3f\n", static_cast<long long>(e.epoch), e.loss,
+    std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.6f,%.6f,%.6g,%.3f", static_cast<long long>(e.epoch), e.loss,
                   e.ce, e.consistency, e.train_selection_accuracy, e.val_selection_accuracy, e.lr, e.seconds);
-    if (!ctx.is_root()) return;
-    model::save_checkpoint(*estimator, checkpoint);
-    write_epoch_log((dir / "train_log.csv").string(), log, line);
-    io::write_file_atomic(state_path, json({{"epoch", e.epoch}, {"config_sha256", provenance.config_sha256}, {"log", log}}).dump(2) + "\n");
+    run.epoch_done(e.epoch, line);
     say(ctx, "train-estimator: epoch %lld/%lld loss %.4f sigma-selection accuracy train %.3f val %.3f (%.1fs)",
         static_cast<long long>(e.epoch), static_cast<long long>(train_config.epochs), e.loss, e.train_selection_accuracy,
         e.val_selection_accuracy, e.seconds);
   };
   if (first_epoch <= train_config.epochs) {
     ctx.agreed([&] {
-      train::train_estimator(*trained, data->dataset, set, train_config, first_epoch, optimizer, train_context(ctx, device),
-                             on_epoch, verbosity);
+      train::train_estimator(*trained, data->dataset, set, train_config, first_epoch, run.optimizer_path(),
+                             train_context(ctx, device), on_epoch, verbosity);
     });
   }
-  ctx.on_root([&] {
-    provenance.finished_utc = io::utc_now();
-    io::write_file_atomic((dir / "estimator.json").string(),
-                          json({{"arch", dual.estimator.arch}, {"num_classes", set.sigma_candidates.size()},
-                                {"sigma_candidates", dual.sigma_candidates}, {"sigma_e", dual.sigma_e},
-                                {"checkpoint", "estimator.pt"}, {"examples", set.idx.size()},
-                                {"provenance", io::to_json(provenance)}}).dump(2) + "\n");
-  });
+  run.finish({{"arch", dual.estimator.arch}, {"num_classes", set.sigma_candidates.size()},
+              {"sigma_candidates", dual.sigma_candidates}, {"sigma_e", dual.sigma_e},
+              {"checkpoint", "estimator.pt"}, {"examples", set.idx.size()}});
 }
 
 
@@ -190,15 +161,15 @@ class TrainEstimatorStage : public Stage {
     return {"--config CONFIG --out DIR [overrides]",
             "Trains the variance estimator (DualRS §5.2): inputs with noise sigma_e, soft labels\n"
             "softmax(R_c(x, sigma_i)), soft cross-entropy + consistency (lambda, eta), weights w_e and w_r.\n"
-            "Rows whose radii are all 0 are dropped. Re-running with the same config resumes after the\n"
-            "last finished epoch.",
+            "Rows whose radii are all 0 are dropped. Re-running with the same settings (any epoch count)\n"
+            "resumes after the last finished epoch.",
             "dualrs train-estimator -c configs/mnist_dual.json -o runs/estimator --labels runs/labels/labels.h5\n"
             "  mpirun -np 2 dualrs train-estimator -c ... (data-parallel: /train_estimator/batch_size is the "
             "global batch, split over the ranks)"};
   }
   std::string config_help() const override { return "/dataset, /dual (sigma_candidates, sigma_e, estimator arch), /label, /train_estimator"; }
   std::string out_help() const override {
-    return "output folder: estimator.pt, estimator.json, train_log.csv, train_state.json";
+    return "output folder: estimator.pt, estimator.json, train_log.csv, train_state.json, optimizer.pt";
   }
   std::vector<std::string> outputs() const override {
     return {"estimator.pt", "estimator.json", "train_log.csv", "train_state.json", "optimizer.pt"};
