@@ -13,62 +13,7 @@
 
 namespace dualrs::train {
 
-EstimatorTrainConfig estimator_preset(const std::string& name) {
-  EstimatorTrainConfig c;
-  c.preset = name;
-  if (name.empty()) return c;
-  if (name == "cifar10") {
-    c.epochs = 90;
-    c.batch_size = 128;
-    c.m = 2;
-    c.lr = 0.01;
-    c.weight_decay = 0.01;
-    c.lr_step_epochs = 30;
-    c.lr_gamma = 0.5;
-    c.lambda = 40.0;
-    c.eta = 0.5;
-    c.radius_weight = "strong";
-    return c;
-  }
-  if (name == "imagenet") {
-    c.epochs = 9;
-    c.batch_size = 200;
-    c.m = 2;
-    c.lr = 0.005;
-    c.weight_decay = 0.01;
-    c.lr_step_epochs = 3;
-    c.lr_gamma = 0.5;
-    c.lambda = 10.0;
-    c.eta = 0.5;
-    c.radius_weight = "weak";
-    return c;
-  }
-  throw ConfigError("", "/train_estimator/preset", "unknown preset '" + name + "' (cifar10, imagenet)");
-}
-
-void validate(const EstimatorTrainConfig& c) {
-  std::vector<ConfigIssue> issues;
-  const std::string p = "/train_estimator/";
-  if (!(c.sigma_e > 0)) issues.push_back({"/dual/sigma_e", "must be > 0"});
-  if (c.epochs < 1) issues.push_back({p + "epochs", "must be >= 1"});
-  if (c.batch_size < 1) issues.push_back({p + "batch_size", "must be >= 1"});
-  if (c.m < 1) issues.push_back({p + "m", "must be >= 1"});
-  if (!(c.lr > 0)) issues.push_back({p + "lr", "must be > 0"});
-  if (c.lambda < 0) issues.push_back({p + "lambda", "must be >= 0"});
-  if (c.eta < 0) issues.push_back({p + "eta", "must be >= 0"});
-  if (c.radius_weight != "strong" && c.radius_weight != "weak" && c.radius_weight != "none") {
-    issues.push_back({p + "radius_weight", "must be strong, weak or none"});
-  }
-  if (!(c.validation_fraction >= 0 && c.validation_fraction < 1)) issues.push_back({p + "validation_fraction", "must be in [0, 1)"});
-  if (!issues.empty()) throw ConfigError("", std::move(issues));
-}
-
 namespace {
-RadiusWeight weight_mode(const std::string& name) {
-  if (name == "strong") return RadiusWeight::kStrong;
-  if (name == "weak") return RadiusWeight::kWeak;
-  return RadiusWeight::kNone;
-}
 
 // Hits of the estimator's σ choice on one noisy copy per image (noise
 // NoiseSource(seed, kEstimatorValidation) at counter (idx, 0, 0), the same every epoch), over
@@ -140,7 +85,7 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
   EstimatorLossConfig loss_config;
   loss_config.lambda = config.lambda;
   loss_config.eta = config.eta;
-  loss_config.radius_weight = weight_mode(config.radius_weight);
+  loss_config.radius_weight = config.radius_weight;
   loss_config.radius_scale_c = set.radius_cap;
   const NoiseSource noise(config.seed, NoiseStage::kTrainEstimator);
 

@@ -30,12 +30,7 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
   ShardedStage stage;
   ctx.agreed([&] {
     dual = config.dual();
-    label = config.label();
-    std::vector<ConfigIssue> issues;
-    if (label.n < 1) issues.push_back({"/label/n", "must be >= 1"});
-    if (!(label.alpha > 0 && label.alpha < 1)) issues.push_back({"/label/alpha", "must be in (0, 1)"});
-    if (label.shard_size < 1) issues.push_back({"/label/shard_size", "must be >= 1"});
-    if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
+    label = config.label();  // checked there (validate(LabelConfig))
     in = load_selection(config, label.selection, "/label/selection");
     const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
     classifiers = load_classifiers(config, dual, in->dataset.num_classes(), denoiser, ctx.world);
@@ -124,7 +119,9 @@ class LabelStage : public Stage {
     return t;
   }
   void validate(const ExperimentConfig& config, const std::vector<std::string>&, std::vector<ConfigIssue>& issues) const override {
-    collect_issues(issues, [&] { config.dual(); config.label(); config.dataset(); });
+    collect_issues(issues, [&] { config.dual(); });
+    collect_issues(issues, [&] { config.label(); });
+    collect_issues(issues, [&] { config.dataset(); });
   }
   std::vector<ForwardPasses> plan(const ExperimentConfig& config) const override { return label_passes(config); }
   void run(StageContext& ctx, const StageRun& run) const override { run_label(ctx, run.config, run.out_dir); }

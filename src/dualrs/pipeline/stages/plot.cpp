@@ -143,7 +143,7 @@ void plot_on_this_rank(const std::vector<std::string>& inputs, const PlotConfig&
   io::ensure_directory(out_dir);
   std::vector<std::string> args = {python, script};
   args.insert(args.end(), inputs.begin(), inputs.end());
-  args.insert(args.end(), {"--out", out_dir, "--convention", plot.convention, "--formats", formats});
+  args.insert(args.end(), {"--out", out_dir, "--convention", to_string(plot.convention), "--formats", formats});
   if (verbosity == Verbosity::kQuiet) args.push_back("--quiet");
   const ProcessResult result = run_process(args, false);
   if (result.spawn_error != 0) DUALRS_THROW(IoError, "cannot run ", python, ": ", std::strerror(result.spawn_error));
@@ -202,9 +202,9 @@ class PlotStage : public Stage {
     ctx.agreed([&] {
       if (run.inputs.empty()) throw ConfigError("command line", "inputs", "no run folder given (see 'dualrs plot --help')");
       plot = run.config.plot();
-    if (run.args.count("convention")) plot.convention = run.args.at("convention");
-    if (plot.convention != "inclusive" && plot.convention != "strict") {
-      throw ConfigError("command line", "--convention", "must be inclusive or strict, got '" + plot.convention + "'");
+    if (run.args.count("convention")) plot.convention = parse_table_convention(run.args.at("convention"), "--convention", "command line");
+    if (plot.convention == TableConvention::kBoth) {
+      throw ConfigError("command line", "--convention", "must be inclusive or strict, got 'both'");
     }
     if (run.args.count("formats")) {
       plot.formats = {};

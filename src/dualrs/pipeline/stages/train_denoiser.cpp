@@ -146,7 +146,7 @@ void train_denoiser_on_root(const StageContext& ctx, const ExperimentConfig& con
   }
   // The sidecar load_denoiser checks: a checkpoint is only used with the schedule it learned.
   io::write_file_atomic((dir / "denoiser.json").string(),
-                        json({{"arch", denoiser_config->arch}, {"schedule", denoiser_config->schedule},
+                        json({{"arch", denoiser_config->arch}, {"schedule", to_string(denoiser_config->schedule)},
                               {"steps", denoiser_config->steps}, {"rescale_timesteps", denoiser_config->rescale_timesteps},
                               {"checkpoint", "denoiser.pt"}, {"sigmas", train.sigmas}, {"timestep_windows", window_json},
                               {"examples", indices.size()}, {"provenance", io::to_json(provenance)}})

@@ -14,7 +14,6 @@
 #include "dualrs/pipeline/stage.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/label_files.h"
-#include "dualrs/pipeline/estimator_config.h"
 #include "dualrs/train/estimator_trainer.h"
 
 namespace dualrs::pipeline {
@@ -87,10 +86,10 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
   std::string log = "epoch,loss,ce,consistency,train_selection_accuracy,val_selection_accuracy,lr,seconds\n";
   ctx.agreed([&] {
     dual = config.dual();
-    const EstimatorTraining parsed = estimator_training(config, dual);
-    train_config = parsed.train;
-    labels_path = parsed.labels;
-    init_checkpoint = parsed.init_checkpoint;
+    train_config = config.train_estimator();
+    labels_path = train_config.labels;
+    init_checkpoint = train_config.init_checkpoint;
+    if (labels_path.empty()) throw ConfigError(config.source(), "/train_estimator/labels", "missing: the labels file from 'dualrs label'");
     const io::LabelSet labels = io::read_labels(labels_path);
     check_labels_match(labels, labels_path, config, dual);
     const auto s = labels.num_sigmas();
@@ -120,7 +119,7 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
     trained = compose_base(config, estimator, dual.estimator.input, denoiser, dual.sigma_e, "/dual/sigma_e");
     if (ctx.is_root()) io::ensure_directory(out_dir);
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
-                     {"dual", to_json(dual)}, {"train_estimator", estimator_train_json(train_config, init_checkpoint)},
+                     {"dual", to_json(dual)}, {"train_estimator", to_json(train_config)},
                      {"labels", {{"path", labels_path}, {"config_sha256", labels.provenance.value("config_sha256", "")}}}};
     if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
     // The estimator weights are what this stage writes, not what it reads.
@@ -222,6 +221,7 @@ class TrainEstimatorStage : public Stage {
   }
   void validate(const ExperimentConfig& config, const std::vector<std::string>&, std::vector<ConfigIssue>& issues) const override {
     collect_issues(issues, [&] { config.dual(); config.dataset(); });
+    collect_issues(issues, [&] { config.train_estimator(); });
   }
   std::vector<ForwardPasses> plan(const ExperimentConfig& config) const override { return train_estimator_passes(config); }
   void run(StageContext& ctx, const StageRun& run) const override { run_train_estimator(ctx, run.config, run.out_dir); }
