@@ -9,12 +9,14 @@
 /// config's shards; merging checks that every example of the selection appears exactly once.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "dualrs/core/shards.h"
+#include "dualrs/io/label_files.h"
 #include "dualrs/io/provenance.h"
 
 namespace dualrs::io {
@@ -95,15 +97,26 @@ struct MergeReport {
   std::int64_t non_finite_copies = 0;        ///< such copies in total
 };
 
+/// Columns of a merged output that depend on every row: io only reads, merges and writes
+/// files, so the layer that owns the method fills them in.
+struct MergeDerivations {
+  /// Labels: fills `weight_e` of the merged rows, sorted by index (docs/method.md §5).
+  /// Required to merge labels shards.
+  std::function<void(LabelSet&)> labels;
+};
+
 /// Merges the shards in `<dir>/shards` into the stage's output in `<dir>`: `labels.h5`,
 /// `sigma_estimates.h5`, `certify.h5` + `certify.tsv` or `predict.h5` + `predict.tsv`, by
 /// their schema; rows sorted by example index; provenance carried through from the shards
 /// (`world_size` = the largest world that wrote a shard; merge attributes `merged_shards`,
 /// `shard_size`, `shard_world_sizes`). Shard files are only read.
 /// \param expected_config_sha256 when non-empty, the shards must have this config hash.
+/// \param derive the derived columns (labels' weights); merging labels without it throws
+/// std::invalid_argument.
 /// \throws IoError when there are no shard files, one is damaged, they disagree on schema,
 /// config or selection, a shard is missing (listed), or the rows do not give every index of
 /// the selection exactly once.
-MergeReport merge_shards(const std::string& dir, const std::string& expected_config_sha256 = "");
+MergeReport merge_shards(const std::string& dir, const std::string& expected_config_sha256 = "",
+                         const MergeDerivations& derive = {});
 
 }  // namespace dualrs::io

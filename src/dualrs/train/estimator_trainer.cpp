@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <stdexcept>
 
 #include "dualrs/core/error.h"
 #include "dualrs/rng/noise.h"
@@ -12,6 +13,28 @@
 #include "dualrs/train/optimizer_state.h"
 
 namespace dualrs::train {
+
+EstimatorTrainingSet estimator_training_set(const std::vector<double>& sigma_candidates, const std::vector<std::int64_t>& idx,
+                                            const std::vector<double>& radii, const std::vector<std::int64_t>& best,
+                                            const std::vector<double>& weight_e, bool rebalance, double radius_cap) {
+  const std::size_t n = idx.size();
+  const std::size_t s = sigma_candidates.size();
+  if (best.size() != n || weight_e.size() != n || radii.size() != n * s) {
+    throw std::invalid_argument("estimator_training_set: idx, best, weight_e and radii [N, S] disagree in length");
+  }
+  EstimatorTrainingSet set;
+  set.sigma_candidates = sigma_candidates;
+  set.radius_cap = radius_cap;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (best[i] < 0) continue;  // all radii 0: dropped (docs/method.md §5)
+    set.idx.push_back(idx[i]);
+    set.best.push_back(best[i]);
+    set.weight_e.push_back(rebalance ? weight_e[i] : 1.0);
+    set.radii.insert(set.radii.end(), radii.begin() + static_cast<std::ptrdiff_t>(i * s),
+                     radii.begin() + static_cast<std::ptrdiff_t>((i + 1) * s));
+  }
+  return set;
+}
 
 namespace {
 

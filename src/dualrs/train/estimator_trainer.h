@@ -32,6 +32,15 @@ struct EstimatorTrainingSet {
 /// (ExperimentConfig::train_estimator, train_estimator_preset, validate).
 using EstimatorTrainConfig = TrainEstimatorConfig;
 
+/// The training set of the estimator from a labels table of N rows over S = |Σ| levels
+/// [docs/method.md §5, §6]: the rows with best >= 0, in order; rows whose radii are all 0
+/// (best = -1) are dropped. w_e is the table's weight when `rebalance`, else 1.
+/// \param radii [N, S] row-major. \param radius_cap C (label_radius_cap).
+/// \throws std::invalid_argument when the columns disagree in length.
+EstimatorTrainingSet estimator_training_set(const std::vector<double>& sigma_candidates, const std::vector<std::int64_t>& idx,
+                                            const std::vector<double>& radii, const std::vector<std::int64_t>& best,
+                                            const std::vector<double>& weight_e, bool rebalance, double radius_cap);
+
 /// One epoch's numbers.
 struct EstimatorEpochStats {
   std::int64_t epoch = 0;

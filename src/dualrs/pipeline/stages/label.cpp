@@ -64,8 +64,9 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
     rows.radii.insert(rows.radii.end(), row.radii.begin(), row.radii.end());
     rows.top_count.insert(rows.top_count.end(), row.top_count.begin(), row.top_count.end());
     rows.non_finite.insert(rows.non_finite.end(), row.non_finite.begin(), row.non_finite.end());
-    rows.best.push_back(best_sigma_index(row.radii));
-    rows.max_radius.push_back(*std::max_element(row.radii.begin(), row.radii.end()));
+    const LabelRowSummary summary = summarize_label_row(row.radii);
+    rows.best.push_back(summary.best);
+    rows.max_radius.push_back(summary.max_radius);
   };
   stage.write_shard = [&](const Shard&, const std::string& path, const io::Provenance& p) {
     io::write_labels(path, rows, p);  // weights are computed over all rows when merging

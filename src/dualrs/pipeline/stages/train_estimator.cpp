@@ -93,15 +93,9 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
     const io::LabelSet labels = io::read_labels(labels_path);
     check_labels_match(labels, labels_path, config, dual);
     const auto s = labels.num_sigmas();
-    set.sigma_candidates = labels.sigma_candidates;
-    set.radius_cap = train::label_radius_cap(labels.sigma_candidates.back(), labels.n, labels.alpha);
-    for (std::int64_t i = 0; i < labels.size(); ++i) {
-      if (labels.best[static_cast<std::size_t>(i)] < 0) continue;  // all radii 0: dropped (docs/method.md §5)
-      set.idx.push_back(labels.idx[static_cast<std::size_t>(i)]);
-      set.best.push_back(labels.best[static_cast<std::size_t>(i)]);
-      set.weight_e.push_back(train_config.rebalance ? labels.weight_e[static_cast<std::size_t>(i)] : 1.0);
-      for (std::int64_t j = 0; j < s; ++j) set.radii.push_back(labels.radii[static_cast<std::size_t>(i * s + j)]);
-    }
+    set = train::estimator_training_set(labels.sigma_candidates, labels.idx, labels.radii, labels.best, labels.weight_e,
+                                        train_config.rebalance,
+                                        train::label_radius_cap(labels.sigma_candidates.back(), labels.n, labels.alpha));
     if (set.idx.empty()) {
       DUALRS_THROW(DataError, "labels file ", labels_path, ": every row has radius 0 at every sigma, nothing to train on "
                    "(is the base classifier trained? is the split right?)");
