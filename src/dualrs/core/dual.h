@@ -101,7 +101,7 @@ struct MultiscaleStage {
 MultiscaleStage multiscale_stage(const Counts& selection, const Counts& estimation, double sigma, double alpha_stage);
 
 /// How the cascade splits α over stages: Bonferroni α/|Σ| (dualrs default) or the
-/// reference's α/(s+1) at stage s = 1, 2, … (which sums to more than α for |Σ| > 1 —
+/// reference's α/(s+1) at stage s = 1, 2, … (which sums to more than α for |Σ| ≥ 3 —
 /// offered to reproduce published numbers).
 enum class AlphaSplit { kBonferroni, kReference };
 
