@@ -9,6 +9,7 @@
 #include "dualrs/io/shard_files.h"
 #include "dualrs/pipeline/job.h"
 #include "dualrs/pipeline/registry.h"
+#include "dualrs/pipeline/sharded_stage.h"
 
 namespace dualrs::app {
 namespace fs = std::filesystem;
@@ -118,7 +119,7 @@ int cmd_merge(const Invocation& inv) {
     std::string notice;
     io::DirectoryLock lock = io::DirectoryLock::acquire(dir, "dualrs merge", ShardSubset{}, &notice);
     if (!notice.empty()) say(ctx, "merge: %s", notice.c_str());
-    const io::MergeReport report = io::merge_shards(dir);
+    const io::MergeReport report = io::merge_shards(dir, "", pipeline::merge_derivations());
     std::string worlds;
     for (std::int64_t w : report.world_sizes) worlds += (worlds.empty() ? "" : ",") + std::to_string(w);
     say(ctx, "merge: %lld examples from %lld shards (written by worlds of %s ranks) -> %s%s",

@@ -1,6 +1,8 @@
 #include "dualrs/core/config.h"
 
 #include <charconv>
+#include <iterator>
+#include <utility>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -100,10 +102,94 @@ SelectionConfig read_selection(const json& section, const SelectionConfig& defau
   return s;
 }
 
+// The spelling of every enumerator of E, in the order the allowed values are listed.
+template <typename E>
+struct Names;
+template <>
+struct Names<Method> {
+  static constexpr std::pair<Method, const char*> kAll[] = {
+      {Method::kGlobal, "global"}, {Method::kDual, "dual"}, {Method::kMultiscale, "multiscale"}};
+};
+template <>
+struct Names<DatasetFormat> {
+  static constexpr std::pair<DatasetFormat, const char*> kAll[] = {{DatasetFormat::kMnistIdx, "mnist_idx"},
+                                                                   {DatasetFormat::kCifar10Bin, "cifar10_bin"},
+                                                                   {DatasetFormat::kImagenetFolder, "imagenet_folder"}};
+};
+template <>
+struct Names<TableConvention> {
+  static constexpr std::pair<TableConvention, const char*> kAll[] = {{TableConvention::kInclusive, "inclusive"},
+                                                                     {TableConvention::kStrict, "strict"},
+                                                                     {TableConvention::kBoth, "both"}};
+};
+template <>
+struct Names<AlphaSplit> {
+  static constexpr std::pair<AlphaSplit, const char*> kAll[] = {{AlphaSplit::kBonferroni, "bonferroni"},
+                                                                {AlphaSplit::kReference, "reference"}};
+};
+template <>
+struct Names<RadiusWeight> {
+  static constexpr std::pair<RadiusWeight, const char*> kAll[] = {
+      {RadiusWeight::kStrong, "strong"}, {RadiusWeight::kWeak, "weak"}, {RadiusWeight::kNone, "none"}};
+};
+template <>
+struct Names<InputRange> {
+  static constexpr std::pair<InputRange, const char*> kAll[] = {{InputRange::kZeroOne, "[0,1]"},
+                                                                {InputRange::kMinusOneOne, "[-1,1]"}};
+};
+template <>
+struct Names<DeviceKind> {
+  static constexpr std::pair<DeviceKind, const char*> kAll[] = {{DeviceKind::kCpu, "cpu"}, {DeviceKind::kCuda, "cuda"}};
+};
+
+template <typename E>
+std::string name_of(E value) {
+  for (const auto& [e, name] : Names<E>::kAll) {
+    if (e == value) return name;
+  }
+  throw std::logic_error("an enumerator without a name");
+}
+
+// "a, b or c"
+template <typename E>
+std::string allowed_names() {
+  std::string out;
+  const std::size_t count = std::size(Names<E>::kAll);
+  for (std::size_t i = 0; i < count; ++i) {
+    out += (i == 0 ? "" : i + 1 == count ? " or " : ", ") + std::string(Names<E>::kAll[i].second);
+  }
+  return out;
+}
+
+template <typename E>
+E parse_name(const std::string& name, const std::string& pointer, const std::string& source) {
+  for (const auto& [e, n] : Names<E>::kAll) {
+    if (name == n) return e;
+  }
+  throw ConfigError(source, pointer, "must be " + allowed_names<E>() + ", got '" + name + "'");
+}
+
+// Reads the enum-valued `key` of `obj`, or returns `fallback` when absent; `pointer` is the key's.
+template <typename E>
+E get_enum_or(const json& obj, const char* key, E fallback, const std::string& pointer, const std::string& source) {
+  auto it = obj.find(key);
+  return it == obj.end() ? fallback : parse_name<E>(it->get<std::string>(), pointer, source);
+}
+
+// Runs a section's validate(), naming `source` in its error.
+template <typename Config>
+void validate_in(const Config& c, const std::string& source) {
+  try {
+    validate(c);
+  } catch (const ConfigError& e) {
+    throw ConfigError(source, e.issues());
+  }
+}
+
 // /…/input_range and /…/input_size of a model object (input_size: a side or [height, width]).
-ClassifierInputConfig read_classifier_input(const json& j) {
+ClassifierInputConfig read_classifier_input(const json& j, const std::string& pointer, const std::string& source) {
   ClassifierInputConfig c;
-  c.range = get_or<std::string>(j, "input_range", c.range);
+  c.range = get_enum_or(j, "input_range", c.range, pointer + "/input_range", source);
   if (auto it = j.find("input_size"); it != j.end()) {
     if (it->is_array()) {
       c.height = it->at(0).get<std::int64_t>();
@@ -402,7 +488,7 @@ DatasetConfig ExperimentConfig::dataset() const {
   const json& j = doc_.at("dataset");
   DatasetConfig c;
   c.name = get_or<std::string>(j, "name", "");
-  c.format = get_or<std::string>(j, "format", c.format);
+  c.format = get_enum_or(j, "format", c.format, "/dataset/format", source_);
   c.images = get_or<std::string>(j, "images", "");
   c.labels = get_or<std::string>(j, "labels", "");
   c.root = get_or<std::string>(j, "root", "");
@@ -412,21 +498,24 @@ DatasetConfig ExperimentConfig::dataset() const {
   c.crop = get_or<std::int64_t>(j, "crop", c.crop);
   if (j.contains("splits")) c.splits = j.at("splits").get<std::map<std::string, std::string>>();
   // Which keys each format reads; a key of another format is a mistake, not a no-op.
-  static const std::map<std::string, std::set<std::string>> kKeys = {
-      {"mnist_idx", {"images", "labels"}},
-      {"cifar10_bin", {"root"}},
-      {"imagenet_folder", {"root", "synsets", "val_labels", "resize", "crop"}}};
-  static const std::map<std::string, std::set<std::string>> kRequired = {
-      {"mnist_idx", {"images", "labels"}}, {"cifar10_bin", {"root"}}, {"imagenet_folder", {"root", "synsets"}}};
+  static const std::map<DatasetFormat, std::set<std::string>> kKeys = {
+      {DatasetFormat::kMnistIdx, {"images", "labels"}},
+      {DatasetFormat::kCifar10Bin, {"root"}},
+      {DatasetFormat::kImagenetFolder, {"root", "synsets", "val_labels", "resize", "crop"}}};
+  static const std::map<DatasetFormat, std::set<std::string>> kRequired = {
+      {DatasetFormat::kMnistIdx, {"images", "labels"}},
+      {DatasetFormat::kCifar10Bin, {"root"}},
+      {DatasetFormat::kImagenetFolder, {"root", "synsets"}}};
   std::vector<ConfigIssue> issues;
+  const std::string format = to_string(c.format);
   const auto& keys = kKeys.at(c.format);
   for (const char* key : {"images", "labels", "root", "synsets", "val_labels", "resize", "crop"}) {
     if (j.contains(key) && keys.count(key) == 0) {
-      issues.push_back({std::string("/dataset/") + key, "not a key of format " + c.format});
+      issues.push_back({std::string("/dataset/") + key, "not a key of format " + format});
     }
   }
   for (const auto& key : kRequired.at(c.format)) {
-    if (!j.contains(key)) issues.push_back({"/dataset/" + key, "missing: format " + c.format + " needs it"});
+    if (!j.contains(key)) issues.push_back({"/dataset/" + key, "missing: format " + format + " needs it"});
   }
   if (c.crop > c.resize) {
     issues.push_back({"/dataset/crop", "crop " + std::to_string(c.crop) + " is larger than resize " + std::to_string(c.resize)});
@@ -444,7 +533,8 @@ ModelConfig ExperimentConfig::model() const {
   c.torchscript = get_or<std::string>(j, "torchscript", "");
   c.num_classes = get_or<std::int64_t>(j, "num_classes", c.num_classes);
   c.device = get_or<std::string>(j, "device", c.device);
-  c.input = read_classifier_input(j);
+  parse_device(c.device, "/model/device", source_);
+  c.input = read_classifier_input(j, "/model", source_);
   if (!c.torchscript.empty() && !c.arch.empty()) {
     throw ConfigError(source_, "/model", "give either 'arch' (native model) or 'torchscript', not both");
   }
@@ -457,7 +547,7 @@ ModelConfig ExperimentConfig::model() const {
 CertifyConfig ExperimentConfig::certify() const {
   CertifyConfig c;
   const json j = doc_.value("certify", json::object());
-  c.method = get_or<std::string>(j, "method", c.method);
+  c.method = get_enum_or(j, "method", c.method, "/certify/method", source_);
   c.sigma = get_or<double>(j, "sigma", c.sigma);
   c.n0 = get_or<std::int64_t>(j, "n0", c.n0);
   c.n = get_or<std::int64_t>(j, "n", c.n);
@@ -465,18 +555,20 @@ CertifyConfig ExperimentConfig::certify() const {
   c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
-  c.alpha_e = get_or<double>(j, "alpha_e", c.alpha / 2);
-  c.alpha_c = get_or<double>(j, "alpha_c", c.alpha / 2);
-  c.alpha_split = get_or<std::string>(j, "alpha_split", c.alpha_split);
+  const DualAlpha split = dual_alpha_split(c.alpha, get_or<double>(j, "alpha_e", -1.0), get_or<double>(j, "alpha_c", -1.0));
+  c.alpha_e = split.alpha_e;
+  c.alpha_c = split.alpha_c;
+  c.alpha_split = get_enum_or(j, "alpha_split", c.alpha_split, "/certify/alpha_split", source_);
   c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
+  validate_in(c, source_);
   return c;
 }
 
 PredictConfig ExperimentConfig::predict() const {
   PredictConfig c;
   const json j = doc_.value("predict", json::object());
-  c.method = get_or<std::string>(j, "method", c.method);
-  c.alpha_split = get_or<std::string>(j, "alpha_split", c.alpha_split);
+  c.method = get_enum_or(j, "method", c.method, "/predict/method", source_);
+  c.alpha_split = get_enum_or(j, "alpha_split", c.alpha_split, "/predict/alpha_split", source_);
   c.sigma = get_or<double>(j, "sigma", c.sigma);
   c.n = get_or<std::int64_t>(j, "n", c.n);
   c.alpha = get_or<double>(j, "alpha", c.alpha);
@@ -484,6 +576,7 @@ PredictConfig ExperimentConfig::predict() const {
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
   c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
+  validate_in(c, source_);
   return c;
 }
 
@@ -509,7 +602,7 @@ TableConfig ExperimentConfig::table() const {
   const json j = doc_.value("table", json::object());
   if (j.contains("radii") && j.at("radii").is_string()) c.radii_preset = j.at("radii").get<std::string>();
   else c.radii = get_or<std::vector<double>>(j, "radii", {});
-  c.convention = get_or<std::string>(j, "convention", c.convention);
+  c.convention = get_enum_or(j, "convention", c.convention, "/table/convention", source_);
   for (std::size_t i = 1; i < c.radii.size(); ++i) {
     if (!(c.radii[i] > c.radii[i - 1])) {
       throw ConfigError(source_, "/table/radii/" + std::to_string(i),
@@ -523,20 +616,24 @@ TableConfig ExperimentConfig::table() const {
 PlotConfig ExperimentConfig::plot() const {
   PlotConfig c;
   const json j = doc_.value("plot", json::object());
-  c.convention = get_or<std::string>(j, "convention", c.convention);
+  c.convention = get_enum_or(j, "convention", c.convention, "/plot/convention", source_);
+  if (c.convention == TableConvention::kBoth) {
+    throw ConfigError(source_, "/plot/convention", "must be inclusive or strict, got 'both'");
+  }
   c.formats = get_or<std::vector<std::string>>(j, "formats", c.formats);
   return c;
 }
 
 namespace {
-ModelRef read_model_ref(const json& j) {
+ModelRef read_model_ref(const json& j, const std::string& pointer, const std::string& source) {
   ModelRef r;
   r.arch = get_or<std::string>(j, "arch", "");
   r.checkpoint = get_or<std::string>(j, "checkpoint", "");
   r.torchscript = get_or<std::string>(j, "torchscript", "");
   r.device = get_or<std::string>(j, "device", r.device);
+  parse_device(r.device, pointer + "/device", source);
   r.sigma = get_or<double>(j, "sigma", 0.0);
-  r.input = read_classifier_input(j);
+  r.input = read_classifier_input(j, pointer, source);
   return r;
 }
 }  // namespace
@@ -548,9 +645,11 @@ DualConfig ExperimentConfig::dual() const {
   c.sigma_candidates = get_or<std::vector<double>>(j, "sigma_candidates", {});
   c.sigma_e = get_or<double>(j, "sigma_e", c.sigma_e);
   c.allow_sigma_e_below_max = get_or<bool>(j, "allow_sigma_e_below_max", false);
-  if (j.contains("estimator")) c.estimator = read_model_ref(j.at("estimator"));
+  if (j.contains("estimator")) c.estimator = read_model_ref(j.at("estimator"), "/dual/estimator", source_);
   if (j.contains("experts")) {
-    for (const auto& e : j.at("experts")) c.experts.push_back(read_model_ref(e));
+    for (const auto& e : j.at("experts")) {
+      c.experts.push_back(read_model_ref(e, "/dual/experts/" + std::to_string(c.experts.size()), source_));
+    }
   }
   std::vector<ConfigIssue> issues;
   try {
@@ -595,6 +694,7 @@ LabelConfig ExperimentConfig::label() const {
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
   c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
+  validate_in(c, source_);
   return c;
 }
 
@@ -606,6 +706,7 @@ EstimateSigmaConfig ExperimentConfig::estimate_sigma() const {
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
   c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
+  validate_in(c, source_);
   return c;
 }
 
@@ -629,10 +730,11 @@ std::optional<DenoiserConfig> ExperimentConfig::denoiser() const {
   c.arch = get_or<std::string>(j, "arch", "");
   c.checkpoint = get_or<std::string>(j, "checkpoint", "");
   c.torchscript = get_or<std::string>(j, "torchscript", "");
-  c.schedule = get_or<std::string>(j, "schedule", "");
+  if (j.contains("schedule")) c.schedule = parse_schedule_kind(j.at("schedule").get<std::string>(), "/denoiser/schedule");
   c.steps = get_or<std::int64_t>(j, "steps", 0);
   c.rescale_timesteps = get_or<bool>(j, "rescale_timesteps", c.rescale_timesteps);
   c.device = get_or<std::string>(j, "device", c.device);
+  parse_device(c.device, "/denoiser/device", source_);
   if (c.arch.empty() == c.torchscript.empty()) {
     throw ConfigError(source_, "/denoiser",
                       "needs exactly one of 'arch' (native epsilon-model, with 'checkpoint') or 'torchscript'");
@@ -656,10 +758,10 @@ TrainDenoiserConfig ExperimentConfig::train_denoiser() const {
 }
 
 json to_json(const ClassifierInputConfig& c) {
-  return {{"input_range", c.range}, {"input_size", json::array({c.height, c.width})}};
+  return {{"input_range", to_string(c.range)}, {"input_size", json::array({c.height, c.width})}};
 }
 json to_json(const DenoiserConfig& c) {
-  json j = {{"schedule", c.schedule}, {"steps", c.steps}, {"rescale_timesteps", c.rescale_timesteps}, {"device", c.device}};
+  json j = {{"schedule", to_string(c.schedule)}, {"steps", c.steps}, {"rescale_timesteps", c.rescale_timesteps}, {"device", c.device}};
   if (!c.arch.empty()) j["arch"] = c.arch;
   if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;
   if (!c.torchscript.empty()) j["torchscript"] = c.torchscript;
@@ -696,12 +798,12 @@ json to_json(const EstimateSigmaConfig& c) {
           {"shard_size", c.shard_size}};
 }
 json to_json(const TableConfig& c) {
-  json j = {{"convention", c.convention}};
+  json j = {{"convention", to_string(c.convention)}};
   if (c.radii.empty()) j["radii"] = c.radii_preset.empty() ? "cifar10" : c.radii_preset;
   else j["radii"] = c.radii;
   return j;
 }
-json to_json(const PlotConfig& c) { return {{"convention", c.convention}, {"formats", c.formats}}; }
+json to_json(const PlotConfig& c) { return {{"convention", to_string(c.convention)}, {"formats", c.formats}}; }
 json to_json(const FinetuneConfig& c) {
   return {{"estimates", c.estimates}, {"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr},
           {"weight_decay", c.weight_decay}, {"seed", c.seed}};
@@ -722,14 +824,14 @@ json to_json(const SelectionConfig& c) {
   return {{"split", c.split}, {"begin", c.begin}, {"end", c.end}, {"skip", c.skip}};
 }
 json to_json(const DatasetConfig& c) {
-  json j = {{"name", c.name}, {"format", c.format}, {"splits", c.splits}};
-  if (c.format == "mnist_idx") {
+  json j = {{"name", c.name}, {"format", to_string(c.format)}, {"splits", c.splits}};
+  if (c.format == DatasetFormat::kMnistIdx) {
     j["images"] = c.images;
     j["labels"] = c.labels;
   } else {
     j["root"] = c.root;
   }
-  if (c.format == "imagenet_folder") {
+  if (c.format == DatasetFormat::kImagenetFolder) {
     j["synsets"] = c.synsets;
     j["val_labels"] = c.val_labels;
     j["resize"] = c.resize;
@@ -746,13 +848,13 @@ json to_json(const ModelConfig& c) {
   return j;
 }
 json to_json(const CertifyConfig& c) {
-  return {{"method", c.method}, {"sigma", c.sigma}, {"n0", c.n0}, {"n", c.n}, {"alpha", c.alpha},
-          {"alpha_e", c.alpha_e}, {"alpha_c", c.alpha_c}, {"alpha_split", c.alpha_split},
+  return {{"method", to_string(c.method)}, {"sigma", c.sigma}, {"n0", c.n0}, {"n", c.n}, {"alpha", c.alpha},
+          {"alpha_e", c.alpha_e}, {"alpha_c", c.alpha_c}, {"alpha_split", to_string(c.alpha_split)},
           {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)},
           {"shard_size", c.shard_size}};
 }
 json to_json(const PredictConfig& c) {
-  return {{"method", c.method}, {"alpha_split", c.alpha_split}, {"sigma", c.sigma}, {"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size},
+  return {{"method", to_string(c.method)}, {"alpha_split", to_string(c.alpha_split)}, {"sigma", c.sigma}, {"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size},
           {"seed", c.seed}, {"selection", to_json(c.selection)}, {"shard_size", c.shard_size}};
 }
 json to_json(const TrainBaseConfig& c) {
@@ -762,6 +864,193 @@ json to_json(const TrainBaseConfig& c) {
   if (c.sigma) j["sigma"] = *c.sigma;
   else j["sigma_candidates"] = c.sigma_candidates;
   return j;
+}
+
+std::string to_string(Method method) { return name_of(method); }
+std::string to_string(DatasetFormat format) { return name_of(format); }
+std::string to_string(TableConvention convention) { return name_of(convention); }
+std::string to_string(AlphaSplit split) { return name_of(split); }
+std::string to_string(RadiusWeight weight) { return name_of(weight); }
+std::string to_string(InputRange range) { return name_of(range); }
+std::string to_string(DeviceKind kind) { return name_of(kind); }
+std::string to_string(const DeviceSpec& device) {
+  return name_of(device.kind) + (device.index >= 0 ? ":" + std::to_string(device.index) : "");
+}
+
+Method parse_method(const std::string& name, const std::string& pointer, const std::string& source) {
+  return parse_name<Method>(name, pointer, source);
+}
+DatasetFormat parse_dataset_format(const std::string& name, const std::string& pointer, const std::string& source) {
+  return parse_name<DatasetFormat>(name, pointer, source);
+}
+TableConvention parse_table_convention(const std::string& name, const std::string& pointer, const std::string& source) {
+  return parse_name<TableConvention>(name, pointer, source);
+}
+AlphaSplit parse_alpha_split(const std::string& name, const std::string& pointer, const std::string& source) {
+  return parse_name<AlphaSplit>(name, pointer, source);
+}
+RadiusWeight parse_radius_weight(const std::string& name, const std::string& pointer, const std::string& source) {
+  return parse_name<RadiusWeight>(name, pointer, source);
+}
+InputRange parse_input_range(const std::string& name, const std::string& pointer, const std::string& source) {
+  return parse_name<InputRange>(name, pointer, source);
+}
+
+DeviceSpec parse_device(const std::string& name, const std::string& pointer, const std::string& source) {
+  DeviceSpec d;
+  const std::size_t colon = name.find(':');
+  const std::string kind = name.substr(0, colon);
+  bool ok = kind == "cpu" || kind == "cuda";
+  if (ok) d.kind = kind == "cpu" ? DeviceKind::kCpu : DeviceKind::kCuda;
+  if (ok && colon != std::string::npos) {
+    const std::string index = name.substr(colon + 1);
+    int value = -1;
+    const auto [end, ec] = std::from_chars(index.data(), index.data() + index.size(), value);
+    ok = d.kind == DeviceKind::kCuda && !index.empty() && ec == std::errc() && end == index.data() + index.size() && value >= 0;
+    d.index = value;
+  }
+  if (!ok) throw ConfigError(source, pointer, "must be cpu, cuda or cuda:N (N = a GPU number), got '" + name + "'");
+  return d;
+}
+
+namespace {
+// The paper's estimator recipes [DualRS §5.2, Appendix; docs/method.md §6], as data: the keys
+// a preset sets; everything else keeps the TrainEstimatorConfig defaults.
+struct EstimatorRecipe {
+  const char* name;
+  std::int64_t epochs, batch_size, m;
+  double lr, weight_decay;
+  std::int64_t lr_step_epochs;
+  double lr_gamma, lambda, eta;
+  RadiusWeight radius_weight;
+};
+constexpr EstimatorRecipe kEstimatorRecipes[] = {
+    {"cifar10", 90, 128, 2, 0.01, 0.01, 30, 0.5, 40.0, 0.5, RadiusWeight::kStrong},
+    {"imagenet", 9, 200, 2, 0.005, 0.01, 3, 0.5, 10.0, 0.5, RadiusWeight::kWeak},
+};
+}  // namespace
+
+TrainEstimatorConfig train_estimator_preset(const std::string& name) {
+  TrainEstimatorConfig c;
+  c.preset = name;
+  if (name.empty()) return c;
+  for (const EstimatorRecipe& r : kEstimatorRecipes) {
+    if (name != r.name) continue;
+    c.epochs = r.epochs;
+    c.batch_size = r.batch_size;
+    c.m = r.m;
+    c.lr = r.lr;
+    c.weight_decay = r.weight_decay;
+    c.lr_step_epochs = r.lr_step_epochs;
+    c.lr_gamma = r.lr_gamma;
+    c.lambda = r.lambda;
+    c.eta = r.eta;
+    c.radius_weight = r.radius_weight;
+    return c;
+  }
+  throw ConfigError("", "/train_estimator/preset", "unknown preset '" + name + "' (cifar10, imagenet)");
+}
+
+TrainEstimatorConfig ExperimentConfig::train_estimator() const {
+  const json j = doc_.value("train_estimator", json::object());
+  TrainEstimatorConfig c;
+  try {
+    c = train_estimator_preset(get_or<std::string>(j, "preset", ""));
+  } catch (const ConfigError& e) {
+    throw ConfigError(source_, e.issues());
+  }
+  if (has("dual")) c.sigma_e = get_or<double>(doc_.at("dual"), "sigma_e", DualConfig{}.sigma_e);
+  c.epochs = get_or<std::int64_t>(j, "epochs", c.epochs);
+  c.batch_size = get_or<std::int64_t>(j, "batch_size", c.batch_size);
+  c.m = get_or<std::int64_t>(j, "m", c.m);
+  c.lr = get_or<double>(j, "lr", c.lr);
+  c.weight_decay = get_or<double>(j, "weight_decay", c.weight_decay);
+  c.lr_step_epochs = get_or<std::int64_t>(j, "lr_step_epochs", c.lr_step_epochs);
+  c.lr_gamma = get_or<double>(j, "lr_gamma", c.lr_gamma);
+  c.lambda = get_or<double>(j, "lambda", c.lambda);
+  c.eta = get_or<double>(j, "eta", c.eta);
+  c.radius_weight = get_enum_or(j, "radius_weight", c.radius_weight, "/train_estimator/radius_weight", source_);
+  c.rebalance = get_or<bool>(j, "rebalance", c.rebalance);
+  c.validation_fraction = get_or<double>(j, "validation_fraction", c.validation_fraction);
+  c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
+  c.labels = get_or<std::string>(j, "labels", "");
+  c.init_checkpoint = get_or<std::string>(j, "init_checkpoint", "");
+  validate_in(c, source_);
+  return c;
+}
+
+json to_json(const TrainEstimatorConfig& c) {
+  json j = {{"preset", c.preset}, {"sigma_e", c.sigma_e}, {"epochs", c.epochs}, {"batch_size", c.batch_size},
+            {"m", c.m}, {"lr", c.lr}, {"weight_decay", c.weight_decay}, {"lr_step_epochs", c.lr_step_epochs},
+            {"lr_gamma", c.lr_gamma}, {"lambda", c.lambda}, {"eta", c.eta}, {"radius_weight", to_string(c.radius_weight)},
+            {"rebalance", c.rebalance}, {"validation_fraction", c.validation_fraction}, {"seed", c.seed}};
+  if (!c.init_checkpoint.empty()) j["init_checkpoint"] = c.init_checkpoint;
+  return j;
+}
+
+namespace {
+// The checks CERTIFY and PREDICT share, under `section`.
+void check_smoothing(std::vector<ConfigIssue>& issues, const std::string& section, double sigma, double alpha,
+                     std::int64_t n, std::int64_t batch_size, std::int64_t shard_size) {
+  if (!(sigma > 0)) issues.push_back({section + "/sigma", "must be > 0, got " + std::to_string(sigma)});
+  if (!(alpha > 0 && alpha < 1)) issues.push_back({section + "/alpha", "must be in (0, 1), got " + std::to_string(alpha)});
+  if (n < 1) issues.push_back({section + "/n", "must be >= 1, got " + std::to_string(n)});
+  if (batch_size < 1) issues.push_back({section + "/batch_size", "must be >= 1, got " + std::to_string(batch_size)});
+  if (shard_size < 1) issues.push_back({section + "/shard_size", "must be >= 1, got " + std::to_string(shard_size)});
+}
+
+void throw_if_any(std::vector<ConfigIssue> issues) {
+  if (!issues.empty()) throw ConfigError("", std::move(issues));
+}
+}  // namespace
+
+void validate(const CertifyConfig& c) {
+  std::vector<ConfigIssue> issues;
+  check_smoothing(issues, "/certify", c.sigma, c.alpha, c.n, c.batch_size, c.shard_size);
+  if (c.n0 < 1) issues.push_back({"/certify/n0", "must be >= 1, got " + std::to_string(c.n0)});
+  for (const auto& [key, value] : {std::pair<const char*, double>{"alpha_e", c.alpha_e}, {"alpha_c", c.alpha_c}}) {
+    if (!(value < 0 || (value > 0 && value < 1))) {  // negative: not given, alpha/2 (dual_alpha_split)
+      issues.push_back({std::string("/certify/") + key, "must be in (0, 1), got " + std::to_string(value)});
+    }
+  }
+  throw_if_any(std::move(issues));
+}
+
+void validate(const PredictConfig& c) {
+  std::vector<ConfigIssue> issues;
+  check_smoothing(issues, "/predict", c.sigma, c.alpha, c.n, c.batch_size, c.shard_size);
+  throw_if_any(std::move(issues));
+}
+
+void validate(const LabelConfig& c) {
+  std::vector<ConfigIssue> issues;
+  if (c.n < 1) issues.push_back({"/label/n", "must be >= 1"});
+  if (!(c.alpha > 0 && c.alpha < 1)) issues.push_back({"/label/alpha", "must be in (0, 1)"});
+  if (c.batch_size < 1) issues.push_back({"/label/batch_size", "must be >= 1"});
+  if (c.shard_size < 1) issues.push_back({"/label/shard_size", "must be >= 1"});
+  throw_if_any(std::move(issues));
+}
+
+void validate(const EstimateSigmaConfig& c) {
+  std::vector<ConfigIssue> issues;
+  if (c.n < 1) issues.push_back({"/estimate_sigma/n", "must be >= 1"});
+  if (c.batch_size < 1) issues.push_back({"/estimate_sigma/batch_size", "must be >= 1"});
+  if (c.shard_size < 1) issues.push_back({"/estimate_sigma/shard_size", "must be >= 1"});
+  throw_if_any(std::move(issues));
+}
+
+void validate(const TrainEstimatorConfig& c) {
+  std::vector<ConfigIssue> issues;
+  const std::string p = "/train_estimator/";
+  if (!(c.sigma_e > 0)) issues.push_back({"/dual/sigma_e", "must be > 0"});
+  if (c.epochs < 1) issues.push_back({p + "epochs", "must be >= 1"});
+  if (c.batch_size < 1) issues.push_back({p + "batch_size", "must be >= 1"});
+  if (c.m < 1) issues.push_back({p + "m", "must be >= 1"});
+  if (!(c.lr > 0)) issues.push_back({p + "lr", "must be > 0"});
+  if (c.lambda < 0) issues.push_back({p + "lambda", "must be >= 0"});
+  if (c.eta < 0) issues.push_back({p + "eta", "must be >= 0"});
+  if (!(c.validation_fraction >= 0 && c.validation_fraction < 1)) issues.push_back({p + "validation_fraction", "must be in [0, 1)"});
+  throw_if_any(std::move(issues));
 }
 
 std::string format_decimal(double value) {

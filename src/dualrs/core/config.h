@@ -14,8 +14,72 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dualrs/core/diffusion_schedule.h"
+#include "dualrs/core/dual.h"
+
 namespace dualrs {
 inline namespace core {
+
+// ---- Named choices of a config, parsed once ------------------------------------------------
+// Each is read from its string in one place (the typed readers below, core/config.cpp), which
+// throws a ConfigError naming the JSON pointer and the allowed values; `to_string` gives the
+// config's spelling back, which is what provenance records. ScheduleKind (`cosine`, `linear`)
+// is declared with the schedules in core/diffusion_schedule.h and AlphaSplit (`bonferroni`,
+// `reference`) with the cascade in core/dual.h.
+
+/// /certify/method and /predict/method: standard RS at one σ [Cohen], Dual RS [DualRS §4] or
+/// the Multiscale cascade [Multiscale] (docs/method.md §3, §4, §11).
+enum class Method { kGlobal, kDual, kMultiscale };
+/// /dataset/format (data_schemas/datasets.md).
+enum class DatasetFormat { kMnistIdx, kCifar10Bin, kImagenetFolder };
+/// /table/convention and /plot/convention: certified at r means radius >= r (inclusive,
+/// Cohen's script), > r (strict, the Dual RS tables), or both tables (docs/method.md §10.1).
+enum class TableConvention { kInclusive, kStrict, kBoth };
+/// /train_estimator/radius_weight: how the consistency term of an example is weighted
+/// [DualRS §5.2; docs/method.md §6].
+enum class RadiusWeight {
+  kNone,    ///< w_r = 1
+  kStrong,  ///< w_r = R_c(x, σ̂)/C, σ̂ = the largest σ the estimator predicts among the m copies
+  kWeak,    ///< w_r = R_c(x, σ̂)/C, σ̂ = the smallest σ the estimator predicts among the m copies
+};
+/// /…/input_range: the value range a classifier takes, "[0,1]" (contract `classifier`) or
+/// "[-1,1]" (model space, contract `classifier-pm1`) [DDS; docs/method.md §9].
+enum class InputRange { kZeroOne, kMinusOneOne };
+/// The kind of a /…/device: "cpu", or "cuda" ("cuda" = this rank's GPU, "cuda:N" = GPU N).
+enum class DeviceKind { kCpu, kCuda };
+
+/// A parsed /…/device.
+struct DeviceSpec {
+  DeviceKind kind = DeviceKind::kCpu;
+  int index = -1;  ///< cuda: the GPU number of "cuda:N"; -1 for "cpu" and bare "cuda"
+  /// Bare "cuda": the rank's own GPU, chosen per rank (dist::rank_device).
+  bool rank_local() const { return kind == DeviceKind::kCuda && index < 0; }
+};
+
+/// The names of a config: "global", "dual", "multiscale"; "mnist_idx", …; "inclusive",
+/// "strict", "both"; "bonferroni", "reference"; "strong", "weak", "none"; "[0,1]", "[-1,1]";
+/// "cpu", "cuda"; "cpu", "cuda", "cuda:N".
+std::string to_string(Method method);
+std::string to_string(DatasetFormat format);
+std::string to_string(TableConvention convention);
+std::string to_string(AlphaSplit split);
+std::string to_string(RadiusWeight weight);
+std::string to_string(InputRange range);
+std::string to_string(DeviceKind kind);
+std::string to_string(const DeviceSpec& device);
+
+/// Parse a config's name; the counterpart of to_string. \param pointer the JSON pointer (or
+/// command-line flag) the name came from; \param source the file (or "command line").
+/// 	hrows ConfigError naming `pointer`, the value found and the allowed values.
+Method parse_method(const std::string& name, const std::string& pointer, const std::string& source = "");
+DatasetFormat parse_dataset_format(const std::string& name, const std::string& pointer, const std::string& source = "");
+TableConvention parse_table_convention(const std::string& name, const std::string& pointer,
+                                       const std::string& source = "");
+AlphaSplit parse_alpha_split(const std::string& name, const std::string& pointer, const std::string& source = "");
+RadiusWeight parse_radius_weight(const std::string& name, const std::string& pointer, const std::string& source = "");
+InputRange parse_input_range(const std::string& name, const std::string& pointer, const std::string& source = "");
+/// "cpu", "cuda" or "cuda:N" (N a non-negative integer).
+DeviceSpec parse_device(const std::string& name, const std::string& pointer, const std::string& source = "");
 
 /// Which embedded JSON Schema to check a document against.
 enum class SchemaKind { kConfig, kJob };
@@ -45,7 +109,7 @@ struct SelectionConfig {
 /// cifar10_bin: root; imagenet_folder: root, synsets, val_labels (optional), resize, crop.
 struct DatasetConfig {
   std::string name;                  ///< empty: the format's usual name (data::dataset_name)
-  std::string format = "mnist_idx";  ///< mnist_idx | cifar10_bin | imagenet_folder
+  DatasetFormat format = DatasetFormat::kMnistIdx;
   std::string images;                ///< mnist_idx: IDX3 image file
   std::string labels;                ///< mnist_idx: IDX1 label file
   std::string root;                  ///< cifar10_bin: the batch files' folder; imagenet_folder: holds train/ and val/
@@ -61,11 +125,11 @@ struct DatasetConfig {
 /// (height, width) when set, then the value range: "[0,1]" ((x' + 1)/2, contract
 /// `classifier`) or "[-1,1]" (x' as is, contract `classifier-pm1`) [DDS; docs/method.md §9].
 struct ClassifierInputConfig {
-  std::string range = "[0,1]";  ///< "[0,1]" or "[-1,1]"
+  InputRange range = InputRange::kZeroOne;
   std::int64_t height = 0;      ///< resize target in pixels; 0 = keep the image size
   std::int64_t width = 0;       ///< resize target in pixels; 0 = keep the image size
   /// True when the classifier takes the [0, 1] image unchanged (no resize, no range change).
-  bool is_identity() const { return range == "[0,1]" && height == 0 && width == 0; }
+  bool is_identity() const { return range == InputRange::kZeroOne && height == 0 && width == 0; }
 };
 
 /// The base model: a native architecture with a checkpoint, or a TorchScript file.
@@ -86,7 +150,7 @@ struct DenoiserConfig {
   std::string arch;          ///< native ε-model ("mnist_unet"), with checkpoint
   std::string checkpoint;    ///< native weights written by train-denoiser
   std::string torchscript;   ///< TorchScript ε-model (contract `epsilon`)
-  std::string schedule;      ///< "cosine" or "linear"
+  ScheduleKind schedule = ScheduleKind::kCosine;  ///< /denoiser/schedule (required there)
   std::int64_t steps = 0;    ///< T
   bool rescale_timesteps = true;  ///< the network receives t·1000/T (else t)
   std::string device = "cpu";
@@ -113,7 +177,7 @@ struct TrainDenoiserConfig {
 /// Standard randomized smoothing at one global sigma [Cohen, CERTIFY]. Defaults follow
 /// Cohen et al. except n (100,000 there; 1,000 here, set it in the config).
 struct CertifyConfig {
-  std::string method = "global";
+  Method method = Method::kGlobal;
   double sigma = 0.25;           ///< noise level, pixel units, > 0
   std::int64_t n0 = 100;         ///< selection copies, >= 1
   std::int64_t n = 1000;         ///< estimation copies, >= 1
@@ -121,16 +185,16 @@ struct CertifyConfig {
   std::int64_t batch_size = 1000;///< noisy copies per forward pass, >= 1
   std::uint64_t seed = 0;        ///< noise seed (counter-based RNG key)
   SelectionConfig selection;
-  double alpha_e = -1.0;         ///< dual: estimator α (-1 = alpha/2)
-  double alpha_c = -1.0;         ///< dual: classifier α (-1 = alpha/2)
-  std::string alpha_split = "bonferroni";  ///< multiscale: bonferroni | reference
+  double alpha_e = -1.0;         ///< dual: estimator α; certify() resolves it (dual_alpha_split)
+  double alpha_c = -1.0;         ///< dual: classifier α; certify() resolves it (dual_alpha_split)
+  AlphaSplit alpha_split = AlphaSplit::kBonferroni;  ///< multiscale: α over the stages
   std::int64_t shard_size = 20;  ///< examples per shard (unit of work, output and resume), >= 1
 };
 
 /// PREDICT [Cohen]: abstain unless the top class beats the runner-up at level alpha.
 struct PredictConfig {
-  std::string method = "global";  ///< global | dual | multiscale
-  std::string alpha_split = "bonferroni";
+  Method method = Method::kGlobal;
+  AlphaSplit alpha_split = AlphaSplit::kBonferroni;
   double sigma = 0.25;
   std::int64_t n = 1000;
   double alpha = 0.001;
@@ -205,17 +269,43 @@ struct FinetuneConfig {
   std::uint64_t seed = 0;
 };
 
+/// The variance estimator's training [DualRS §5.2; docs/method.md §6]: /train_estimator with
+/// its preset's recipe under the keys it gives, and σ_e from /dual.
+struct TrainEstimatorConfig {
+  std::string preset;             ///< "", "cifar10" or "imagenet": defaults from the paper (train_estimator_preset)
+  double sigma_e = 1.0;           ///< noise level of the estimator's inputs (/dual/sigma_e)
+  std::int64_t epochs = 10;
+  std::int64_t batch_size = 128;  ///< clean images per optimizer step
+  std::int64_t m = 2;             ///< noisy copies per image
+  double lr = 0.01;               ///< AdamW
+  double weight_decay = 0.01;
+  std::int64_t lr_step_epochs = 30;
+  double lr_gamma = 0.5;
+  double lambda = 40.0;           ///< consistency weight λ
+  double eta = 0.5;               ///< entropy weight η
+  RadiusWeight radius_weight = RadiusWeight::kStrong;  ///< w_r
+  bool rebalance = true;          ///< use w_e = 1/q_best (false: w_e = 1, e.g. strong experts)
+  double validation_fraction = 0.1;  ///< held-out slice for the σ-selection accuracy
+  std::uint64_t seed = 0;
+  std::string labels;             ///< labels.h5 from `dualrs label` ("" until a job sets it)
+  std::string init_checkpoint;    ///< classifier whose feature layers start the estimator; "" = fresh
+};
+
+/// The recipe of a named preset (the paper's settings, docs/method.md §6): "" (the struct's
+/// defaults), "cifar10" or "imagenet". 	hrows ConfigError naming /train_estimator/preset.
+TrainEstimatorConfig train_estimator_preset(const std::string& name);
+
 /// Certified-accuracy table settings (docs/method.md §10). `/table/radii` is either a list of
 /// radii (ℓ2, [0,1]-pixel units, strictly increasing) or the name of a paper grid.
 struct TableConfig {
   std::vector<double> radii;          ///< explicit radii; empty: use radii_preset
   std::string radii_preset;           ///< "cifar10" | "imagenet" | "" (= cifar10)
-  std::string convention = "both";   ///< inclusive (>= r, Cohen), strict (> r, Dual RS), both
+  TableConvention convention = TableConvention::kBoth;
 };
 
 /// Figure settings of `dualrs plot` (analysis/dualrs_plots.py).
 struct PlotConfig {
-  std::string convention = "inclusive";         ///< certified accuracy curves: inclusive or strict
+  TableConvention convention = TableConvention::kInclusive;  ///< curves: inclusive or strict (not both)
   std::vector<std::string> formats = {"png", "pdf"};  ///< image formats written per figure
 };
 
@@ -251,6 +341,10 @@ class ExperimentConfig {
   LabelConfig label() const;
   EstimateSigmaConfig estimate_sigma() const;
   FinetuneConfig finetune() const;
+  /// /train_estimator: its preset's recipe, then the keys the section gives, σ_e from /dual
+  /// (its default when the config has no /dual); checked with validate(). The labels file is
+  /// not required here (a job sets it per stage); the stage that trains requires it.
+  TrainEstimatorConfig train_estimator() const;
   /// The /denoiser section, or nothing when the config has none. Checked: exactly one of
   /// 'arch' (+ checkpoint, except for train-denoiser) or 'torchscript'; a schedule and steps.
   std::optional<DenoiserConfig> denoiser() const;
@@ -285,6 +379,28 @@ nlohmann::json to_json(const PlotConfig& c);
 nlohmann::json to_json(const ClassifierInputConfig& c);
 nlohmann::json to_json(const DenoiserConfig& c);
 nlohmann::json to_json(const TrainDenoiserConfig& c);
+/// init_checkpoint only when set and `labels` never (the stage records the labels file with
+/// its hash), so config hashes of runs without them stay as they were.
+nlohmann::json to_json(const TrainEstimatorConfig& c);
+
+// ---- Checks of a section's values, one per section ------------------------------------------
+// What the schema cannot say about a section's values, in one place: the typed reader calls
+// it (so every stage's run, its `validate` before a job and `dualrs validate` see the same
+// problems), and library code that takes a section directly calls it again. Each throws one
+// ConfigError listing every problem with its pointer under the section (source empty).
+
+/// /certify: σ > 0, α in (0, 1), α_e and α_c in (0, 1) or negative (not given: α/2),
+/// n0, n, batch_size, shard_size >= 1.
+void validate(const CertifyConfig& config);
+/// /predict: σ > 0, α in (0, 1), n, batch_size, shard_size >= 1.
+void validate(const PredictConfig& config);
+/// /label: N >= 1, α_label in (0, 1), batch_size, shard_size >= 1.
+void validate(const LabelConfig& config);
+/// /estimate_sigma: n, batch_size, shard_size >= 1.
+void validate(const EstimateSigmaConfig& config);
+/// /train_estimator: σ_e > 0 (/dual/sigma_e), epochs, batch_size, m >= 1, lr > 0, λ, η >= 0,
+/// validation_fraction in [0, 1).
+void validate(const TrainEstimatorConfig& config);
 
 /// The ModelConfig for a ModelRef with `num_classes` outputs.
 ModelConfig to_model_config(const ModelRef& ref, std::int64_t num_classes);

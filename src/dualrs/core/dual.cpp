@@ -43,6 +43,11 @@ std::int64_t best_sigma_index(const std::vector<double>& radii) {
   return best;
 }
 
+LabelRowSummary summarize_label_row(const std::vector<double>& radii) {
+  if (radii.empty()) throw std::invalid_argument("summarize_label_row needs the radius at every sigma");
+  return {best_sigma_index(radii), *std::max_element(radii.begin(), radii.end())};
+}
+
 std::vector<double> rebalancing_weights(const std::vector<std::int64_t>& best, std::int64_t num_sigmas) {
   std::vector<std::int64_t> counts(static_cast<std::size_t>(num_sigmas), 0);
   std::int64_t kept = 0;
@@ -98,6 +103,10 @@ MultiscaleStage multiscale_stage(const Counts& selection, const Counts& estimati
     stage.cap = sigma * (-stats::norm_ppf(stage.p_high));
   }
   return stage;
+}
+
+DualAlpha dual_alpha_split(double alpha, double alpha_e, double alpha_c) {
+  return {alpha_e < 0 ? alpha / 2 : alpha_e, alpha_c < 0 ? alpha / 2 : alpha_c};
 }
 
 double multiscale_stage_alpha(double alpha, std::int64_t stage, std::int64_t num_stages, AlphaSplit split) {

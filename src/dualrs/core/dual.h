@@ -31,12 +31,35 @@ double label_radius(const Counts& votes, std::int64_t label, double sigma, doubl
 /// 0 (the example is dropped from estimator training).
 std::int64_t best_sigma_index(const std::vector<double>& radii);
 
+/// What a labels row records besides its radii [docs/method.md §5].
+struct LabelRowSummary {
+  std::int64_t best = -1;   ///< best_sigma_index(radii)
+  double max_radius = 0.0;  ///< the largest radius (0 for a dropped row)
+};
+
+/// best(x) and the largest radius of one example's radii R_c(x, σ_1 … σ_S).
+/// \throws std::invalid_argument on empty radii.
+LabelRowSummary summarize_label_row(const std::vector<double>& radii);
+
 /// Class-rebalancing weights w_e(x) = 1/q_{best(x)}, q_i = fraction of kept examples (best >= 0)
 /// whose best index is i. Dropped examples (best = -1) get weight 0. Size = best.size().
 /// \param num_sigmas |Σ|. \throws DataError on an index >= num_sigmas.
 std::vector<double> rebalancing_weights(const std::vector<std::int64_t>& best, std::int64_t num_sigmas);
 
 // ---- Dual RS certification (DualRS §4, Theorem 4.2) -----------------------------------------
+
+/// The failure budgets of the two Dual RS stages: the estimator's CERTIFY/PREDICT at σ_e and
+/// the classifier's at the chosen σ. The whole fails with probability at most
+/// alpha_e + alpha_c (union bound, Theorem 4.2).
+struct DualAlpha {
+  double alpha_e = 0.0;
+  double alpha_c = 0.0;
+};
+
+/// The α split of Dual RS [docs/method.md §4]: each stage gets the budget given for it, or
+/// alpha/2 when that is negative (not given). CERTIFY reads /certify/alpha_e and
+/// /certify/alpha_c; PREDICT always splits evenly.
+DualAlpha dual_alpha_split(double alpha, double alpha_e = -1.0, double alpha_c = -1.0);
 
 /// Outcome of dual certification for one input.
 struct DualCertificate {
@@ -79,7 +102,7 @@ struct MultiscaleStage {
 MultiscaleStage multiscale_stage(const Counts& selection, const Counts& estimation, double sigma, double alpha_stage);
 
 /// How the cascade splits α over stages: Bonferroni α/|Σ| (dualrs default) or the
-/// reference's α/(s+1) at stage s = 1, 2, … (which sums to more than α for |Σ| > 1 —
+/// reference's α/(s+1) at stage s = 1, 2, … (which sums to more than α for |Σ| ≥ 3 —
 /// offered to reproduce published numbers).
 enum class AlphaSplit { kBonferroni, kReference };
 

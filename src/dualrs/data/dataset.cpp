@@ -97,8 +97,8 @@ ImageDataset load_mnist_idx(const std::string& images_path, const std::string& l
 
 std::string dataset_name(const DatasetConfig& config) {
   if (!config.name.empty()) return config.name;
-  if (config.format == "cifar10_bin") return "cifar10";
-  if (config.format == "imagenet_folder") return "imagenet";
+  if (config.format == DatasetFormat::kCifar10Bin) return "cifar10";
+  if (config.format == DatasetFormat::kImagenetFolder) return "imagenet";
   return "mnist";
 }
 
@@ -108,7 +108,7 @@ void check_split_names(const DatasetConfig& config, const ImageDataset& dataset)
   for (const auto& [name, path] : config.splits) {
     if (dataset.builtin_splits().count(name) != 0) {
       throw ConfigError("", "/dataset/splits/" + name,
-                        "'" + name + "' is a built-in split of format " + config.format + "; give the split file another name");
+                        "'" + name + "' is a built-in split of format " + to_string(config.format) + "; give the split file another name");
     }
   }
 }
@@ -128,14 +128,14 @@ std::int64_t count_split_file(const std::string& path) {
 
 ImageDataset load_dataset(const DatasetConfig& config) {
   ImageDataset dataset;
-  if (config.format == "mnist_idx") {
+  if (config.format == DatasetFormat::kMnistIdx) {
     dataset = load_mnist_idx(config.images, config.labels, dataset_name(config));
-  } else if (config.format == "cifar10_bin") {
+  } else if (config.format == DatasetFormat::kCifar10Bin) {
     dataset = load_cifar10_bin(config.root, dataset_name(config));
-  } else if (config.format == "imagenet_folder") {
+  } else if (config.format == DatasetFormat::kImagenetFolder) {
     dataset = load_imagenet_folder(config, dataset_name(config));
   } else {
-    throw ConfigError("", "/dataset/format", "unsupported dataset format '" + config.format + "'");
+    throw ConfigError("", "/dataset/format", "unsupported dataset format '" + to_string(config.format) + "'");
   }
   check_split_names(config, dataset);
   return dataset;
@@ -144,10 +144,10 @@ ImageDataset load_dataset(const DatasetConfig& config) {
 std::int64_t count_split(const DatasetConfig& config, const std::string& split) {
   if (auto it = config.splits.find(split); it != config.splits.end()) return count_split_file(it->second);
   SplitRanges builtin;
-  if (config.format == "cifar10_bin") builtin = cifar10_split_ranges(config.root);
-  if (config.format == "imagenet_folder") builtin = imagenet_split_ranges(config);
+  if (config.format == DatasetFormat::kCifar10Bin) builtin = cifar10_split_ranges(config.root);
+  if (config.format == DatasetFormat::kImagenetFolder) builtin = imagenet_split_ranges(config);
   if (split == "all") {
-    if (config.format == "mnist_idx") return read_idx(config.labels, 1).dims[0];
+    if (config.format == DatasetFormat::kMnistIdx) return read_idx(config.labels, 1).dims[0];
     std::int64_t total = 0;
     for (const auto& [name, range] : builtin) total = std::max(total, range.end);
     return total;

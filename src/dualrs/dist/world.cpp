@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "dualrs/core/config.h"
 #include "dualrs/core/error.h"
 
 namespace dualrs::dist {
@@ -10,7 +11,7 @@ std::string World::tag() const { return rank == 0 ? std::string() : "[rank " + s
 
 std::string rank_device(const World& world, const std::string& requested, int visible_cuda_devices,
                         const std::string& pointer) {
-  if (requested != "cuda") return requested;
+  if (!parse_device(requested, pointer).rank_local()) return requested;  // "cpu", "cuda:N"
   if (visible_cuda_devices < 1) {
     throw ConfigError("", pointer, "'cuda' requested but no CUDA device is visible to rank " +
                                                std::to_string(world.rank) + " on " + world.host);

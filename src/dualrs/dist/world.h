@@ -23,7 +23,8 @@ struct World {
 /// The device a rank runs models on. `requested` is a config's device: "cuda" becomes
 /// "cuda:<local_rank mod visible_cuda_devices>" (one GPU per local rank); "cpu" and explicit
 /// "cuda:N" are kept. \throws ConfigError at `pointer` (the config's device entry) when
-/// "cuda" is requested and no device is visible.
+/// "cuda" is requested and no device is visible, or when `requested` is not a device
+/// (parse_device, core/config.h).
 std::string rank_device(const World& world, const std::string& requested, int visible_cuda_devices,
                         const std::string& pointer = "/model/device");
 

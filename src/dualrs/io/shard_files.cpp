@@ -10,8 +10,8 @@
 #include <numeric>
 #include <regex>
 #include <set>
+#include <stdexcept>
 
-#include "dualrs/core/dual.h"
 #include "dualrs/core/error.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/hdf5_file.h"
@@ -347,9 +347,10 @@ Table merged_table(const std::string& dir, const std::vector<ShardFileInfo>& sha
 }
 
 void merge_labels(const std::string& dir, const std::vector<ShardFileInfo>& shards, const Provenance& p,
-                  MergeReport& report) {
+                  const MergeDerivations& derive, MergeReport& report) {
   LabelSet all = merged_table<LabelSet>(dir, shards, [](const std::string& path) { return read_labels(path, true); });
-  all.weight_e = rebalancing_weights(all.best, all.num_sigmas());
+  if (!derive.labels) throw std::invalid_argument("merging labels shards needs MergeDerivations::labels (the weights)");
+  derive.labels(all);
   count_non_finite(all.non_finite, all.sigma_candidates.size(), report);
   const std::string out = (fs::path(dir) / "labels.h5").string();
   write_labels(out, all, p);
@@ -459,7 +460,8 @@ bool already_merged(const std::vector<std::string>& outputs, const std::string& 
 
 }  // namespace
 
-MergeReport merge_shards(const std::string& dir, const std::string& expected_config_sha256) {
+MergeReport merge_shards(const std::string& dir, const std::string& expected_config_sha256,
+                         const MergeDerivations& derive) {
   const std::map<std::int64_t, std::string> files = list_shard_files(shards_folder(dir));
   if (files.empty()) DUALRS_THROW(IoError, "no shard files in '", shards_folder(dir), "'");
   std::vector<ShardFileInfo> infos;
@@ -480,7 +482,7 @@ MergeReport merge_shards(const std::string& dir, const std::string& expected_con
   p.extra[kShardSetAttr] = shard_set;
   if (already_merged(merge_outputs(dir, report.schema), report.schema, p, shard_set, report)) return report;
   if (report.schema == kLabels) {
-    merge_labels(dir, shards, p, report);
+    merge_labels(dir, shards, p, derive, report);
   } else if (report.schema == kSigmaEstimates) {
     merge_sigma_estimates(dir, shards, p, report);
   } else if (report.schema == kCertify) {

@@ -9,12 +9,14 @@
 /// config's shards; merging checks that every example of the selection appears exactly once.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "dualrs/core/shards.h"
+#include "dualrs/io/label_files.h"
 #include "dualrs/io/provenance.h"
 
 namespace dualrs::io {
@@ -97,6 +99,14 @@ struct MergeReport {
   bool up_to_date = false;
 };
 
+/// Columns of a merged output that depend on every row: io only reads, merges and writes
+/// files, so the layer that owns the method fills them in.
+struct MergeDerivations {
+  /// Labels: fills `weight_e` of the merged rows, sorted by index (docs/method.md §5).
+  /// Required to merge labels shards.
+  std::function<void(LabelSet&)> labels;
+};
+
 /// Merges the shards in `<dir>/shards` into the stage's output in `<dir>`: `labels.h5`,
 /// `sigma_estimates.h5`, `certify.h5` + `certify.tsv` or `predict.h5` + `predict.tsv`, by
 /// their schema; rows sorted by example index; provenance carried through from the shards
@@ -106,9 +116,12 @@ struct MergeReport {
 /// with every dataset intact and every output present) are not rewritten: a re-run of a
 /// finished stage writes nothing here (`MergeReport::up_to_date`).
 /// \param expected_config_sha256 when non-empty, the shards must have this config hash.
+/// \param derive the derived columns (labels' weights); merging labels without it throws
+/// std::invalid_argument.
 /// \throws IoError when there are no shard files, one is damaged, they disagree on schema,
 /// config or selection, a shard is missing (listed), or the rows do not give every index of
 /// the selection exactly once.
-MergeReport merge_shards(const std::string& dir, const std::string& expected_config_sha256 = "");
+MergeReport merge_shards(const std::string& dir, const std::string& expected_config_sha256 = "",
+                         const MergeDerivations& derive = {});
 
 }  // namespace dualrs::io

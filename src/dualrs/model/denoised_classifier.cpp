@@ -8,9 +8,6 @@ namespace dualrs::model {
 
 void validate(const ClassifierInputConfig& input, const std::string& pointer) {
   std::vector<ConfigIssue> issues;
-  if (input.range != "[0,1]" && input.range != "[-1,1]") {
-    issues.push_back({pointer + "/input_range", "must be \"[0,1]\" or \"[-1,1]\", got \"" + input.range + "\""});
-  }
   if (input.height < 0 || input.width < 0 || (input.height == 0) != (input.width == 0)) {
     issues.push_back({pointer + "/input_size", "must be a positive side or [height, width], got [" +
                                                    std::to_string(input.height) + ", " + std::to_string(input.width) + "]"});
@@ -30,7 +27,7 @@ at::Tensor to_classifier_input(const at::Tensor& x, const ClassifierInputConfig&
                                   .align_corners(false)
                                   .antialias(true));
   }
-  if (input.range == "[0,1]") out = (out + 1.0) * 0.5;
+  if (input.range == InputRange::kZeroOne) out = (out + 1.0) * 0.5;
   return out;
 }
 
@@ -67,7 +64,7 @@ class InputAdapter : public BaseModel {
     return classifier_->logits(to_classifier_input(x.to(torch::kFloat32) * 2.0f - 1.0f, input_));
   }
   std::int64_t num_classes() const override { return classifier_->num_classes(); }
-  std::string describe() const override { return classifier_->describe() + " (input " + input_.range + ")"; }
+  std::string describe() const override { return classifier_->describe() + " (input " + to_string(input_.range) + ")"; }
   torch::nn::Module* module() override { return classifier_->module(); }
   void set_training(bool training) override { classifier_->set_training(training); }
 

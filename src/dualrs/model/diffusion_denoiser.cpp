@@ -71,7 +71,7 @@ std::string DiffusionDenoiser::describe() const {
 }
 
 DiffusionSchedule schedule_of(const DenoiserConfig& config) {
-  return make_schedule(parse_schedule_kind(config.schedule), config.steps, config.rescale_timesteps);
+  return make_schedule(config.schedule, config.steps, config.rescale_timesteps);
 }
 
 namespace {
@@ -82,9 +82,9 @@ void check_sidecar(const DenoiserConfig& config) {
   const nlohmann::json meta = read_json_file(sidecar.string());
   std::vector<ConfigIssue> issues;
   const std::string what = "the checkpoint was trained with ";
-  if (meta.contains("schedule") && meta["schedule"] != config.schedule) {
+  if (meta.contains("schedule") && meta["schedule"] != to_string(config.schedule)) {
     issues.push_back({"/denoiser/schedule", what + "schedule '" + meta["schedule"].get<std::string>() + "' (" +
-                                                sidecar.string() + ") but the config says '" + config.schedule + "'"});
+                                                sidecar.string() + ") but the config says '" + to_string(config.schedule) + "'"});
   }
   if (meta.contains("steps") && meta["steps"] != config.steps) {
     issues.push_back({"/denoiser/steps", what + "steps = " + meta["steps"].dump() + " (" + sidecar.string() +

@@ -5,7 +5,6 @@
 
 #include "dualrs/core/error.h"
 #include "dualrs/data/dataset.h"
-#include "dualrs/train/estimator_trainer.h"
 
 namespace dualrs::pipeline {
 using nlohmann::json;
@@ -102,11 +101,11 @@ std::vector<ForwardPasses> certify_passes_plain(const ExperimentConfig& config) 
   const ExampleCount examples = count_selection(config, c.selection);
   const std::int64_t per = c.n0 + c.n;
   const std::string formula = "(" + n_of("n0", c.n0) + " + " + n_of("n", c.n) + ")";
-  if (c.method == "global") return {passes("classifier", examples, per, formula)};
+  if (c.method == Method::kGlobal) return {passes("classifier", examples, per, formula)};
   const DualConfig dual = config.dual();
   const std::string classifier = dual.routing() ? "experts" : "classifier";
   const auto num_sigmas = static_cast<std::int64_t>(dual.sigma_candidates.size());
-  if (c.method == "multiscale") {
+  if (c.method == Method::kMultiscale) {
     return {passes(classifier, examples, num_sigmas * per, "|Sigma| " + std::to_string(num_sigmas) + " x " + formula,
                    false, true, "stops at the first sigma that certifies or is undecided")};
   }
@@ -118,11 +117,11 @@ std::vector<ForwardPasses> predict_passes_plain(const ExperimentConfig& config) 
   const PredictConfig c = config.predict();
   const ExampleCount examples = count_selection(config, c.selection);
   const std::string formula = n_of("n", c.n);
-  if (c.method == "global") return {passes("classifier", examples, c.n, formula)};
+  if (c.method == Method::kGlobal) return {passes("classifier", examples, c.n, formula)};
   const DualConfig dual = config.dual();
   const std::string classifier = dual.routing() ? "experts" : "classifier";
   const auto num_sigmas = static_cast<std::int64_t>(dual.sigma_candidates.size());
-  if (c.method == "multiscale") {
+  if (c.method == Method::kMultiscale) {
     return {passes(classifier, examples, num_sigmas * c.n, "|Sigma| " + std::to_string(num_sigmas) + " x " + formula,
                    false, true, "stops at the first sigma that does not abstain")};
   }
@@ -131,11 +130,10 @@ std::vector<ForwardPasses> predict_passes_plain(const ExperimentConfig& config) 
 }
 
 std::vector<ForwardPasses> train_estimator_passes_plain(const ExperimentConfig& config) {
-  const json j = config.doc().value("train_estimator", json::object());
-  train::EstimatorTrainConfig c = train::estimator_preset(j.value("preset", std::string()));
-  const std::int64_t epochs = j.value("epochs", c.epochs);
-  const std::int64_t m = j.value("m", c.m);
-  const double validation = j.value("validation_fraction", c.validation_fraction);
+  const TrainEstimatorConfig c = config.train_estimator();
+  const std::int64_t epochs = c.epochs;
+  const std::int64_t m = c.m;
+  const double validation = c.validation_fraction;
   ExampleCount labelled = count_selection(config, config.label().selection);
   labelled.note = "labelled examples (" + labelled.note + ")";
   std::vector<ForwardPasses> out{passes("estimator", labelled, epochs * m,

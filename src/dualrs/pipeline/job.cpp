@@ -7,6 +7,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "dualrs/core/error.h"
@@ -18,7 +19,6 @@
 #include "dualrs/io/shard_files.h"
 #include "dualrs/pipeline/registry.h"
 #include "dualrs/report/certified_accuracy.h"
-#include "dualrs/smooth/certify.h"
 
 namespace dualrs::pipeline {
 namespace fs = std::filesystem;
@@ -188,13 +188,17 @@ void config_issues(const ExperimentConfig& config, std::vector<ConfigIssue>& iss
   if (config.has("model")) check([&] { config.model(); });
   if (config.has("train_base")) check([&] { config.train_base(); });
   if (config.has("dual")) check([&] { config.dual(); });
-  check([&] { smooth::validate(config.certify()); });
-  check([&] { smooth::validate(config.predict()); });
-  for (const char* section : {"certify", "predict"}) {
-    const std::string method = config.doc().value(section, json::object()).value("method", "global");
-    if (method != "global" && !config.has("dual")) {
+  std::optional<Method> certify_method, predict_method;
+  check([&] { certify_method = config.certify().method; });
+  check([&] { predict_method = config.predict().method; });
+  if (config.has("label")) check([&] { config.label(); });
+  if (config.has("estimate_sigma")) check([&] { config.estimate_sigma(); });
+  if (config.has("train_estimator")) check([&] { config.train_estimator(); });
+  for (const auto& [section, method] : {std::pair<const char*, std::optional<Method>>{"certify", certify_method},
+                                        {"predict", predict_method}}) {
+    if (method && *method != Method::kGlobal && !config.has("dual")) {
       issues.push_back({std::string("/") + section + "/method",
-                        "method '" + method + "' needs a /dual section (sigma_candidates, sigma_e, estimator)"});
+                        "method '" + to_string(*method) + "' needs a /dual section (sigma_candidates, sigma_e, estimator)"});
     }
   }
   check([&] { report::table_radii(config.table()); });

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 
+#include "dualrs/core/dual.h"
 #include "dualrs/core/error.h"
 #include "dualrs/dist/shard_runner.h"
 #include "dualrs/io/atomic_file.h"
@@ -56,6 +57,12 @@ std::vector<Shard> decode(const std::vector<std::int64_t>& flat) {
 }
 
 }  // namespace
+
+io::MergeDerivations merge_derivations() {
+  io::MergeDerivations derive;
+  derive.labels = [](io::LabelSet& labels) { labels.weight_e = rebalancing_weights(labels.best, labels.num_sigmas()); };
+  return derive;
+}
 
 void record_world(const StageContext& ctx, io::Provenance& provenance) {
   provenance.world_size = ctx.world.size;
@@ -143,7 +150,7 @@ bool run_sharded_stage(StageContext& ctx, const std::string& out_dir, ShardedSta
     return false;
   }
   ctx.on_root([&] {
-    const io::MergeReport report = io::merge_shards(out_dir, stage.provenance.config_sha256);
+    const io::MergeReport report = io::merge_shards(out_dir, stage.provenance.config_sha256, merge_derivations());
     if (report.up_to_date) {
       say(ctx, "%s: %s already holds these shards' results; not rewritten", stage.command.c_str(),
           report.outputs.front().c_str());

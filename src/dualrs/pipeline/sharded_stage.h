@@ -10,6 +10,7 @@
 
 #include "dualrs/core/shards.h"
 #include "dualrs/io/provenance.h"
+#include "dualrs/io/shard_files.h"
 #include "dualrs/pipeline/stage_context.h"
 
 namespace dualrs::pipeline {
@@ -43,6 +44,11 @@ struct ShardedStage {
 ///     about examples with non-finite logits.
 /// \return true when the stage's output was merged (false for a --shard-subset run).
 bool run_sharded_stage(StageContext& ctx, const std::string& out_dir, ShardedStage& stage);
+
+/// The derived columns of merged stage outputs: labels' rebalancing weights w_e(x) =
+/// 1/q_best(x) over every row (rebalancing_weights, core/dual.h; docs/method.md §5). Every
+/// merge (the stages' own and `dualrs merge`) uses these.
+io::MergeDerivations merge_derivations();
 
 /// The stage's provenance with this job's world size and MPI library recorded.
 void record_world(const StageContext& ctx, io::Provenance& provenance);

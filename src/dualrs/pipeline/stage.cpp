@@ -3,8 +3,6 @@
 #include <cmath>
 #include <sstream>
 
-#include "dualrs/pipeline/estimator_config.h"
-
 namespace dualrs::pipeline {
 
 void Stage::validate(const ExperimentConfig& config, const std::vector<std::string>& inputs,
@@ -20,7 +18,7 @@ const nlohmann::json& default_sections() {
       {"train_base", to_json(TrainBaseConfig{})},
       {"train_denoiser", to_json(TrainDenoiserConfig{})},
       {"label", to_json(LabelConfig{})},
-      {"train_estimator", estimator_train_json(estimator_defaults(), "")},
+      {"train_estimator", to_json(train_estimator_preset(""))},
       {"estimate_sigma", to_json(EstimateSigmaConfig{})},
       {"finetune", to_json(FinetuneConfig{})},
       {"certify", to_json(CertifyConfig{})},

@@ -69,11 +69,17 @@ std::vector<double> table_radii(const TableConfig& table) {
   return table.radii_preset.empty() ? default_radii() : radius_preset(table.radii_preset);
 }
 
+std::vector<Convention> table_conventions(TableConvention convention) {
+  switch (convention) {
+    case TableConvention::kInclusive: return {Convention::kInclusive};
+    case TableConvention::kStrict: return {Convention::kStrict};
+    case TableConvention::kBoth: break;
+  }
+  return {Convention::kInclusive, Convention::kStrict};
+}
+
 std::vector<Convention> table_conventions(const std::string& convention) {
-  if (convention == "inclusive") return {Convention::kInclusive};
-  if (convention == "strict") return {Convention::kStrict};
-  if (convention == "both") return {Convention::kInclusive, Convention::kStrict};
-  throw ConfigError("", "/table/convention", "must be inclusive, strict or both, got '" + convention + "'");
+  return table_conventions(parse_table_convention(convention, "/table/convention"));
 }
 
 std::vector<AccuracyRow> accuracy_rows(const std::vector<io::CertifyResults>& results, const std::vector<double>& radii,

@@ -62,7 +62,9 @@ std::vector<double> default_radii();
 /// The radii a table config asks for: its explicit list, else its preset, else the default.
 std::vector<double> table_radii(const TableConfig& table);
 
-/// The conventions a table config asks for ("inclusive", "strict" or "both", in that order).
+/// The conventions a table config asks for (inclusive, strict or both, in that order).
+std::vector<Convention> table_conventions(TableConvention convention);
+/// The same from the name ("inclusive", "strict" or "both"; parse_table_convention).
 /// \throws ConfigError naming `/table/convention` for another name.
 std::vector<Convention> table_conventions(const std::string& convention);
 

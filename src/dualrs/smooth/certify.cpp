@@ -7,14 +7,6 @@
 
 namespace dualrs::smooth {
 namespace {
-void check_common(std::vector<ConfigIssue>& issues, const std::string& section, double sigma, double alpha,
-                  std::int64_t n, std::int64_t batch_size) {
-  if (!(sigma > 0)) issues.push_back({section + "/sigma", "must be > 0, got " + std::to_string(sigma)});
-  if (!(alpha > 0 && alpha < 1)) issues.push_back({section + "/alpha", "must be in (0, 1), got " + std::to_string(alpha)});
-  if (n < 1) issues.push_back({section + "/n", "must be >= 1, got " + std::to_string(n)});
-  if (batch_size < 1) issues.push_back({section + "/batch_size", "must be >= 1, got " + std::to_string(batch_size)});
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -29,19 +21,6 @@ Certificate abstain_non_finite(Certificate cert) {
 Prediction predict_unless_non_finite(const Counts& votes, std::int64_t non_finite, double alpha) {
   if (non_finite > 0) return Prediction{};
   return predict_from_counts(votes, alpha);
-}
-
-void validate(const CertifyConfig& config) {
-  std::vector<ConfigIssue> issues;
-  check_common(issues, "/certify", config.sigma, config.alpha, config.n, config.batch_size);
-  if (config.n0 < 1) issues.push_back({"/certify/n0", "must be >= 1, got " + std::to_string(config.n0)});
-  if (!issues.empty()) throw ConfigError("", std::move(issues));
-}
-
-void validate(const PredictConfig& config) {
-  std::vector<ConfigIssue> issues;
-  check_common(issues, "/predict", config.sigma, config.alpha, config.n, config.batch_size);
-  if (!issues.empty()) throw ConfigError("", std::move(issues));
 }
 
 CertifyRecord certify_example(model::BaseModel& model, const Example& example, const CertifyConfig& config,

@@ -49,6 +49,7 @@ PredictRecord predict_example(model::BaseModel& model, const Example& example, c
                               std::uint32_t sigma_index = 0);
 
 /// Certifies `count` examples in order, sending each record to `sink` (not finished here).
+/// \throws ConfigError when `config` fails validate(CertifyConfig) (core/config.h).
 /// \param progress optional; updated after every example.
 void certify_all(model::BaseModel& model, std::int64_t count, const ExampleFn& examples, const CertifyConfig& config,
                  ResultSink& sink, ProgressMeter* progress = nullptr);
@@ -56,11 +57,5 @@ void certify_all(model::BaseModel& model, std::int64_t count, const ExampleFn& e
 /// Predicts `count` examples in order (see certify_all).
 void predict_all(model::BaseModel& model, std::int64_t count, const ExampleFn& examples, const PredictConfig& config,
                  ResultSink& sink, ProgressMeter* progress = nullptr);
-
-/// Checks a CertifyConfig's values (σ > 0, α in (0,1), n0, n, batch_size >= 1).
-/// \throws ConfigError listing every problem with its pointer under `/certify`.
-void validate(const CertifyConfig& config);
-/// Same for PREDICT settings, under `/predict`.
-void validate(const PredictConfig& config);
 
 }  // namespace dualrs::smooth

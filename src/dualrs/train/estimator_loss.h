@@ -11,14 +11,12 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "dualrs/core/config.h"
+
 namespace dualrs::train {
 
-/// How the consistency term of one example is weighted [DualRS §5.2; docs/method.md §6].
-enum class RadiusWeight {
-  kNone,    ///< w_r = 1
-  kStrong,  ///< w_r = R_c(x, σ̂)/C, σ̂ = the largest σ the estimator predicts among the m copies
-  kWeak,    ///< w_r = R_c(x, σ̂)/C, σ̂ = the smallest σ the estimator predicts among the m copies
-};
+/// How the consistency term of one example is weighted: the config's enum (core/config.h).
+using dualrs::RadiusWeight;
 
 /// Settings of the estimator objective. Defaults are DualRS' CIFAR-10 recipe (λ = 40,
 /// η = 0.5, strong w_r); ImageNet uses λ = 10 and weak w_r.

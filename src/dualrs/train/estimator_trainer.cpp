@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <stdexcept>
 
 #include "dualrs/core/error.h"
 #include "dualrs/rng/noise.h"
@@ -13,62 +14,29 @@
 
 namespace dualrs::train {
 
-EstimatorTrainConfig estimator_preset(const std::string& name) {
-  EstimatorTrainConfig c;
-  c.preset = name;
-  if (name.empty()) return c;
-  if (name == "cifar10") {
-    c.epochs = 90;
-    c.batch_size = 128;
-    c.m = 2;
-    c.lr = 0.01;
-    c.weight_decay = 0.01;
-    c.lr_step_epochs = 30;
-    c.lr_gamma = 0.5;
-    c.lambda = 40.0;
-    c.eta = 0.5;
-    c.radius_weight = "strong";
-    return c;
+EstimatorTrainingSet estimator_training_set(const std::vector<double>& sigma_candidates, const std::vector<std::int64_t>& idx,
+                                            const std::vector<double>& radii, const std::vector<std::int64_t>& best,
+                                            const std::vector<double>& weight_e, bool rebalance, double radius_cap) {
+  const std::size_t n = idx.size();
+  const std::size_t s = sigma_candidates.size();
+  if (best.size() != n || weight_e.size() != n || radii.size() != n * s) {
+    throw std::invalid_argument("estimator_training_set: idx, best, weight_e and radii [N, S] disagree in length");
   }
-  if (name == "imagenet") {
-    c.epochs = 9;
-    c.batch_size = 200;
-    c.m = 2;
-    c.lr = 0.005;
-    c.weight_decay = 0.01;
-    c.lr_step_epochs = 3;
-    c.lr_gamma = 0.5;
-    c.lambda = 10.0;
-    c.eta = 0.5;
-    c.radius_weight = "weak";
-    return c;
+  EstimatorTrainingSet set;
+  set.sigma_candidates = sigma_candidates;
+  set.radius_cap = radius_cap;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (best[i] < 0) continue;  // all radii 0: dropped (docs/method.md §5)
+    set.idx.push_back(idx[i]);
+    set.best.push_back(best[i]);
+    set.weight_e.push_back(rebalance ? weight_e[i] : 1.0);
+    set.radii.insert(set.radii.end(), radii.begin() + static_cast<std::ptrdiff_t>(i * s),
+                     radii.begin() + static_cast<std::ptrdiff_t>((i + 1) * s));
   }
-  throw ConfigError("", "/train_estimator/preset", "unknown preset '" + name + "' (cifar10, imagenet)");
-}
-
-void validate(const EstimatorTrainConfig& c) {
-  std::vector<ConfigIssue> issues;
-  const std::string p = "/train_estimator/";
-  if (!(c.sigma_e > 0)) issues.push_back({"/dual/sigma_e", "must be > 0"});
-  if (c.epochs < 1) issues.push_back({p + "epochs", "must be >= 1"});
-  if (c.batch_size < 1) issues.push_back({p + "batch_size", "must be >= 1"});
-  if (c.m < 1) issues.push_back({p + "m", "must be >= 1"});
-  if (!(c.lr > 0)) issues.push_back({p + "lr", "must be > 0"});
-  if (c.lambda < 0) issues.push_back({p + "lambda", "must be >= 0"});
-  if (c.eta < 0) issues.push_back({p + "eta", "must be >= 0"});
-  if (c.radius_weight != "strong" && c.radius_weight != "weak" && c.radius_weight != "none") {
-    issues.push_back({p + "radius_weight", "must be strong, weak or none"});
-  }
-  if (!(c.validation_fraction >= 0 && c.validation_fraction < 1)) issues.push_back({p + "validation_fraction", "must be in [0, 1)"});
-  if (!issues.empty()) throw ConfigError("", std::move(issues));
+  return set;
 }
 
 namespace {
-RadiusWeight weight_mode(const std::string& name) {
-  if (name == "strong") return RadiusWeight::kStrong;
-  if (name == "weak") return RadiusWeight::kWeak;
-  return RadiusWeight::kNone;
-}
 
 // Hits of the estimator's σ choice on one noisy copy per image (noise
 // NoiseSource(seed, kEstimatorValidation) at counter (idx, 0, 0), the same every epoch), over
@@ -140,7 +108,7 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
   EstimatorLossConfig loss_config;
   loss_config.lambda = config.lambda;
   loss_config.eta = config.eta;
-  loss_config.radius_weight = weight_mode(config.radius_weight);
+  loss_config.radius_weight = config.radius_weight;
   loss_config.radius_scale_c = set.radius_cap;
   const NoiseSource noise(config.seed, NoiseStage::kTrainEstimator);
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "dualrs/core/config.h"
 #include "dualrs/core/progress.h"
 #include "dualrs/data/dataset.h"
 #include "dualrs/model/base_model.h"
@@ -27,30 +28,18 @@ struct EstimatorTrainingSet {
   double radius_cap = 1.0;               ///< C: the largest attainable label radius
 };
 
-/// Hyper-parameters (every one in the config; see presets()).
-struct EstimatorTrainConfig {
-  std::string preset;             ///< "", "cifar10" or "imagenet": defaults from the paper
-  double sigma_e = 1.0;           ///< noise level of the estimator's inputs
-  std::int64_t epochs = 10;
-  std::int64_t batch_size = 128;  ///< clean images per optimizer step
-  std::int64_t m = 2;             ///< noisy copies per image
-  double lr = 0.01;               ///< AdamW
-  double weight_decay = 0.01;
-  std::int64_t lr_step_epochs = 30;
-  double lr_gamma = 0.5;
-  double lambda = 40.0;           ///< consistency weight λ
-  double eta = 0.5;               ///< entropy weight η
-  std::string radius_weight = "strong";  ///< strong | weak | none (w_r)
-  bool rebalance = true;          ///< use w_e = 1/q_best (false: w_e = 1, e.g. strong experts)
-  double validation_fraction = 0.1;  ///< held-out slice for the σ-selection accuracy
-  std::uint64_t seed = 0;
-};
+/// Hyper-parameters: the config's /train_estimator, parsed and checked in core
+/// (ExperimentConfig::train_estimator, train_estimator_preset, validate).
+using EstimatorTrainConfig = TrainEstimatorConfig;
 
-/// The paper's recipes: "cifar10" (ResNet-110, 90 epochs, batch 128 x m = 2, AdamW lr 0.01
-/// wd 0.01, lr x0.5 every 30 epochs, λ = 40, η = 0.5, strong w_r) and "imagenet" (ResNet-50,
-/// 9 epochs, batch 200, lr 0.005, x0.5 every 3 epochs, λ = 10, η = 0.5, weak w_r).
-/// \throws ConfigError on an unknown preset name.
-EstimatorTrainConfig estimator_preset(const std::string& name);
+/// The training set of the estimator from a labels table of N rows over S = |Σ| levels
+/// [docs/method.md §5, §6]: the rows with best >= 0, in order; rows whose radii are all 0
+/// (best = -1) are dropped. w_e is the table's weight when `rebalance`, else 1.
+/// \param radii [N, S] row-major. \param radius_cap C (label_radius_cap).
+/// \throws std::invalid_argument when the columns disagree in length.
+EstimatorTrainingSet estimator_training_set(const std::vector<double>& sigma_candidates, const std::vector<std::int64_t>& idx,
+                                            const std::vector<double>& radii, const std::vector<std::int64_t>& best,
+                                            const std::vector<double>& weight_e, bool rebalance, double radius_cap);
 
 /// One epoch's numbers.
 struct EstimatorEpochStats {
@@ -83,8 +72,5 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
                                                  std::int64_t first_epoch, const std::string& optimizer_state,
                                                  const TrainContext& context, const EstimatorEpochCallback& on_epoch,
                                                  Verbosity verbosity);
-
-/// Checks the hyper-parameters. \throws ConfigError listing every problem under /train_estimator.
-void validate(const EstimatorTrainConfig& config);
 
 }  // namespace dualrs::train

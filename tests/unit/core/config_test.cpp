@@ -254,12 +254,12 @@ TEST(ConfigTest, DenoiserSectionAndClassifierInput) {
   EXPECT_TRUE(d.rescale_timesteps);  // default
   EXPECT_EQ(d.device, "cpu");
   const ClassifierInputConfig in = config.model().input;
-  EXPECT_EQ(in.range, "[-1,1]");
+  EXPECT_EQ(to_string(in.range), "[-1,1]");
   EXPECT_EQ(in.height, 224);
   EXPECT_EQ(in.width, 224);
   EXPECT_FALSE(in.is_identity());
   const ClassifierInputConfig est = config.dual().estimator.input;
-  EXPECT_EQ(est.range, "[0,1]");
+  EXPECT_EQ(to_string(est.range), "[0,1]");
   EXPECT_EQ(est.height, 32);
   EXPECT_EQ(est.width, 48);
   EXPECT_EQ(to_model_config(config.dual().estimator, 2).input.width, 48);
@@ -309,6 +309,187 @@ TEST(ConfigTest, TrainBaseAcceptsCleanTraining) {
   EXPECT_EQ(*ExperimentConfig::from_json(doc, "cfg.json").train_base().sigma, 0.0);
   doc["train_base"] = {{"sigma", -0.1}};
   EXPECT_TRUE(has_pointer(issues_of(doc), "/train_base/sigma"));
+}
+
+// A ConfigError's message for `pointer`, or "" when it names no such issue.
+template <typename Fn>
+std::string issue_message(Fn&& fn, const std::string& pointer) {
+  try {
+    fn();
+  } catch (const ConfigError& e) {
+    for (const auto& i : e.issues()) {
+      if (i.pointer == pointer) return i.message;
+    }
+  }
+  return "";
+}
+
+TEST(ConfigEnumTest, EveryNameRoundTripsAndOthersNameTheAllowedValues) {
+  for (const char* name : {"global", "dual", "multiscale"}) EXPECT_EQ(to_string(parse_method(name, "/m")), name);
+  for (const char* name : {"mnist_idx", "cifar10_bin", "imagenet_folder"}) {
+    EXPECT_EQ(to_string(parse_dataset_format(name, "/f")), name);
+  }
+  for (const char* name : {"inclusive", "strict", "both"}) EXPECT_EQ(to_string(parse_table_convention(name, "/c")), name);
+  for (const char* name : {"bonferroni", "reference"}) EXPECT_EQ(to_string(parse_alpha_split(name, "/a")), name);
+  for (const char* name : {"strong", "weak", "none"}) EXPECT_EQ(to_string(parse_radius_weight(name, "/w")), name);
+  for (const char* name : {"[0,1]", "[-1,1]"}) EXPECT_EQ(to_string(parse_input_range(name, "/r")), name);
+  for (const char* name : {"cpu", "cuda", "cuda:0", "cuda:12"}) EXPECT_EQ(to_string(parse_device(name, "/d")), name);
+  EXPECT_EQ(parse_method("dual", "/m"), Method::kDual);
+  EXPECT_EQ(parse_alpha_split("reference", "/a"), AlphaSplit::kReference);
+  EXPECT_EQ(parse_input_range("[-1,1]", "/r"), InputRange::kMinusOneOne);
+  EXPECT_TRUE(parse_device("cuda", "/d").rank_local());
+  EXPECT_FALSE(parse_device("cuda:1", "/d").rank_local());
+  EXPECT_EQ(parse_device("cuda:1", "/d").index, 1);
+  EXPECT_EQ(parse_device("cpu", "/d").kind, DeviceKind::kCpu);
+  const std::string bad = issue_message([] { parse_method("duel", "/certify/method", "cfg.json"); }, "/certify/method");
+  EXPECT_NE(bad.find("global, dual or multiscale"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("'duel'"), std::string::npos) << bad;
+  EXPECT_NE(issue_message([] { parse_table_convention("loose", "--convention"); }, "--convention").find("inclusive, strict or both"),
+            std::string::npos);
+  for (const char* device : {"gpu", "cuda:x", "", "cpu:0", "cuda:-1", "cuda:", "mps"}) {
+    EXPECT_NE(issue_message([&] { parse_device(device, "/model/device"); }, "/model/device"), "") << device;
+  }
+}
+
+TEST(ConfigEnumTest, ResolvedJsonKeepsTheConfigSpelling) {
+  json doc = valid_config();
+  doc["certify"]["method"] = "multiscale";
+  doc["certify"]["alpha_split"] = "reference";
+  doc["predict"] = {{"method", "dual"}};
+  doc["table"] = {{"convention", "strict"}};
+  doc["model"]["input_range"] = "[-1,1]";
+  const auto config = ExperimentConfig::from_json(doc, "cfg.json");
+  const CertifyConfig c = config.certify();
+  EXPECT_EQ(c.method, Method::kMultiscale);
+  EXPECT_EQ(c.alpha_split, AlphaSplit::kReference);
+  const json j = to_json(c);
+  EXPECT_EQ(j.at("method"), "multiscale");
+  EXPECT_EQ(j.at("alpha_split"), "reference");
+  EXPECT_EQ(to_json(config.predict()).at("method"), "dual");
+  EXPECT_EQ(to_json(config.predict()).at("alpha_split"), "bonferroni");
+  EXPECT_EQ(to_json(config.table()).at("convention"), "strict");
+  EXPECT_EQ(to_json(config.dataset()).at("format"), "mnist_idx");
+  EXPECT_EQ(to_json(config.model()).at("input").at("input_range"), "[-1,1]");
+  EXPECT_EQ(to_json(config.plot()).at("convention"), "inclusive");
+  doc["denoiser"] = {{"torchscript", "/m/eps.pt"}, {"schedule", "linear"}, {"steps", 1000}};
+  EXPECT_EQ(ExperimentConfig::from_json(doc, "cfg.json").denoiser()->schedule, ScheduleKind::kLinear);
+  EXPECT_EQ(to_json(*ExperimentConfig::from_json(doc, "cfg.json").denoiser()).at("schedule"), "linear");
+}
+
+TEST(ConfigEnumTest, BadDevicesAreConfigErrorsNamingTheirEntry) {
+  json doc = valid_config();
+  doc["model"]["device"] = "gpu";
+  const auto config = ExperimentConfig::from_json(doc, "cfg.json");
+  EXPECT_NE(issue_message([&] { config.model(); }, "/model/device"), "");
+  doc = valid_config();
+  doc["dual"] = {{"sigma_candidates", {0.25, 0.5}}, {"sigma_e", 0.5}, {"estimator", {{"arch", "mnist_cnn"}, {"device", "cuda:one"}}}};
+  const auto dual = ExperimentConfig::from_json(doc, "cfg.json");
+  EXPECT_NE(issue_message([&] { dual.dual(); }, "/dual/estimator/device"), "");
+}
+
+TEST(DualAlphaConfigTest, CertifyResolvesAlphaEAndAlphaCThroughTheSplit) {
+  json doc = valid_config();
+  doc["certify"]["alpha"] = 0.002;
+  CertifyConfig c = ExperimentConfig::from_json(doc, "cfg.json").certify();
+  EXPECT_EQ(c.alpha_e, dual_alpha_split(0.002).alpha_e);
+  EXPECT_EQ(c.alpha_c, 0.001);
+  doc["certify"]["alpha_e"] = 0.0015;
+  c = ExperimentConfig::from_json(doc, "cfg.json").certify();
+  EXPECT_EQ(c.alpha_e, 0.0015);
+  EXPECT_EQ(c.alpha_c, 0.001);
+  EXPECT_EQ(to_json(c).at("alpha_e"), 0.0015);
+  EXPECT_EQ(to_json(c).at("alpha_c"), 0.001);
+}
+
+TEST(SectionValidationTest, LabelAndEstimateSigmaChecksNameTheirKeys) {
+  // The schema refuses these in a config file; validate() is what code that fills the
+  // structs itself (and every typed reader) relies on.
+  LabelConfig label;
+  label.n = 0;
+  label.alpha = 1.0;
+  label.shard_size = 0;
+  EXPECT_EQ(issue_message([&] { validate(label); }, "/label/n"), "must be >= 1");
+  EXPECT_EQ(issue_message([&] { validate(label); }, "/label/alpha"), "must be in (0, 1)");
+  EXPECT_EQ(issue_message([&] { validate(label); }, "/label/shard_size"), "must be >= 1");
+  EstimateSigmaConfig est;
+  est.n = 0;
+  est.shard_size = 0;
+  EXPECT_EQ(issue_message([&] { validate(est); }, "/estimate_sigma/n"), "must be >= 1");
+  EXPECT_EQ(issue_message([&] { validate(est); }, "/estimate_sigma/shard_size"), "must be >= 1");
+  PredictConfig predict;
+  predict.shard_size = 0;
+  EXPECT_NE(issue_message([&] { validate(predict); }, "/predict/shard_size"), "");
+}
+
+TEST(SectionValidationTest, ValidateListsEveryProblemOfASection) {
+  CertifyConfig c;
+  c.sigma = 0.0;
+  c.alpha = 1.5;
+  c.n0 = 0;
+  c.alpha_e = 0.0;
+  c.shard_size = 0;
+  try {
+    validate(c);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    for (const char* p : {"/certify/sigma", "/certify/alpha", "/certify/n0", "/certify/alpha_e", "/certify/shard_size"}) {
+      EXPECT_TRUE(has_pointer(e.issues(), p)) << p;
+    }
+    EXPECT_FALSE(has_pointer(e.issues(), "/certify/alpha_c"));  // -1: not given, alpha/2
+  }
+  EXPECT_NO_THROW(validate(CertifyConfig{}));
+  EXPECT_NO_THROW(validate(PredictConfig{}));
+  EXPECT_NO_THROW(validate(LabelConfig{}));
+  EXPECT_NO_THROW(validate(EstimateSigmaConfig{}));
+  EXPECT_NO_THROW(validate(TrainEstimatorConfig{}));
+  TrainEstimatorConfig t;
+  t.m = 0;
+  t.validation_fraction = 1.0;
+  t.sigma_e = 0.0;
+  try {
+    validate(t);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    for (const char* p : {"/train_estimator/m", "/train_estimator/validation_fraction", "/dual/sigma_e"}) {
+      EXPECT_TRUE(has_pointer(e.issues(), p)) << p;
+    }
+  }
+}
+
+TEST(TrainEstimatorConfigTest, PresetsAreRecipesUnderTheGivenKeys) {
+  const TrainEstimatorConfig cifar = train_estimator_preset("cifar10");
+  EXPECT_EQ(cifar.epochs, 90);
+  EXPECT_EQ(cifar.batch_size, 128);
+  EXPECT_EQ(cifar.lr_step_epochs, 30);
+  EXPECT_EQ(cifar.lambda, 40.0);
+  EXPECT_EQ(cifar.radius_weight, RadiusWeight::kStrong);
+  const TrainEstimatorConfig imagenet = train_estimator_preset("imagenet");
+  EXPECT_EQ(imagenet.epochs, 9);
+  EXPECT_EQ(imagenet.batch_size, 200);
+  EXPECT_EQ(imagenet.lr, 0.005);
+  EXPECT_EQ(imagenet.lr_step_epochs, 3);
+  EXPECT_EQ(imagenet.lambda, 10.0);
+  EXPECT_EQ(imagenet.radius_weight, RadiusWeight::kWeak);
+  EXPECT_EQ(imagenet.validation_fraction, TrainEstimatorConfig{}.validation_fraction);  // not part of a recipe
+  EXPECT_EQ(train_estimator_preset("").epochs, TrainEstimatorConfig{}.epochs);
+  EXPECT_NE(issue_message([] { train_estimator_preset("mnist"); }, "/train_estimator/preset"), "");
+
+  json doc = valid_config();
+  doc["dual"] = {{"sigma_candidates", {0.25, 0.5}}, {"sigma_e", 0.75}};
+  doc["train_estimator"] = {{"preset", "imagenet"}, {"lr", 0.02}, {"radius_weight", "none"}, {"labels", "/l/labels.h5"}};
+  const TrainEstimatorConfig t = ExperimentConfig::from_json(doc, "cfg.json").train_estimator();
+  EXPECT_EQ(t.preset, "imagenet");
+  EXPECT_EQ(t.epochs, 9);       // from the preset
+  EXPECT_EQ(t.lr, 0.02);        // the section's key wins
+  EXPECT_EQ(t.radius_weight, RadiusWeight::kNone);
+  EXPECT_EQ(t.sigma_e, 0.75);   // from /dual
+  EXPECT_EQ(t.labels, "/l/labels.h5");
+  const json j = to_json(t);
+  EXPECT_EQ(j.at("radius_weight"), "none");
+  EXPECT_FALSE(j.contains("labels"));
+  EXPECT_FALSE(j.contains("init_checkpoint"));  // only when set
+  // Without /dual the estimator's σ_e keeps its default; no labels is not an error here.
+  EXPECT_EQ(ExperimentConfig::from_json(valid_config(), "cfg.json").train_estimator().sigma_e, 1.0);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Dual RS and Multiscale decision rules on counts; the cascade against SciPy reference values
-// (tests/reference/make_multiscale_reference.py -> tests/data/multiscale_reference.json).
+// (tests/reference/make_multiscale_reference.py -> tests/data/multiscale_reference.json), label
+// rows and their weights likewise (make_label_reference.py -> tests/data/label_reference.json).
 
 #include "dualrs/core/dual.h"
 
@@ -7,6 +8,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
@@ -94,6 +96,69 @@ TEST(DualRuleTest, EitherStageAbstainingAbstains) {
   EXPECT_EQ(no_class.sigma_index, 1);
   EXPECT_EQ(no_class.r_sigma, 0.5);
   EXPECT_EQ(no_class.radius, 0.0);
+}
+
+TEST(DualAlphaTest, EachStageGetsItsBudgetOrHalfOfAlpha) {
+  const DualAlpha even = dual_alpha_split(0.001);
+  EXPECT_EQ(even.alpha_e, 0.0005);
+  EXPECT_EQ(even.alpha_c, 0.0005);
+  EXPECT_EQ(even.alpha_e, 0.001 / 2);  // bit for bit the α/2 PREDICT always used
+  const DualAlpha given = dual_alpha_split(0.01, 0.002, 0.008);
+  EXPECT_EQ(given.alpha_e, 0.002);
+  EXPECT_EQ(given.alpha_c, 0.008);
+  const DualAlpha one = dual_alpha_split(0.01, -1.0, 0.003);  // only alpha_c given
+  EXPECT_EQ(one.alpha_e, 0.005);
+  EXPECT_EQ(one.alpha_c, 0.003);
+  // The union bound: with the defaults the two stages spend exactly alpha.
+  for (double alpha : {0.001, 0.01, 0.05, 0.3}) {
+    const DualAlpha a = dual_alpha_split(alpha);
+    EXPECT_DOUBLE_EQ(a.alpha_e + a.alpha_c, alpha);
+  }
+}
+
+TEST(MultiscaleTest, BonferroniStagesSumToAlphaAndReferenceStagesExceedIt) {
+  for (std::int64_t stages : {1, 2, 3, 5}) {
+    double bonferroni = 0.0, reference = 0.0;
+    for (std::int64_t s = 0; s < stages; ++s) {
+      bonferroni += multiscale_stage_alpha(0.001, s, stages, AlphaSplit::kBonferroni);
+      reference += multiscale_stage_alpha(0.001, s, stages, AlphaSplit::kReference);
+    }
+    EXPECT_NEAR(bonferroni, 0.001, 1e-15) << stages;
+    // α/2 + α/3 < α, but from three stages on the reference's budgets exceed α (docs/method.md §11).
+    if (stages >= 3) {
+      EXPECT_GT(reference, 0.001) << stages;
+    } else {
+      EXPECT_LE(reference, 0.001) << stages;
+    }
+  }
+}
+
+TEST(LabelRowTest, RowsAndWeightsMatchScipyReference) {
+  std::ifstream in(std::string(DUALRS_TEST_DATA_DIR) + "/label_reference.json");
+  ASSERT_TRUE(in.good());
+  const auto ref = nlohmann::json::parse(in);
+  const auto sigmas = ref["sigma_candidates"].get<std::vector<double>>();
+  const double alpha = ref["alpha"].get<double>();
+  std::vector<std::int64_t> best;
+  for (const auto& row : ref["rows"]) {
+    const auto idx = row["idx"].get<std::int64_t>();
+    std::vector<double> radii;
+    for (std::size_t i = 0; i < sigmas.size(); ++i) {
+      radii.push_back(label_radius(row["votes"][i].get<Counts>(), row["label"].get<std::int64_t>(), sigmas[i], alpha));
+      EXPECT_NEAR(radii.back(), row["radii"][i].get<double>(), 1e-9) << "row " << idx << " sigma " << sigmas[i];
+    }
+    const LabelRowSummary summary = summarize_label_row(radii);
+    EXPECT_EQ(summary.best, row["best"].get<std::int64_t>()) << "row " << idx;
+    EXPECT_NEAR(summary.max_radius, row["max_radius"].get<double>(), 1e-9) << "row " << idx;
+    best.push_back(summary.best);
+  }
+  const std::vector<double> weights = rebalancing_weights(best, static_cast<std::int64_t>(sigmas.size()));
+  for (std::size_t i = 0; i < best.size(); ++i) {
+    EXPECT_NEAR(weights[i], ref["rows"][i]["weight_e"].get<double>(), 1e-12) << "row " << i;
+  }
+  EXPECT_THROW(summarize_label_row({}), std::invalid_argument);
+  EXPECT_EQ(summarize_label_row({0.0, 0.0}).best, -1);
+  EXPECT_EQ(summarize_label_row({0.0, 0.0}).max_radius, 0.0);
 }
 
 TEST(MultiscaleTest, StageAlphaSplits) {

@@ -90,7 +90,7 @@ TEST_F(ImageDatasetTest, Cifar10RecordsTestFirstThenTrainInFileOrder) {
   const auto ranges = cifar10_split_ranges(path("cifar"));
   EXPECT_EQ(ranges.at("train").end, 11);
   DatasetConfig config;
-  config.format = "cifar10_bin";
+  config.format = DatasetFormat::kCifar10Bin;
   config.root = path("cifar");
   EXPECT_EQ(count_split(config, "train"), 8);
   EXPECT_EQ(count_split(config, "all"), 11);
@@ -122,7 +122,7 @@ TEST_F(ImageDatasetTest, SplitFileMayNotShadowABuiltinSplit) {
   write_cifar(dir_ / "cifar", {1, 1, 1, 1, 1, 1});
   std::ofstream(path("few.txt")) << "0\n";
   DatasetConfig config;
-  config.format = "cifar10_bin";
+  config.format = DatasetFormat::kCifar10Bin;
   config.root = path("cifar");
   config.splits = {{"train", path("few.txt")}};
   EXPECT_THROW(load_dataset(config), ConfigError);
@@ -165,7 +165,7 @@ json tiny_reference() {
 
 DatasetConfig tiny_config(const std::string& root, bool flat_val = true) {
   DatasetConfig c;
-  c.format = "imagenet_folder";
+  c.format = DatasetFormat::kImagenetFolder;
   c.root = root;
   c.synsets = root + "/synsets.txt";
   if (flat_val) c.val_labels = root + "/val_labels.txt";

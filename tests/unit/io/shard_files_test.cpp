@@ -147,7 +147,12 @@ TEST(ShardFilesTest, AScanRefusesAnotherConfigsShardsAndChangesNothing) {
 TEST(ShardFilesTest, MergedLabelsAreSortedByIndexWithWeightsOverAllRows) {
   TempDir dir;
   for (const Shard& s : make_shards(10, kShardSize)) write_label_shard(dir.path(), s);
-  const MergeReport report = merge_shards(dir.path(), base("dualrs.labels").config_sha256);
+  // io merges and writes; the weights come from the caller (pipeline::merge_derivations).
+  MergeDerivations derive;
+  derive.labels = [](LabelSet& l) { l.weight_e = rebalancing_weights(l.best, l.num_sigmas()); };
+  EXPECT_THROW(merge_shards(dir.path(), base("dualrs.labels").config_sha256), std::invalid_argument);
+  EXPECT_FALSE(fs::exists(dir.file("labels.h5")));
+  const MergeReport report = merge_shards(dir.path(), base("dualrs.labels").config_sha256, derive);
   EXPECT_EQ(report.schema, "dualrs.labels");
   EXPECT_EQ(report.examples, 10);
   EXPECT_EQ(report.shards, 3);

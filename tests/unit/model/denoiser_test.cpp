@@ -103,21 +103,21 @@ TEST(ClassifierInputTest, ResizeMatchesTorchAntialiasedBicubic) {
     out_shape[2] = size[0];
     out_shape[3] = size[1];
     const at::Tensor expected = torch::tensor(ref["y"].get<std::vector<double>>(), torch::kFloat64).view(out_shape);
-    ClassifierInputConfig pm1{"[-1,1]", size[0], size[1]};
+    ClassifierInputConfig pm1{InputRange::kMinusOneOne, size[0], size[1]};
     const at::Tensor y = to_classifier_input(x, pm1);
     ASSERT_EQ(y.sizes().vec(), out_shape);
     EXPECT_LT((y.to(torch::kFloat64) - expected).abs().max().item<double>(), 1e-6) << ref["shape"] << " -> " << ref["size"];
-    ClassifierInputConfig unit{"[0,1]", size[0], size[1]};
+    ClassifierInputConfig unit{InputRange::kZeroOne, size[0], size[1]};
     EXPECT_LT((to_classifier_input(x, unit).to(torch::kFloat64) - (expected + 1) / 2).abs().max().item<double>(), 1e-6);
   }
 }
 
 TEST(ClassifierInputTest, SameSizeAndDefaultRangeLeaveValuesAlone) {
   const at::Tensor x = torch::rand({2, 3, 8, 8}) * 2 - 1;
-  EXPECT_TRUE(torch::equal(to_classifier_input(x, {"[-1,1]", 8, 8}), x));
+  EXPECT_TRUE(torch::equal(to_classifier_input(x, {InputRange::kMinusOneOne, 8, 8}), x));
   EXPECT_TRUE(torch::allclose(to_classifier_input(x, {}), (x + 1) / 2));
-  EXPECT_THROW(to_classifier_input(x, {"[0,255]", 0, 0}), ConfigError);
-  EXPECT_THROW(to_classifier_input(x, {"[0,1]", 8, 0}), ConfigError);
+  EXPECT_THROW(parse_input_range("[0,255]", "/model/input_range"), ConfigError);  // parsed with the config
+  EXPECT_THROW(to_classifier_input(x, {InputRange::kZeroOne, 8, 0}), ConfigError);
 }
 
 TEST(DenoisedClassifierTest, ComposesDenoiserResizeRangeAndClassifier) {
@@ -127,13 +127,13 @@ TEST(DenoisedClassifierTest, ComposesDenoiserResizeRangeAndClassifier) {
   torch::manual_seed(5);
   const at::Tensor x = torch::rand({3, 1, 28, 28}) * 1.4 - 0.2;
   const at::Tensor x0 = (x * 2 - 1).clamp(-1, 1);
-  DenoisedClassifier u(denoiser, classifier, {"[0,1]", 0, 0}, 0.5);
+  DenoisedClassifier u(denoiser, classifier, {InputRange::kZeroOne, 0, 0}, 0.5);
   const at::Tensor expected_unit = ((x0 + 1) / 2).mean({1, 2, 3});
   const at::Tensor logits = u.logits(x);
   ASSERT_EQ(logits.sizes(), (std::vector<std::int64_t>{3, 10}));
   EXPECT_TRUE(torch::allclose(logits.select(1, 1), expected_unit, 1e-5, 1e-6));
   EXPECT_TRUE(torch::allclose(logits.select(1, 7), 7 * expected_unit, 1e-5, 1e-6));
-  DenoisedClassifier pm1(denoiser, classifier, {"[-1,1]", 56, 56}, 0.5);
+  DenoisedClassifier pm1(denoiser, classifier, {InputRange::kMinusOneOne, 56, 56}, 0.5);
   const at::Tensor resized = torch::nn::functional::interpolate(
       x0, torch::nn::functional::InterpolateFuncOptions().size(std::vector<std::int64_t>{56, 56}).mode(torch::kBicubic).align_corners(false).antialias(true));
   EXPECT_TRUE(torch::allclose(pm1.logits(x).select(1, 1), resized.mean({1, 2, 3}), 1e-5, 1e-6));

@@ -22,9 +22,9 @@ namespace dualrs::pipeline {
 namespace {
 
 // Method name written into result files and tables.
-std::string method_name(const std::string& method, double sigma, bool routing, const std::string& prefix) {
-  if (method == "global") return prefix + "global_sigma_" + format_decimal(sigma);
-  if (method == "dual") return routing ? "dual_rs_routing" : "dual_rs";
+std::string method_name(Method method, double sigma, bool routing, const std::string& prefix) {
+  if (method == Method::kGlobal) return prefix + "global_sigma_" + format_decimal(sigma);
+  if (method == Method::kDual) return routing ? "dual_rs_routing" : "dual_rs";
   return routing ? "multiscale_routing" : "multiscale";
 }
 
@@ -44,10 +44,6 @@ io::ResultInfo result_info(const std::string& kind, const std::string& method, d
   return info;
 }
 
-AlphaSplit alpha_split(const std::string& name) {
-  return name == "reference" ? AlphaSplit::kReference : AlphaSplit::kBonferroni;
-}
-
 }  // namespace
 
 namespace {
@@ -60,12 +56,12 @@ struct MethodModels {
 };
 
 /// \param sigma, pointer  the global method's σ and its config pointer (for errors).
-MethodModels load_method_models(StageContext& ctx, const ExperimentConfig& config, const std::string& method,
+MethodModels load_method_models(StageContext& ctx, const ExperimentConfig& config, Method method,
                                 const DualConfig& dual, std::int64_t num_classes, double sigma, const std::string& pointer) {
   MethodModels m;
   // One denoiser serves every σ, the classifier and the estimator (DDS; docs/method.md §9).
   const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
-  if (method == "global") {
+  if (method == Method::kGlobal) {
     m.classifiers.owned.push_back(compose_base(config, load_classifier(config, num_classes, ctx.world),
                                                config.model().input, denoiser, sigma, pointer));
     m.classifiers.owned.back()->set_training(false);
@@ -74,7 +70,7 @@ MethodModels load_method_models(StageContext& ctx, const ExperimentConfig& confi
   }
   m.classifiers = load_classifiers(config, dual, num_classes, denoiser, ctx.world);
   stop_between_batches(m.classifiers, ctx.signals);
-  if (method == "dual") m.estimator = stopping_between_batches(load_estimator(config, dual, denoiser, ctx.world), ctx.signals);
+  if (method == Method::kDual) m.estimator = stopping_between_batches(load_estimator(config, dual, denoiser, ctx.world), ctx.signals);
   return m;
 }
 
@@ -109,25 +105,21 @@ void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::s
   io::ResultInfo info;
   ShardedStage stage;
   ctx.agreed([&] {
-    certify = config.certify();
-    with_source(config, [&] {
-      smooth::validate(certify);
-      make_shards(0, certify.shard_size);
-    });
-    if (certify.method != "global") dual = config.dual();
+    certify = config.certify();  // checked there (validate(CertifyConfig))
+    if (certify.method != Method::kGlobal) dual = config.dual();
     in = load_selection(config, certify.selection, "/certify/selection");
     const std::int64_t k = in->dataset.num_classes();
     nlohmann::json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                                {"certify", to_json(certify)}};
     if (!dual.routing()) resolved["model"] = to_json(config.model());
-    if (certify.method != "global") resolved["dual"] = to_json(dual);
+    if (certify.method != Method::kGlobal) resolved["dual"] = to_json(dual);
     if (config.denoiser()) resolved["denoiser"] = to_json(*config.denoiser());
     info = result_info("certify", method_prefix(config) + method_name(certify.method, certify.sigma, dual.routing(), ""),
-                       certify.method == "global" ? certify.sigma : 0.0, certify.n0, certify.n, certify.alpha, k, *in,
+                       certify.method == Method::kGlobal ? certify.sigma : 0.0, certify.n0, certify.n, certify.alpha, k, *in,
                        certify.selection.split);
-    if (certify.method != "global") {
+    if (certify.method != Method::kGlobal) {
       info.sigma_candidates = dual.sigma_candidates;
-      if (certify.method == "dual") {
+      if (certify.method == Method::kDual) {
         info.sigma_e = dual.sigma_e;
         info.alpha_e = certify.alpha_e;
         info.alpha_c = certify.alpha_c;
@@ -141,12 +133,12 @@ void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::s
   stage.command = "certify";
   stage.shard_size = certify.shard_size;
   run_record_stage<CertifyRecord>(ctx, out_dir, stage, *in, info, [&](const smooth::Example& ex) {
-    if (certify.method == "global") return smooth::certify_example(*models.classifiers.owned.front(), ex, certify);
-    if (certify.method == "dual") {
+    if (certify.method == Method::kGlobal) return smooth::certify_example(*models.classifiers.owned.front(), ex, certify);
+    if (certify.method == Method::kDual) {
       return smooth::dual_certify_example(*models.estimator, models.classifiers.pool, ex,
                                           {ps, dual.sigma_e, certify.alpha_e, certify.alpha_c});
     }
-    return smooth::multiscale_certify_example(models.classifiers.pool, ex, ps, certify.alpha, alpha_split(certify.alpha_split));
+    return smooth::multiscale_certify_example(models.classifiers.pool, ex, ps, certify.alpha, certify.alpha_split);
   });
 }
 
@@ -158,36 +150,33 @@ void run_predict(StageContext& ctx, const ExperimentConfig& config, const std::s
   io::ResultInfo info;
   ShardedStage stage;
   ctx.agreed([&] {
-    predict = config.predict();
-    with_source(config, [&] {
-      smooth::validate(predict);
-      make_shards(0, predict.shard_size);
-    });
-    if (predict.method != "global") dual = config.dual();
+    predict = config.predict();  // checked there (validate(PredictConfig))
+    if (predict.method != Method::kGlobal) dual = config.dual();
     in = load_selection(config, predict.selection, "/predict/selection");
     const std::int64_t k = in->dataset.num_classes();
     nlohmann::json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                                {"predict", to_json(predict)}};
     if (!dual.routing()) resolved["model"] = to_json(config.model());
-    if (predict.method != "global") resolved["dual"] = to_json(dual);
+    if (predict.method != Method::kGlobal) resolved["dual"] = to_json(dual);
     if (config.denoiser()) resolved["denoiser"] = to_json(*config.denoiser());
     info = result_info("predict", method_prefix(config) + method_name(predict.method, predict.sigma, dual.routing(), "predict_"),
-                       predict.method == "global" ? predict.sigma : 0.0, 0, predict.n, predict.alpha, k, *in,
+                       predict.method == Method::kGlobal ? predict.sigma : 0.0, 0, predict.n, predict.alpha, k, *in,
                        predict.selection.split);
     models = load_method_models(ctx, config, predict.method, dual, k, predict.sigma, "/predict/sigma");
     stage.provenance = stage_provenance("dualrs.predict", "predict", resolved, predict.seed, kRngLayoutVersion);
     record_world(ctx, stage.provenance);
   });
   const smooth::PerSigmaSettings ps{dual.sigma_candidates, 0, predict.n, predict.batch_size, predict.seed};
+  const DualAlpha dual_alpha = dual_alpha_split(predict.alpha);  // PREDICT splits α evenly (docs/method.md §4)
   stage.command = "predict";
   stage.shard_size = predict.shard_size;
   run_record_stage<PredictRecord>(ctx, out_dir, stage, *in, info, [&](const smooth::Example& ex) {
-    if (predict.method == "global") return smooth::predict_example(*models.classifiers.owned.front(), ex, predict);
-    if (predict.method == "dual") {
+    if (predict.method == Method::kGlobal) return smooth::predict_example(*models.classifiers.owned.front(), ex, predict);
+    if (predict.method == Method::kDual) {
       return smooth::dual_predict_example(*models.estimator, models.classifiers.pool, ex,
-                                          {ps, dual.sigma_e, predict.alpha / 2, predict.alpha / 2});
+                                          {ps, dual.sigma_e, dual_alpha.alpha_e, dual_alpha.alpha_c});
     }
-    return smooth::multiscale_predict_example(models.classifiers.pool, ex, ps, predict.alpha, alpha_split(predict.alpha_split));
+    return smooth::multiscale_predict_example(models.classifiers.pool, ex, ps, predict.alpha, predict.alpha_split);
   });
 }
 
@@ -214,9 +203,9 @@ std::vector<Flag> selection_flags(const std::string& section) {
 }
 
 // What certify and predict check before a job runs: the sections their method needs.
-void validate_method(const ExperimentConfig& config, const std::string& method, std::vector<ConfigIssue>& issues) {
+void validate_method(const ExperimentConfig& config, Method method, std::vector<ConfigIssue>& issues) {
   collect_issues(issues, [&] {
-    if (method != "global") config.dual();
+    if (method != Method::kGlobal) config.dual();
     config.model();
     config.dataset();
   });
@@ -270,7 +259,7 @@ class CertifyStage : public Stage {
     return t;
   }
   void validate(const ExperimentConfig& config, const std::vector<std::string>&, std::vector<ConfigIssue>& issues) const override {
-    std::string method;
+    Method method = Method::kGlobal;
     collect_issues(issues, [&] { method = config.certify().method; });
     validate_method(config, method, issues);
   }
@@ -318,7 +307,7 @@ class PredictStage : public Stage {
     return t;
   }
   void validate(const ExperimentConfig& config, const std::vector<std::string>&, std::vector<ConfigIssue>& issues) const override {
-    std::string method;
+    Method method = Method::kGlobal;
     collect_issues(issues, [&] { method = config.predict().method; });
     validate_method(config, method, issues);
   }

@@ -26,11 +26,7 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
   ShardedStage stage;
   ctx.agreed([&] {
     dual = config.dual();
-    est = config.estimate_sigma();
-    std::vector<ConfigIssue> issues;
-    if (est.n < 1) issues.push_back({"/estimate_sigma/n", "must be >= 1"});
-    if (est.shard_size < 1) issues.push_back({"/estimate_sigma/shard_size", "must be >= 1"});
-    if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
+    est = config.estimate_sigma();  // checked there (validate(EstimateSigmaConfig))
     in = load_selection(config, est.selection, "/estimate_sigma/selection");
     const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
     estimator = stopping_between_batches(load_estimator(config, dual, denoiser, ctx.world), ctx.signals);
@@ -107,6 +103,7 @@ class EstimateSigmaStage : public Stage {
   }
   void validate(const ExperimentConfig& config, const std::vector<std::string>&, std::vector<ConfigIssue>& issues) const override {
     collect_issues(issues, [&] { config.dual(); config.dataset(); });
+    collect_issues(issues, [&] { config.estimate_sigma(); });
   }
   std::vector<ForwardPasses> plan(const ExperimentConfig& config) const override { return estimate_sigma_passes(config); }
   void run(StageContext& ctx, const StageRun& run) const override { run_estimate_sigma(ctx, run.config, run.out_dir); }

@@ -30,12 +30,7 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
   ShardedStage stage;
   ctx.agreed([&] {
     dual = config.dual();
-    label = config.label();
-    std::vector<ConfigIssue> issues;
-    if (label.n < 1) issues.push_back({"/label/n", "must be >= 1"});
-    if (!(label.alpha > 0 && label.alpha < 1)) issues.push_back({"/label/alpha", "must be in (0, 1)"});
-    if (label.shard_size < 1) issues.push_back({"/label/shard_size", "must be >= 1"});
-    if (!issues.empty()) throw ConfigError(config.source(), std::move(issues));
+    label = config.label();  // checked there (validate(LabelConfig))
     in = load_selection(config, label.selection, "/label/selection");
     const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
     classifiers = load_classifiers(config, dual, in->dataset.num_classes(), denoiser, ctx.world);
@@ -70,8 +65,9 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
     rows.radii.insert(rows.radii.end(), row.radii.begin(), row.radii.end());
     rows.top_count.insert(rows.top_count.end(), row.top_count.begin(), row.top_count.end());
     rows.non_finite.insert(rows.non_finite.end(), row.non_finite.begin(), row.non_finite.end());
-    rows.best.push_back(best_sigma_index(row.radii));
-    rows.max_radius.push_back(*std::max_element(row.radii.begin(), row.radii.end()));
+    const LabelRowSummary summary = summarize_label_row(row.radii);
+    rows.best.push_back(summary.best);
+    rows.max_radius.push_back(summary.max_radius);
   };
   stage.write_shard = [&](const Shard&, const std::string& path, const io::Provenance& p) {
     io::write_labels(path, rows, p);  // weights are computed over all rows when merging
@@ -130,7 +126,9 @@ class LabelStage : public Stage {
     return t;
   }
   void validate(const ExperimentConfig& config, const std::vector<std::string>&, std::vector<ConfigIssue>& issues) const override {
-    collect_issues(issues, [&] { config.dual(); config.label(); config.dataset(); });
+    collect_issues(issues, [&] { config.dual(); });
+    collect_issues(issues, [&] { config.label(); });
+    collect_issues(issues, [&] { config.dataset(); });
   }
   std::vector<ForwardPasses> plan(const ExperimentConfig& config) const override { return label_passes(config); }
   void run(StageContext& ctx, const StageRun& run) const override { run_label(ctx, run.config, run.out_dir); }

@@ -143,7 +143,7 @@ void plot_on_this_rank(const std::vector<std::string>& inputs, const PlotConfig&
   io::ensure_directory(out_dir);
   // Options as `--name=value`, then `--`, then the inputs: a folder name that starts with '-'
   // is an input to the script, never one of its options (no shell is involved).
-  std::vector<std::string> args = {python, script, "--out=" + out_dir, "--convention=" + plot.convention,
+  std::vector<std::string> args = {python, script, "--out=" + out_dir, "--convention=" + to_string(plot.convention),
                                    "--formats=" + formats};
   if (verbosity == Verbosity::kQuiet) args.push_back("--quiet");
   args.push_back("--");
@@ -206,9 +206,9 @@ class PlotStage : public Stage {
     ctx.agreed([&] {
       if (run.inputs.empty()) throw ConfigError("command line", "inputs", "no run folder given (see 'dualrs plot --help')");
       plot = run.config.plot();
-    if (run.args.count("convention")) plot.convention = run.args.at("convention");
-    if (plot.convention != "inclusive" && plot.convention != "strict") {
-      throw ConfigError("command line", "--convention", "must be inclusive or strict, got '" + plot.convention + "'");
+    if (run.args.count("convention")) plot.convention = parse_table_convention(run.args.at("convention"), "--convention", "command line");
+    if (plot.convention == TableConvention::kBoth) {
+      throw ConfigError("command line", "--convention", "must be inclusive or strict, got 'both'");
     }
     if (run.args.count("formats")) {
       plot.formats = {};

@@ -133,15 +133,10 @@ class TableStage : public Stage {
         }
       }
     }
-    if (run.args.count("convention")) table.convention = run.args.at("convention");
+    if (run.args.count("convention")) table.convention = parse_table_convention(run.args.at("convention"), "--convention", "command line");
     if (run.args.count("names")) {
       std::stringstream ss(run.args.at("names"));
       for (std::string name; std::getline(ss, name, ',');) names.push_back(name);
-    }
-    try {
-      report::table_conventions(table.convention);
-    } catch (const ConfigError&) {
-      throw ConfigError("command line", "--convention", "must be inclusive, strict or both, got '" + table.convention + "'");
     }
     });
     ctx.on_root([&] { table_on_this_rank(run.inputs, table, run.out_dir, ctx.verbosity, names); });

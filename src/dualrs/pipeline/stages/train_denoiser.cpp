@@ -125,7 +125,7 @@ void train_denoiser_on_root(StageContext& ctx, const ExperimentConfig& config, c
                            {"t_min", windows[i].first}, {"t_max", windows[i].second}});
   }
   // The sidecar load_denoiser checks: a checkpoint is only used with the schedule it learned.
-  run.finish({{"arch", denoiser_config->arch}, {"schedule", denoiser_config->schedule},
+  run.finish({{"arch", denoiser_config->arch}, {"schedule", to_string(denoiser_config->schedule)},
               {"steps", denoiser_config->steps}, {"rescale_timesteps", denoiser_config->rescale_timesteps},
               {"checkpoint", "denoiser.pt"}, {"sigmas", train.sigmas}, {"timestep_windows", window_json},
               {"examples", indices.size()}});

@@ -13,7 +13,6 @@
 #include "dualrs/pipeline/stage.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/label_files.h"
-#include "dualrs/pipeline/estimator_config.h"
 #include "dualrs/pipeline/training_run.h"
 #include "dualrs/train/estimator_trainer.h"
 
@@ -74,22 +73,16 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
   io::Provenance provenance;
   ctx.agreed([&] {
     dual = config.dual();
-    const EstimatorTraining parsed = estimator_training(config, dual);
-    train_config = parsed.train;
-    labels_path = parsed.labels;
-    init_checkpoint = parsed.init_checkpoint;
+    train_config = config.train_estimator();
+    labels_path = train_config.labels;
+    init_checkpoint = train_config.init_checkpoint;
+    if (labels_path.empty()) throw ConfigError(config.source(), "/train_estimator/labels", "missing: the labels file from 'dualrs label'");
     const io::LabelSet labels = io::read_labels(labels_path);
     check_labels_match(labels, labels_path, config, dual);
     const auto s = labels.num_sigmas();
-    set.sigma_candidates = labels.sigma_candidates;
-    set.radius_cap = train::label_radius_cap(labels.sigma_candidates.back(), labels.n, labels.alpha);
-    for (std::int64_t i = 0; i < labels.size(); ++i) {
-      if (labels.best[static_cast<std::size_t>(i)] < 0) continue;  // all radii 0: dropped (docs/method.md §5)
-      set.idx.push_back(labels.idx[static_cast<std::size_t>(i)]);
-      set.best.push_back(labels.best[static_cast<std::size_t>(i)]);
-      set.weight_e.push_back(train_config.rebalance ? labels.weight_e[static_cast<std::size_t>(i)] : 1.0);
-      for (std::int64_t j = 0; j < s; ++j) set.radii.push_back(labels.radii[static_cast<std::size_t>(i * s + j)]);
-    }
+    set = train::estimator_training_set(labels.sigma_candidates, labels.idx, labels.radii, labels.best, labels.weight_e,
+                                        train_config.rebalance,
+                                        train::label_radius_cap(labels.sigma_candidates.back(), labels.n, labels.alpha));
     if (set.idx.empty()) {
       DUALRS_THROW(DataError, "labels file ", labels_path, ": every row has radius 0 at every sigma, nothing to train on "
                    "(is the base classifier trained? is the split right?)");
@@ -107,7 +100,7 @@ void run_train_estimator(StageContext& ctx, const ExperimentConfig& config, cons
     trained = compose_base(config, estimator, dual.estimator.input, denoiser, dual.sigma_e, "/dual/sigma_e");
     if (ctx.is_root()) io::ensure_directory(out_dir);
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
-                     {"dual", to_json(dual)}, {"train_estimator", estimator_train_json(train_config, init_checkpoint)},
+                     {"dual", to_json(dual)}, {"train_estimator", to_json(train_config)},
                      {"labels", {{"path", labels_path}, {"config_sha256", labels.provenance.value("config_sha256", "")}}}};
     if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
     // The estimator weights are what this stage writes, not what it reads.
@@ -197,6 +190,7 @@ class TrainEstimatorStage : public Stage {
   }
   void validate(const ExperimentConfig& config, const std::vector<std::string>&, std::vector<ConfigIssue>& issues) const override {
     collect_issues(issues, [&] { config.dual(); config.dataset(); });
+    collect_issues(issues, [&] { config.train_estimator(); });
   }
   std::vector<ForwardPasses> plan(const ExperimentConfig& config) const override { return train_estimator_passes(config); }
   void run(StageContext& ctx, const StageRun& run) const override { run_train_estimator(ctx, run.config, run.out_dir); }
