@@ -146,6 +146,15 @@ FILE_CASES = [
      ["/certify/sigma", "duplicate key 'sigma'", "the value 0.5 would silently replace the earlier one"]),
     ("a job nested 50,000 levels deep", deep_job, 2, ["nested more than 64 levels deep"]),
     ("a 50 MB config", huge_config, 2, ["is 50 MiB", "at most 16 MiB"]),
+    ("a model given as both TorchScript and a checkpoint",
+     lambda tmp: ["validate", written(tmp, "both.json", json.dumps(dict(
+         small_config(), model={"torchscript": "m.pt", "checkpoint": "w.pt", "num_classes": 10})))], 2,
+     ["/model: give either 'checkpoint' (native weights) or 'torchscript', not both"]),
+    ("an estimator given as both TorchScript and a checkpoint",
+     lambda tmp: ["validate", written(tmp, "both_e.json", json.dumps(dict(
+         small_config(), dual={"sigma_candidates": [0.25, 0.5], "sigma_e": 0.5,
+                               "estimator": {"torchscript": "e.pt", "checkpoint": "w.pt"}})))], 2,
+     ["/dual/estimator: give either"]),
     ("a wrong type names the expected one",
      lambda tmp: ["validate", written(tmp, "type.json", '{"certify": {"n": "ten thousand"}}')], 2,
      ["/certify/n: expected an integer, got a string"]),
@@ -161,6 +170,22 @@ class FileTest(TempDirTestCase):
                 for needle in needles:
                     self.assertIn(needle, proc.stderr)
                 self.assertNotIn("unexpected error", proc.stderr)
+
+    def test_a_checkpoint_flag_replaces_a_torchscript_config_and_says_so(self):
+        cfg = small_config()
+        cfg["model"] = {"torchscript": os.path.join(TEST_DATA, "ts_mean_scaled.pt"), "num_classes": 10}
+        cfg["certify"]["selection"] = {"split": "test", "end": 2}
+        path = self.write_json("ts.json", cfg)
+        proc = run("certify", "-c", path, "-o", self.path("out"), "--checkpoint", trained_checkpoint(), check=False)
+        self.assertIn("note: --checkpoint replaces /model/torchscript of " + path, proc.stderr)
+        # With the native checkpoint the config needs /model/arch: an error naming it, not TorchScript used.
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("/model", proc.stderr)
+        cfg["model"]["arch"] = "mnist_cnn"
+        path = self.write_json("ts2.json", cfg)
+        proc = run("certify", "-c", path, "-o", self.path("out2"), "--checkpoint", trained_checkpoint(), check=False)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("note: --checkpoint replaces /model/torchscript", proc.stderr)
 
     def test_an_empty_selection_is_an_error(self):
         cfg = small_config()

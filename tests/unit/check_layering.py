@@ -29,7 +29,7 @@ import re
 import sys
 import tempfile
 
-# Who may depend on whom: THE table (ARCHITECTURE.md; src/CMakeLists.txt links the same).
+# Who may depend on whom: THE table (docs/architecture.md §3 and §7; src/CMakeLists.txt links the same).
 # A layer may always include its own headers. "apps" is src/apps (the executable).
 LIBRARY_LAYERS = ("core", "rng", "data", "model", "smooth", "dist", "train", "io", "report",
                   "pipeline")

@@ -538,6 +538,10 @@ ModelConfig ExperimentConfig::model() const {
   if (!c.torchscript.empty() && !c.arch.empty()) {
     throw ConfigError(source_, "/model", "give either 'arch' (native model) or 'torchscript', not both");
   }
+  if (!c.torchscript.empty() && !c.checkpoint.empty()) {
+    // Which one would be used is a guess; say which file is meant.
+    throw ConfigError(source_, "/model", "give either 'checkpoint' (native weights) or 'torchscript', not both");
+  }
   if (c.torchscript.empty() && c.arch.empty()) {
     throw ConfigError(source_, "/model", "needs 'arch' (native model) or 'torchscript'");
   }
@@ -634,6 +638,9 @@ ModelRef read_model_ref(const json& j, const std::string& pointer, const std::st
   parse_device(r.device, pointer + "/device", source);
   r.sigma = get_or<double>(j, "sigma", 0.0);
   r.input = read_classifier_input(j, pointer, source);
+  if (!r.torchscript.empty() && !r.checkpoint.empty()) {
+    throw ConfigError(source, pointer, "give either 'checkpoint' (native weights) or 'torchscript', not both");
+  }
   return r;
 }
 }  // namespace
