@@ -17,6 +17,7 @@
 #include "dualrs/core/records.h"
 #include "dualrs/model/base_model.h"
 #include "dualrs/smooth/certify.h"
+#include "dualrs/smooth/sample_plan.h"
 
 namespace dualrs::smooth {
 
@@ -24,14 +25,8 @@ namespace dualrs::smooth {
 /// expert per σ (routing, DualRS §5.3). Size |Σ|.
 using ClassifierPool = std::vector<model::BaseModel*>;
 
-/// Settings shared by the per-σ methods.
-struct PerSigmaSettings {
-  std::vector<double> sigma_candidates;  ///< Σ, strictly increasing
-  std::int64_t n0 = 100;
-  std::int64_t n = 1000;
-  std::int64_t batch_size = 1000;
-  std::uint64_t seed = 0;
-};
+// PerSigmaSettings and DualSettings are declared with the sample plans they determine
+// (dualrs/smooth/sample_plan.h).
 
 /// Per-σ label radii of one example (docs/method.md §5): N = settings.n votes at each σ_i with
 /// classifier i; R_c(x, σ_i) from dualrs::label_radius at level alpha.
@@ -52,15 +47,6 @@ struct SigmaVote {
 };
 SigmaVote estimate_sigma_example(model::BaseModel& estimator, const Example& example, double sigma_e, std::int64_t n,
                                  std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas);
-
-/// Dual RS settings (docs/method.md §4): estimator at σ_e with α_e, classifier at the chosen σ
-/// with α_c; the certificate fails with probability at most α_e + α_c.
-struct DualSettings {
-  PerSigmaSettings per_sigma;
-  double sigma_e = 1.0;
-  double alpha_e = 0.0005;
-  double alpha_c = 0.0005;
-};
 
 /// Dual RS CERTIFY of one example. The record holds σ index, R_σ, ŷ, R_c, R = min(R_σ, R_c)
 /// and both stages' counts (classifier counts are zeros when the estimator abstains).
