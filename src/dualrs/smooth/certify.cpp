@@ -4,6 +4,7 @@
 
 #include "dualrs/core/error.h"
 #include "dualrs/smooth/sample_counts.h"
+#include "dualrs/smooth/sample_plan.h"
 
 namespace dualrs::smooth {
 namespace {
@@ -26,12 +27,10 @@ Prediction predict_unless_non_finite(const Counts& votes, std::int64_t non_finit
 CertifyRecord certify_example(model::BaseModel& model, const Example& example, const CertifyConfig& config,
                               std::uint32_t sigma_index) {
   const auto start = std::chrono::steady_clock::now();
-  const CertifyVotes votes = certify_votes(model, example.image, config.seed, NoiseStage::kCertifySelection,
-                                           NoiseStage::kCertifyEstimation,
-                                           {example.idx, sigma_index, config.sigma, 0, 0, config.batch_size}, config.n0,
-                                           config.n);
-  const SampleCounts& selection = votes.selection;
-  const SampleCounts& estimation = votes.estimation;
+  const SamplePlan plan = certify_plan(config, sigma_index);
+  const std::vector<SampleCounts> votes = draw_step(model, example.image, plan, plan.steps.front(), example.idx);
+  const SampleCounts& selection = votes[0];
+  const SampleCounts& estimation = votes[1];
   Certificate cert = certify_from_counts(selection.votes, estimation.votes, config.sigma, config.alpha, config.n);
   CertifyRecord record;
   record.non_finite = selection.non_finite + estimation.non_finite;
@@ -52,9 +51,8 @@ CertifyRecord certify_example(model::BaseModel& model, const Example& example, c
 PredictRecord predict_example(model::BaseModel& model, const Example& example, const PredictConfig& config,
                               std::uint32_t sigma_index) {
   const auto start = std::chrono::steady_clock::now();
-  const NoiseSource noise(config.seed, NoiseStage::kPredict);
-  const SampleCounts counts =
-      sample_counts(model, example.image, noise, {example.idx, sigma_index, config.sigma, 0, config.n, config.batch_size});
+  const SamplePlan plan = predict_plan(config, sigma_index);
+  const SampleCounts counts = draw_step(model, example.image, plan, plan.steps.front(), example.idx).front();
   const Prediction prediction = predict_unless_non_finite(counts.votes, counts.non_finite, config.alpha);
   PredictRecord record;
   record.non_finite = counts.non_finite;

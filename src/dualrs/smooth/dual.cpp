@@ -5,6 +5,7 @@
 
 #include "dualrs/core/error.h"
 #include "dualrs/smooth/sample_counts.h"
+#include "dualrs/smooth/sample_plan.h"
 
 namespace dualrs::smooth {
 namespace {
@@ -36,13 +37,11 @@ Counts zeros(std::int64_t k) { return Counts(static_cast<std::size_t>(k), 0); }
 LabelRow label_example(const ClassifierPool& classifiers, const Example& example, const PerSigmaSettings& settings,
                        double alpha) {
   check_pool(classifiers, settings);
-  const NoiseSource noise(settings.seed, NoiseStage::kLabel);
+  const SamplePlan plan = label_plan(settings);
   LabelRow row;
-  for (std::size_t i = 0; i < settings.sigma_candidates.size(); ++i) {
-    const double sigma = settings.sigma_candidates[i];
-    const SampleCounts counts = sample_counts(*classifiers[i], example.image, noise,
-                                              {example.idx, static_cast<std::uint32_t>(i), sigma, 0, settings.n,
-                                               settings.batch_size});
+  for (const SampleStep& step : plan.steps) {  // σ_i of Σ in increasing order, classifier i
+    const double sigma = step.sigma;
+    const SampleCounts counts = draw_step(*classifiers[step.sigma_index], example.image, plan, step, example.idx).front();
     row.top_count.push_back(counts.votes[static_cast<std::size_t>(argmax_lowest(counts.votes))]);
     row.non_finite.push_back(counts.non_finite);
     // A copy with non-finite logits makes the radius at this σ 0 (it abstains).
@@ -54,10 +53,9 @@ LabelRow label_example(const ClassifierPool& classifiers, const Example& example
 SigmaVote estimate_sigma_example(model::BaseModel& estimator, const Example& example, double sigma_e, std::int64_t n,
                                  std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas) {
   check_estimator(estimator, static_cast<std::size_t>(num_sigmas));
-  const NoiseSource noise(seed, NoiseStage::kEstimateSigma);
+  const SamplePlan plan = estimate_sigma_plan(sigma_e, n, batch_size, seed, num_sigmas);
   SigmaVote vote;
-  const SampleCounts counts =
-      sample_counts(estimator, example.image, noise, {example.idx, static_cast<std::uint32_t>(num_sigmas), sigma_e, 0, n, batch_size});
+  const SampleCounts counts = draw_step(estimator, example.image, plan, plan.steps.front(), example.idx).front();
   vote.votes = counts.votes;
   vote.non_finite = counts.non_finite;
   vote.sigma_index = argmax_lowest(vote.votes);
@@ -70,13 +68,11 @@ CertifyRecord dual_certify_example(model::BaseModel& estimator, const Classifier
   const PerSigmaSettings& ps = settings.per_sigma;
   check_pool(classifiers, ps);
   check_estimator(estimator, ps.sigma_candidates.size());
-  const auto s = static_cast<std::uint32_t>(ps.sigma_candidates.size());
+  const SamplePlan plan = dual_certify_plan(settings);
   // Stage 1: the smoothed estimator certifies its σ choice at σ_e.
-  const CertifyVotes e = certify_votes(estimator, example.image, ps.seed, NoiseStage::kEstimatorSelection,
-                                       NoiseStage::kEstimatorEstimation, {example.idx, s, settings.sigma_e, 0, 0, ps.batch_size},
-                                       ps.n0, ps.n);
-  const SampleCounts& e_sel = e.selection;
-  const SampleCounts& e_est = e.estimation;
+  const std::vector<SampleCounts> e = draw_step(estimator, example.image, plan, plan.steps[0], example.idx);
+  const SampleCounts& e_sel = e[0];
+  const SampleCounts& e_est = e[1];
   Certificate e_cert = certify_from_counts(e_sel.votes, e_est.votes, settings.sigma_e, settings.alpha_e, ps.n);
 
   CertifyRecord record;
@@ -91,14 +87,14 @@ CertifyRecord dual_certify_example(model::BaseModel& estimator, const Classifier
   record.counts = zeros(k);
   Certificate c_cert;  // abstained unless stage 2 runs
   if (!e_cert.abstained()) {
-    // Stage 2: the classifier (or the routed expert) at the chosen σ.
+    // Stage 2 (StepCondition::kUnlessEstimatorAbstains): the classifier (or the routed
+    // expert) at the chosen σ.
     const auto i = static_cast<std::size_t>(e_cert.prediction);
     const double sigma = ps.sigma_candidates[i];
-    const CertifyVotes c = certify_votes(*classifiers[i], example.image, ps.seed, NoiseStage::kCertifySelection,
-                                         NoiseStage::kCertifyEstimation,
-                                         {example.idx, static_cast<std::uint32_t>(i), sigma, 0, 0, ps.batch_size}, ps.n0, ps.n);
-    const SampleCounts& c_sel = c.selection;
-    const SampleCounts& c_est = c.estimation;
+    const std::vector<SampleCounts> c = draw_step(*classifiers[i], example.image, plan,
+                                                  plan.steps[1].at(static_cast<std::uint32_t>(i), sigma), example.idx);
+    const SampleCounts& c_sel = c[0];
+    const SampleCounts& c_est = c[1];
     c_cert = certify_from_counts(c_sel.votes, c_est.votes, sigma, settings.alpha_c, ps.n);
     const std::int64_t c_non_finite = c_sel.non_finite + c_est.non_finite;
     if (c_non_finite > 0) c_cert = abstain_non_finite(c_cert);
@@ -125,9 +121,8 @@ PredictRecord dual_predict_example(model::BaseModel& estimator, const Classifier
   const PerSigmaSettings& ps = settings.per_sigma;
   check_pool(classifiers, ps);
   check_estimator(estimator, ps.sigma_candidates.size());
-  const auto s = static_cast<std::uint32_t>(ps.sigma_candidates.size());
-  const SampleCounts e = sample_counts(estimator, example.image, NoiseSource(ps.seed, NoiseStage::kEstimatorPredict),
-                                       {example.idx, s, settings.sigma_e, 0, ps.n, ps.batch_size});
+  const SamplePlan plan = dual_predict_plan(settings);
+  const SampleCounts e = draw_step(estimator, example.image, plan, plan.steps[0], example.idx).front();
   const Prediction e_pred = predict_unless_non_finite(e.votes, e.non_finite, settings.alpha_e);
   PredictRecord record;
   record.idx = example.idx;
@@ -136,10 +131,11 @@ PredictRecord dual_predict_example(model::BaseModel& estimator, const Classifier
   record.p_value = e_pred.p_value;
   record.non_finite = e.non_finite;
   if (!e_pred.abstained()) {
+    // Skipped when the estimator abstains (StepCondition::kUnlessEstimatorAbstains).
     const auto i = static_cast<std::size_t>(e_pred.prediction);
-    const SampleCounts c = sample_counts(*classifiers[i], example.image, NoiseSource(ps.seed, NoiseStage::kPredict),
-                                         {example.idx, static_cast<std::uint32_t>(i), ps.sigma_candidates[i], 0, ps.n,
-                                          ps.batch_size});
+    const SampleCounts c = draw_step(*classifiers[i], example.image, plan,
+                                     plan.steps[1].at(static_cast<std::uint32_t>(i), ps.sigma_candidates[i]), example.idx)
+                               .front();
     const Prediction c_pred = predict_unless_non_finite(c.votes, c.non_finite, settings.alpha_c);
     record.non_finite += c.non_finite;
     record.sigma_index = e_pred.prediction;
@@ -156,20 +152,21 @@ CertifyRecord multiscale_certify_example(const ClassifierPool& classifiers, cons
   const auto start = std::chrono::steady_clock::now();
   check_pool(classifiers, settings);
   const auto num = static_cast<std::int64_t>(settings.sigma_candidates.size());
+  const SamplePlan plan = multiscale_certify_plan(settings);
   std::vector<MultiscaleStage> stages;
   std::vector<double> visited;
   CertifyRecord record;
   record.idx = example.idx;
   record.label = example.label;
+  // The plan's steps run largest σ first; the cascade stops at the first that certifies or is
+  // undecided (StepCondition::kUntilCertifiedOrUndecided).
   for (std::int64_t step = 0; step < num; ++step) {
-    const auto i = static_cast<std::size_t>(num - 1 - step);  // largest σ first
-    const double sigma = settings.sigma_candidates[i];
-    const CertifyVotes votes = certify_votes(*classifiers[i], example.image, settings.seed, NoiseStage::kCertifySelection,
-                                             NoiseStage::kCertifyEstimation,
-                                             {example.idx, static_cast<std::uint32_t>(i), sigma, 0, 0, settings.batch_size},
-                                             settings.n0, settings.n);
-    const SampleCounts& sel = votes.selection;
-    const SampleCounts& est = votes.estimation;
+    const SampleStep& planned = plan.steps[static_cast<std::size_t>(step)];
+    const double sigma = planned.sigma;
+    const std::vector<SampleCounts> votes =
+        draw_step(*classifiers[planned.sigma_index], example.image, plan, planned, example.idx);
+    const SampleCounts& sel = votes[0];
+    const SampleCounts& est = votes[1];
     record.non_finite += sel.non_finite + est.non_finite;
     if (sel.non_finite + est.non_finite > 0) {
       // A broken forward pass: the cascade abstains here.
@@ -192,7 +189,7 @@ CertifyRecord multiscale_certify_example(const ClassifierPool& classifiers, cons
   record.prediction = cert.prediction;
   record.radius = cert.radius;
   if (!cert.abstained()) {
-    record.sigma_index = num - 1 - cert.stage;
+    record.sigma_index = plan.steps[static_cast<std::size_t>(cert.stage)].sigma_index;
     record.r_c = stages.back().radius;
   }
   record.time_s = seconds_since(start);
@@ -204,14 +201,15 @@ PredictRecord multiscale_predict_example(const ClassifierPool& classifiers, cons
   const auto start = std::chrono::steady_clock::now();
   check_pool(classifiers, settings);
   const auto num = static_cast<std::int64_t>(settings.sigma_candidates.size());
+  const SamplePlan plan = multiscale_predict_plan(settings);
   PredictRecord record;
   record.idx = example.idx;
   record.label = example.label;
+  // Largest σ first, stopping at the first that answers (StepCondition::kUntilPrediction).
   for (std::int64_t step = 0; step < num; ++step) {
-    const auto i = static_cast<std::size_t>(num - 1 - step);
-    const SampleCounts c = sample_counts(*classifiers[i], example.image, NoiseSource(settings.seed, NoiseStage::kPredict),
-                                         {example.idx, static_cast<std::uint32_t>(i), settings.sigma_candidates[i], 0,
-                                          settings.n, settings.batch_size});
+    const SampleStep& planned = plan.steps[static_cast<std::size_t>(step)];
+    const std::uint32_t i = planned.sigma_index;
+    const SampleCounts c = draw_step(*classifiers[i], example.image, plan, planned, example.idx).front();
     const Prediction p = predict_unless_non_finite(c.votes, c.non_finite, multiscale_stage_alpha(alpha, step, num, split));
     record.counts = c.votes;
     record.p_value = p.p_value;

@@ -8,7 +8,9 @@
 /// σ estimates kEstimateSigma; the Dual RS estimator kEstimatorSelection/Estimation/Predict
 /// (σ word = |Σ|); classifier stages and Multiscale stages kCertifySelection/Estimation and
 /// kPredict with σ word = i. So the classifier stage of Dual RS at σ_i draws exactly the copies
-/// a Multiscale stage at σ_i would.
+/// a Multiscale stage at σ_i would. Each routine draws exactly the steps of its plan
+/// (dualrs/smooth/sample_plan.h: label_plan, estimate_sigma_plan, dual_certify_plan, …), the
+/// plan `--dry-run` costs.
 
 #include <cstdint>
 #include <vector>

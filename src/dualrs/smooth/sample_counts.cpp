@@ -66,15 +66,15 @@ SampleCounts sample_counts(model::BaseModel& model, const at::Tensor& x, const N
   return result;
 }
 
-CertifyVotes certify_votes(model::BaseModel& model, const at::Tensor& x, std::uint64_t seed, NoiseStage selection_stage,
-                           NoiseStage estimation_stage, NoiseRequest request, std::int64_t n0, std::int64_t n) {
-  CertifyVotes votes;
-  request.first_sample = 0;
-  request.count = n0;
-  votes.selection = sample_counts(model, x, NoiseSource(seed, selection_stage), request);
-  request.count = n;
-  votes.estimation = sample_counts(model, x, NoiseSource(seed, estimation_stage), request);
-  return votes;
+std::vector<SampleCounts> draw_step(model::BaseModel& model, const at::Tensor& x, const SamplePlan& plan,
+                                    const SampleStep& step, std::int64_t example) {
+  std::vector<SampleCounts> out;
+  out.reserve(step.draws.size());
+  for (const SampleDraw& draw : step.draws) {
+    out.push_back(sample_counts(model, x, NoiseSource(plan.seed, draw.stage),
+                                {example, step.sigma_index, step.sigma, 0, draw.count, plan.batch_size}));
+  }
+  return out;
 }
 
 }  // namespace dualrs::smooth

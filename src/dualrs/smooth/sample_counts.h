@@ -4,12 +4,14 @@
 /// smoothing method (noise → forward → argmax → counts).
 
 #include <cstdint>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
 #include "dualrs/core/decision.h"
 #include "dualrs/model/base_model.h"
 #include "dualrs/rng/noise.h"
+#include "dualrs/smooth/sample_plan.h"
 
 namespace dualrs::smooth {
 
@@ -39,15 +41,14 @@ struct SampleCounts {
 SampleCounts sample_counts(model::BaseModel& model, const at::Tensor& x, const NoiseSource& noise,
                            const NoiseRequest& request);
 
-/// The two vote sets of CERTIFY [Cohen]: n0 selection copies drawn from `selection_stage` and
-/// n fresh copies from `estimation_stage`, for the same example, σ word, σ and batch size
-/// (`request.count` and `first_sample` are ignored: each set starts at sample 0).
-struct CertifyVotes {
-  SampleCounts selection;
-  SampleCounts estimation;
-};
-CertifyVotes certify_votes(model::BaseModel& model, const at::Tensor& x, std::uint64_t seed, NoiseStage selection_stage,
-                           NoiseStage estimation_stage, NoiseRequest request, std::int64_t n0, std::int64_t n);
+/// The votes of each draw of `step` (sample_plan.h) for example `example` through `model`, in
+/// the step's order: draw d takes samples [0, count) of noise stream draws[d].stage at the
+/// step's σ word and σ, in forward passes of `plan.batch_size` copies with `plan.seed`. A
+/// CERTIFY step gives {selection, estimation}. A step whose σ is chosen at run time is
+/// drawn through SampleStep::at (unresolved, its σ 0 is refused). Same errors as
+/// sample_counts.
+std::vector<SampleCounts> draw_step(model::BaseModel& model, const at::Tensor& x, const SamplePlan& plan,
+                                    const SampleStep& step, std::int64_t example);
 
 /// Fills `out` (float `[count, C, H, W]`, contiguous) with x + noise for samples
 /// [first_sample, first_sample + count), in parallel. Shared by training code and benches.
