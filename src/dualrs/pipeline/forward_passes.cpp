@@ -1,10 +1,12 @@
 #include "dualrs/pipeline/forward_passes.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "dualrs/core/error.h"
 #include "dualrs/data/dataset.h"
+#include "dualrs/smooth/sample_plan.h"
 
 namespace dualrs::pipeline {
 using nlohmann::json;
@@ -96,37 +98,83 @@ std::vector<ForwardPasses> with_denoiser(std::vector<ForwardPasses> out, const E
 
 namespace {
 
+// What --dry-run says of a step that may not run.
+std::string condition_note(smooth::StepCondition condition) {
+  switch (condition) {
+    case smooth::StepCondition::kAlways:
+      return "";
+    case smooth::StepCondition::kUnlessEstimatorAbstains:
+      return "not run when the estimator abstains";
+    case smooth::StepCondition::kUntilCertifiedOrUndecided:
+      return "stops at the first sigma that certifies or is undecided";
+    case smooth::StepCondition::kUntilPrediction:
+      return "stops at the first sigma that does not abstain";
+  }
+  return "";
+}
+
+// "n 1,000" for one draw, "(n0 100 + n 1,000)" for CERTIFY's two.
+std::string step_formula(const smooth::SampleStep& step) {
+  std::string terms;
+  for (const smooth::SampleDraw& d : step.draws) {
+    terms += (terms.empty() ? "" : " + ") + n_of(d.count_key.c_str(), d.count);
+  }
+  return step.draws.size() > 1 ? "(" + terms + ")" : terms;
+}
+
+// One entry per model of `plan` (in the order the method first uses them), per example: the
+// copies of all its steps, an upper bound when some step may not run. `classifier` names the
+// classifier role ("classifier", or "experts" with routing).
+std::vector<ForwardPasses> plan_passes(const smooth::SamplePlan& plan, const ExampleCount& examples,
+                                       const std::string& classifier) {
+  std::vector<smooth::ModelRole> roles;
+  for (const smooth::SampleStep& step : plan.steps) {
+    if (std::find(roles.begin(), roles.end(), step.model) == roles.end()) roles.push_back(step.model);
+  }
+  std::vector<ForwardPasses> out;
+  for (const smooth::ModelRole role : roles) {
+    std::vector<const smooth::SampleStep*> steps;
+    for (const smooth::SampleStep& step : plan.steps) {
+      if (step.model == role) steps.push_back(&step);
+    }
+    // Steps over Σ that draw alike read "|Sigma| 3 x N 100"; anything else is spelled out.
+    const std::string first = step_formula(*steps.front());
+    bool alike = steps.front()->sigma_source == smooth::SigmaSource::kCandidate;
+    for (const smooth::SampleStep* step : steps) {
+      alike = alike && step->sigma_source == smooth::SigmaSource::kCandidate && step_formula(*step) == first;
+    }
+    std::string formula;
+    if (alike) {
+      formula = "|Sigma| " + std::to_string(steps.size()) + " x " + first;
+    } else {
+      for (const smooth::SampleStep* step : steps) formula += (formula.empty() ? "" : " + ") + step_formula(*step);
+    }
+    std::string note;
+    for (const smooth::SampleStep* step : steps) {
+      if (note.empty()) note = condition_note(step->condition);
+    }
+    out.push_back(passes(role == smooth::ModelRole::kEstimator ? "estimator" : classifier, examples, plan.copies(role),
+                         formula, false, plan.conditional(role), note));
+  }
+  return out;
+}
+
+std::string classifier_name(const ExperimentConfig& config, Method method) {
+  return method != Method::kGlobal && config.dual().routing() ? "experts" : "classifier";
+}
+
 std::vector<ForwardPasses> certify_passes_plain(const ExperimentConfig& config) {
   const CertifyConfig c = config.certify();
-  const ExampleCount examples = count_selection(config, c.selection);
-  const std::int64_t per = c.n0 + c.n;
-  const std::string formula = "(" + n_of("n0", c.n0) + " + " + n_of("n", c.n) + ")";
-  if (c.method == Method::kGlobal) return {passes("classifier", examples, per, formula)};
-  const DualConfig dual = config.dual();
-  const std::string classifier = dual.routing() ? "experts" : "classifier";
-  const auto num_sigmas = static_cast<std::int64_t>(dual.sigma_candidates.size());
-  if (c.method == Method::kMultiscale) {
-    return {passes(classifier, examples, num_sigmas * per, "|Sigma| " + std::to_string(num_sigmas) + " x " + formula,
-                   false, true, "stops at the first sigma that certifies or is undecided")};
-  }
-  return {passes("estimator", examples, per, formula),
-          passes(classifier, examples, per, formula, false, true, "not run when the estimator abstains")};
+  const DualConfig dual = c.method == Method::kGlobal ? DualConfig{} : config.dual();
+  return plan_passes(smooth::certify_method_plan(c, dual), count_selection(config, c.selection),
+                     classifier_name(config, c.method));
 }
 
 std::vector<ForwardPasses> predict_passes_plain(const ExperimentConfig& config) {
   const PredictConfig c = config.predict();
-  const ExampleCount examples = count_selection(config, c.selection);
-  const std::string formula = n_of("n", c.n);
-  if (c.method == Method::kGlobal) return {passes("classifier", examples, c.n, formula)};
-  const DualConfig dual = config.dual();
-  const std::string classifier = dual.routing() ? "experts" : "classifier";
-  const auto num_sigmas = static_cast<std::int64_t>(dual.sigma_candidates.size());
-  if (c.method == Method::kMultiscale) {
-    return {passes(classifier, examples, num_sigmas * c.n, "|Sigma| " + std::to_string(num_sigmas) + " x " + formula,
-                   false, true, "stops at the first sigma that does not abstain")};
-  }
-  return {passes("estimator", examples, c.n, formula),
-          passes(classifier, examples, c.n, formula, false, true, "not run when the estimator abstains")};
+  const DualConfig dual = c.method == Method::kGlobal ? DualConfig{} : config.dual();
+  return plan_passes(smooth::predict_method_plan(c, dual), count_selection(config, c.selection),
+                     classifier_name(config, c.method));
 }
 
 std::vector<ForwardPasses> train_estimator_passes_plain(const ExperimentConfig& config) {
@@ -163,15 +211,17 @@ std::vector<ForwardPasses> train_estimator_passes(const ExperimentConfig& config
 std::vector<ForwardPasses> label_passes(const ExperimentConfig& config) {
   const LabelConfig c = config.label();
   const DualConfig dual = config.dual();
-  const auto num_sigmas = static_cast<std::int64_t>(dual.sigma_candidates.size());
-  return with_denoiser({passes(dual.routing() ? "experts" : "classifier", count_selection(config, c.selection),
-                               num_sigmas * c.n, "|Sigma| " + std::to_string(num_sigmas) + " x " + n_of("N", c.n))},
+  return with_denoiser(plan_passes(smooth::label_plan(smooth::per_sigma_settings(dual, c)),
+                                   count_selection(config, c.selection), dual.routing() ? "experts" : "classifier"),
                        config);
 }
 
 std::vector<ForwardPasses> estimate_sigma_passes(const ExperimentConfig& config) {
   const EstimateSigmaConfig c = config.estimate_sigma();
-  return with_denoiser({passes("estimator", count_selection(config, c.selection), c.n, n_of("n", c.n))}, config);
+  const DualConfig dual = config.dual();
+  const smooth::SamplePlan plan = smooth::estimate_sigma_plan(
+      dual.sigma_e, c.n, c.batch_size, c.seed, static_cast<std::int64_t>(dual.sigma_candidates.size()));
+  return with_denoiser(plan_passes(plan, count_selection(config, c.selection), "classifier"), config);
 }
 
 std::vector<ForwardPasses> finetune_passes(const ExperimentConfig& config) {

@@ -129,7 +129,7 @@ void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::s
     stage.provenance = stage_provenance("dualrs.certify", "certify", resolved, certify.seed, kRngLayoutVersion);
     record_world(ctx, stage.provenance);
   });
-  const smooth::PerSigmaSettings ps{dual.sigma_candidates, certify.n0, certify.n, certify.batch_size, certify.seed};
+  const smooth::PerSigmaSettings ps = smooth::per_sigma_settings(dual, certify);
   stage.command = "certify";
   stage.shard_size = certify.shard_size;
   run_record_stage<CertifyRecord>(ctx, out_dir, stage, *in, info, [&](const smooth::Example& ex) {
@@ -166,7 +166,7 @@ void run_predict(StageContext& ctx, const ExperimentConfig& config, const std::s
     stage.provenance = stage_provenance("dualrs.predict", "predict", resolved, predict.seed, kRngLayoutVersion);
     record_world(ctx, stage.provenance);
   });
-  const smooth::PerSigmaSettings ps{dual.sigma_candidates, 0, predict.n, predict.batch_size, predict.seed};
+  const smooth::PerSigmaSettings ps = smooth::per_sigma_settings(dual, predict);
   const DualAlpha dual_alpha = dual_alpha_split(predict.alpha);  // PREDICT splits α evenly (docs/method.md §4)
   stage.command = "predict";
   stage.shard_size = predict.shard_size;

@@ -51,7 +51,7 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
   rows.split = label.selection.split;
   rows.routing = dual.routing();
   const io::LabelSet empty = rows;
-  const smooth::PerSigmaSettings ps{dual.sigma_candidates, 0, label.n, label.batch_size, label.seed};
+  const smooth::PerSigmaSettings ps = smooth::per_sigma_settings(dual, label);
   const smooth::ExampleFn examples = example_fn(*in);
   stage.command = "label";
   stage.schema = "dualrs.labels";
