@@ -75,7 +75,7 @@ JOB_CASES = [
      certify_job(BASE, {"name": "a", "command": "certify", "set": {"model": {"checkpoint": "$out/base/model.pt"}}}),
      2, ["/stages/1/set/model/checkpoint", "malformed variable"]),
     ("a stage out outside --out",
-     certify_job(BASE, cert("a", out="/tmp/dualrs-reliability-elsewhere")),
+     certify_job(BASE, cert("a", out="@ELSEWHERE@")),
      2, ["/stages/1/out", "outside the job's output folder", "allow_out_outside"]),
     ("a stage reads what only a later stage writes",
      certify_job(cert("a"), BASE),
@@ -211,8 +211,9 @@ class JobManifestTest(TempDirTestCase):
         with open(os.path.join(out, "keep.txt"), "w") as f:
             f.write("results of an earlier run\n")
         before = tree_digest(out)
+        elsewhere = self.path("elsewhere")  # outside --out
         for name, job, code, needles in JOB_CASES:
-            path = self.write_json("job.json", job)
+            path = self.write_json("job.json", json.loads(json.dumps(job).replace("@ELSEWHERE@", elsewhere)))
             for args in (["validate", path], ["run", path, "--out", out, "--dry-run"], ["run", path, "--out", out]):
                 with self.subTest(case=name, command=args[0] + (" --dry-run" if "--dry-run" in args else "")):
                     proc = run(*args, check=False)
@@ -220,7 +221,7 @@ class JobManifestTest(TempDirTestCase):
                     for needle in needles:
                         self.assertIn(needle, proc.stderr)
                     self.assertEqual(tree_digest(out), before, "the output folder changed")
-        self.assertFalse(os.path.exists("/tmp/dualrs-reliability-elsewhere"))
+        self.assertFalse(os.path.exists(elsewhere))
 
     def test_allowed_layouts_still_plan(self):
         # Stages that write different files may share a folder (table and analyze at ${out});

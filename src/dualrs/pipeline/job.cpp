@@ -451,7 +451,11 @@ void announce_plan(StageContext& ctx, const std::string& name, const Stage& stag
                                                  "sets the ceiling");
     }
   });
-  for (const ForwardPasses& p : passes) say(ctx, "%s: plan: %s", name.c_str(), describe(p).c_str());
+  ctx.plan_lines.clear();
+  for (const ForwardPasses& p : passes) ctx.plan_lines.push_back(name + ": plan: " + describe(p));
+  if (stage.traits().sharded) return;  // printed once the stage holds its folder's lock
+  for (const std::string& line : ctx.plan_lines) say(ctx, "%s", line.c_str());
+  ctx.plan_lines.clear();
 }
 
 void run_job(StageContext& ctx, const std::string& job_path, const std::string& out_dir, bool force,

@@ -61,8 +61,9 @@ void emit_plan(const std::vector<JobStage>& stages, const std::string& plan_dir,
 void run_job(StageContext& ctx, const std::string& job_path, const std::string& out_dir, bool force,
              const PlanLimits& limits = {});
 
-/// Collective: prints a stage's planned forward passes (its first progress lines) and refuses
-/// a plan beyond `limits` unless they allow huge plans. `name` names the stage in messages.
+/// Collective: prints a stage's planned forward passes (its first progress lines; a sharded
+/// stage prints them once it holds its folder's lock) and refuses a plan beyond `limits`
+/// unless they allow huge plans. `name` names the stage in messages.
 /// \throws dist::AgreedFailure (ConfigError naming the stage, the total and the ceiling).
 void announce_plan(StageContext& ctx, const std::string& name, const Stage& stage, const ExperimentConfig& config,
                    const PlanLimits& limits);

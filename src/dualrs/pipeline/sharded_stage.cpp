@@ -91,6 +91,8 @@ bool run_sharded_stage(StageContext& ctx, const std::string& out_dir, ShardedSta
     std::string notice;
     lock = io::DirectoryLock::acquire(out_dir, "dualrs " + stage.command, ctx.subset, &notice);
     if (!notice.empty()) say(ctx, "%s: %s", stage.command.c_str(), notice.c_str());
+    for (const std::string& line : ctx.plan_lines) say(ctx, "%s", line.c_str());
+    ctx.plan_lines.clear();
     const io::ShardScan scan = io::scan_shards(out_dir, spec);
     for (const std::string& line : scan.moved_aside) warn(ctx, "%s: damaged shard %s", stage.command.c_str(), line.c_str());
     if (!scan.complete.empty()) {

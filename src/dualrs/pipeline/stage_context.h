@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "dualrs/core/progress.h"
 #include "dualrs/core/shards.h"
@@ -29,6 +30,9 @@ struct StageContext {
   /// NCCL over this process's GPU, made on first use by train_context (CUDA training on
   /// several ranks) and kept for the stages that follow in this process.
   std::shared_ptr<dist::NcclCommunicator> device_comm{};
+  /// The plan lines of the stage about to run (announce_plan): a sharded stage prints them as
+  /// its first progress lines once it holds its folder's lock, others at once.
+  std::vector<std::string> plan_lines{};
 
   bool is_root() const { return comm.is_root(); }
   /// Rank 0 and not --quiet: the rank that talks.
