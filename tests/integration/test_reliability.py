@@ -21,7 +21,7 @@ import subprocess
 import time
 import unittest
 
-from dualrs_testlib import BIN, DATA, SOURCE, TEST_DATA, TempDirTestCase, run, small_config, trained_checkpoint
+from dualrs_testlib import BIN, SOURCE, TEST_DATA, TempDirTestCase, run, small_config, trained_checkpoint
 
 
 def tree_digest(path):
@@ -173,7 +173,7 @@ class FileTest(TempDirTestCase):
 
     def test_a_checkpoint_flag_replaces_a_torchscript_config_and_says_so(self):
         cfg = small_config()
-        cfg["model"] = {"torchscript": os.path.join(TEST_DATA, "ts_mean_scaled.pt"), "num_classes": 10}
+        cfg["model"] = {"torchscript": TS_MODEL, "num_classes": 10}
         cfg["certify"]["selection"] = {"split": "test", "end": 2}
         path = self.write_json("ts.json", cfg)
         proc = run("certify", "-c", path, "-o", self.path("out"), "--checkpoint", trained_checkpoint(), check=False)
@@ -352,19 +352,9 @@ HOSTILE = "-x; $(touch pwned)\n"
 
 def certify_config(end=8):
     """A quick certification of a TorchScript fixture: no training, a few seconds."""
-    return {
-        "name": "disk",
-        "dataset": {
-            "name": "mnist", "format": "mnist_idx",
-            "images": os.path.join(DATA, "images-idx3-ubyte.gz"),
-            "labels": os.path.join(DATA, "labels-idx1-ubyte.gz"),
-            "splits": {"train": os.path.join(DATA, "split", "train.txt"),
-                       "test": os.path.join(DATA, "split", "test.txt")},
-        },
-        "model": {"torchscript": TS_MODEL, "num_classes": 10},
-        "certify": {"sigma": 0.25, "n0": 10, "n": 40, "alpha": 0.001, "batch_size": 40, "seed": 3,
-                    "selection": {"split": "test", "begin": 0, "end": end}},
-    }
+    return small_config(model={"torchscript": TS_MODEL, "num_classes": 10},
+                        certify={"sigma": 0.25, "n0": 10, "n": 40, "alpha": 0.001, "batch_size": 40, "seed": 3,
+                                 "selection": {"split": "test", "begin": 0, "end": end}})
 
 
 def snapshot(path):
