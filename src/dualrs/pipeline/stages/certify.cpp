@@ -97,6 +97,19 @@ void run_record_stage(StageContext& ctx, const std::string& out_dir, ShardedStag
 }  // namespace
 
 namespace {
+// What certify and predict record as their config (and so their shards' resume key): the
+// stage's section, the dataset, the /model classifier (none with experts), /dual for the
+// per-σ methods and the denoiser.
+nlohmann::json resolved_sections(const ExperimentConfig& config, const std::string& section, nlohmann::json values,
+                                 Method method, const DualConfig& dual) {
+  nlohmann::json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
+                             {section, std::move(values)}};
+  if (!dual.routing()) resolved["model"] = to_json(config.model());
+  if (method != Method::kGlobal) resolved["dual"] = to_json(dual);
+  if (config.denoiser()) resolved["denoiser"] = to_json(*config.denoiser());
+  return resolved;
+}
+
 void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::string& out_dir) {
   std::optional<DataSelection> in;
   MethodModels models;
@@ -109,11 +122,7 @@ void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::s
     if (certify.method != Method::kGlobal) dual = config.dual();
     in = load_selection(config, certify.selection, "/certify/selection");
     const std::int64_t k = in->dataset.num_classes();
-    nlohmann::json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
-                               {"certify", to_json(certify)}};
-    if (!dual.routing()) resolved["model"] = to_json(config.model());
-    if (certify.method != Method::kGlobal) resolved["dual"] = to_json(dual);
-    if (config.denoiser()) resolved["denoiser"] = to_json(*config.denoiser());
+    const nlohmann::json resolved = resolved_sections(config, "certify", to_json(certify), certify.method, dual);
     info = result_info("certify", method_prefix(config) + method_name(certify.method, certify.sigma, dual.routing(), ""),
                        certify.method == Method::kGlobal ? certify.sigma : 0.0, certify.n0, certify.n, certify.alpha, k, *in,
                        certify.selection.split);
@@ -154,11 +163,7 @@ void run_predict(StageContext& ctx, const ExperimentConfig& config, const std::s
     if (predict.method != Method::kGlobal) dual = config.dual();
     in = load_selection(config, predict.selection, "/predict/selection");
     const std::int64_t k = in->dataset.num_classes();
-    nlohmann::json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
-                               {"predict", to_json(predict)}};
-    if (!dual.routing()) resolved["model"] = to_json(config.model());
-    if (predict.method != Method::kGlobal) resolved["dual"] = to_json(dual);
-    if (config.denoiser()) resolved["denoiser"] = to_json(*config.denoiser());
+    const nlohmann::json resolved = resolved_sections(config, "predict", to_json(predict), predict.method, dual);
     info = result_info("predict", method_prefix(config) + method_name(predict.method, predict.sigma, dual.routing(), "predict_"),
                        predict.method == Method::kGlobal ? predict.sigma : 0.0, 0, predict.n, predict.alpha, k, *in,
                        predict.selection.split);
