@@ -1,4 +1,5 @@
-// Certification throughput vs the bare batched forward of the same model and batch size.
+// Certification throughput vs the bare batched forward of the same model (the frozen
+// inference form) and batch size.
 // Target: sample_counts (noise + add + forward + vote counting) at >= 0.9x the noisy
 // samples per second of the bare forward. Run bench/run_certify_bench.sh for the ratio.
 //
@@ -18,9 +19,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "bench_main.h"
+#include "dualrs/model/base_model.h"
 #include "dualrs/model/mnist_cnn.h"
 #include "dualrs/rng/noise.h"
 #include "dualrs/smooth/sample_counts.h"
@@ -58,10 +62,15 @@ double quantile(std::vector<double>& v, double q) {
   return v[k];
 }
 
-/// Fresh weights from a fixed seed, so every run times the same network.
+/// Fresh weights from a fixed seed, so every run times the same network, in the frozen
+/// inference form every stage runs (docs/method.md §14; DUALRS_BENCH_EAGER=1: the eager one).
 std::unique_ptr<dualrs::model::BaseModel> seeded_model() {
   torch::manual_seed(0);
-  return dualrs::model::make_mnist_cnn(10);
+  auto model = dualrs::model::make_mnist_cnn(10);
+  model->set_training(false);
+  const char* eager = std::getenv("DUALRS_BENCH_EAGER");
+  if (eager != nullptr && std::string(eager) == "1") return model;
+  return dualrs::model::prepare_for_inference(std::move(model), "/model");
 }
 
 /// One fixed model, input image and noise source per benchmark.
@@ -172,14 +181,4 @@ BENCHMARK(BM_NoiseOnly)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime()
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  // Same threading as the dualrs executable: every core unless OMP_NUM_THREADS says otherwise.
-  const char* env = std::getenv("OMP_NUM_THREADS");
-  at::set_num_threads(env != nullptr && std::atoi(env) > 0 ? std::atoi(env)
-                                                           : static_cast<int>(std::thread::hardware_concurrency()));
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return run_benchmarks(argc, argv); }

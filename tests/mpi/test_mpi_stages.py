@@ -65,9 +65,11 @@ def base_config():
     cfg = small_config()
     cfg["model"]["checkpoint"] = trained_checkpoint()
     cfg["dual"] = {"sigma_candidates": SIGMAS, "sigma_e": 1.0, "estimator": {"arch": "mnist_cnn"}}
-    cfg["label"] = {"n": 24, "alpha": 0.01, "batch_size": 24, "seed": 2,
+    # batch_size 72 = 3 examples' copies per forward: groups of 3 within shards of 4
+    # ([0, 3), [3, 4), ...), so the ranks' groups must not depend on who runs which shard.
+    cfg["label"] = {"n": 24, "alpha": 0.01, "batch_size": 72, "seed": 2,
                     "selection": {"split": "train", "end": 30}, "shard_size": 4}
-    cfg["estimate_sigma"] = {"n": 8, "batch_size": 8, "seed": 5, "selection": {"split": "train", "end": 24},
+    cfg["estimate_sigma"] = {"n": 8, "batch_size": 24, "seed": 5, "selection": {"split": "train", "end": 24},
                              "shard_size": 4}
     cfg["certify"] = {"sigma": 0.5, "n0": 16, "n": 48, "alpha": 0.01, "batch_size": 48, "seed": 3,
                       "selection": {"split": "test", "end": 18}, "shard_size": 3}
@@ -208,7 +210,7 @@ LONG_SHARDS = 16
 def long_config_path():
     if "long" not in _cache:
         cfg = base_config()
-        cfg["label"].update({"n": 64, "batch_size": 64, "shard_size": 2,
+        cfg["label"].update({"n": 64, "batch_size": 128, "shard_size": 2,
                              "selection": {"split": "train", "end": 2 * LONG_SHARDS}})
         _cache["long"] = write_config("long.json", cfg)
     return _cache["long"]

@@ -534,6 +534,7 @@ ModelConfig ExperimentConfig::model() const {
   c.num_classes = get_or<std::int64_t>(j, "num_classes", c.num_classes);
   c.device = get_or<std::string>(j, "device", c.device);
   parse_device(c.device, "/model/device", source_);
+  c.optimize = get_or<bool>(j, "optimize", c.optimize);
   c.input = read_classifier_input(j, "/model", source_);
   if (!c.torchscript.empty() && !c.arch.empty()) {
     throw ConfigError(source_, "/model", "give either 'arch' (native model) or 'torchscript', not both");
@@ -636,6 +637,7 @@ ModelRef read_model_ref(const json& j, const std::string& pointer, const std::st
   r.torchscript = get_or<std::string>(j, "torchscript", "");
   r.device = get_or<std::string>(j, "device", r.device);
   parse_device(r.device, pointer + "/device", source);
+  r.optimize = get_or<bool>(j, "optimize", r.optimize);
   r.sigma = get_or<double>(j, "sigma", 0.0);
   r.input = read_classifier_input(j, pointer, source);
   if (!r.torchscript.empty() && !r.checkpoint.empty()) {
@@ -742,6 +744,7 @@ std::optional<DenoiserConfig> ExperimentConfig::denoiser() const {
   c.rescale_timesteps = get_or<bool>(j, "rescale_timesteps", c.rescale_timesteps);
   c.device = get_or<std::string>(j, "device", c.device);
   parse_device(c.device, "/denoiser/device", source_);
+  c.optimize = get_or<bool>(j, "optimize", c.optimize);
   if (c.arch.empty() == c.torchscript.empty()) {
     throw ConfigError(source_, "/denoiser",
                       "needs exactly one of 'arch' (native epsilon-model, with 'checkpoint') or 'torchscript'");
@@ -768,7 +771,8 @@ json to_json(const ClassifierInputConfig& c) {
   return {{"input_range", to_string(c.range)}, {"input_size", json::array({c.height, c.width})}};
 }
 json to_json(const DenoiserConfig& c) {
-  json j = {{"schedule", to_string(c.schedule)}, {"steps", c.steps}, {"rescale_timesteps", c.rescale_timesteps}, {"device", c.device}};
+  json j = {{"schedule", to_string(c.schedule)}, {"steps", c.steps}, {"rescale_timesteps", c.rescale_timesteps},
+            {"device", c.device}, {"optimize", c.optimize}};
   if (!c.arch.empty()) j["arch"] = c.arch;
   if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;
   if (!c.torchscript.empty()) j["torchscript"] = c.torchscript;
@@ -781,7 +785,7 @@ json to_json(const TrainDenoiserConfig& c) {
 }
 
 json to_json(const ModelRef& c) {
-  json j = {{"device", c.device}};
+  json j = {{"device", c.device}, {"optimize", c.optimize}};
   if (!c.input.is_identity()) j["input"] = to_json(c.input);
   if (!c.arch.empty()) j["arch"] = c.arch;
   if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;
@@ -823,6 +827,7 @@ ModelConfig to_model_config(const ModelRef& ref, std::int64_t num_classes) {
   m.torchscript = ref.torchscript;
   m.device = ref.device;
   m.input = ref.input;
+  m.optimize = ref.optimize;
   m.num_classes = num_classes;
   return m;
 }
@@ -847,7 +852,7 @@ json to_json(const DatasetConfig& c) {
   return j;
 }
 json to_json(const ModelConfig& c) {
-  json j = {{"num_classes", c.num_classes}, {"device", c.device}};
+  json j = {{"num_classes", c.num_classes}, {"device", c.device}, {"optimize", c.optimize}};
   if (!c.input.is_identity()) j["input"] = to_json(c.input);
   if (!c.arch.empty()) j["arch"] = c.arch;
   if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;

@@ -140,6 +140,7 @@ struct ModelConfig {
   std::int64_t num_classes = 10;
   std::string device = "cpu";
   ClassifierInputConfig input;  ///< /model/input_range and /model/input_size
+  bool optimize = true;         ///< /model/optimize: inference through a frozen, optimised graph (docs/method.md §14)
 };
 
 /// The diffusion denoiser of denoised smoothing [DDS; docs/method.md §9]: an ε-prediction network
@@ -154,6 +155,7 @@ struct DenoiserConfig {
   std::int64_t steps = 0;    ///< T
   bool rescale_timesteps = true;  ///< the network receives t·1000/T (else t)
   std::string device = "cpu";
+  bool optimize = true;      ///< /denoiser/optimize: inference through a frozen, optimised graph
 };
 
 /// Training of a native ε-model with the DDPM objective (Ho et al. 2020): x_t = √ᾱ_t x0' +
@@ -227,6 +229,7 @@ struct ModelRef {
   std::string device = "cpu";
   double sigma = 0.0;  ///< experts: the σ it serves
   ClassifierInputConfig input;  ///< input_range / input_size
+  bool optimize = true;         ///< inference through a frozen, optimised graph (docs/method.md §14)
   bool empty() const { return arch.empty() && torchscript.empty(); }
 };
 

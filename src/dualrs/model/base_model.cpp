@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "dualrs/core/error.h"
+#include "dualrs/model/inference_graph.h"
 #include "dualrs/model/mnist_cnn.h"
 #include "dualrs/model/resnet.h"
 #include "dualrs/model/torchscript_model.h"
@@ -47,13 +48,25 @@ c10::Device parse_device(const std::string& device) {
   return *parsed;
 }
 
-std::unique_ptr<BaseModel> load_model(const ModelConfig& config) {
-  if (!config.torchscript.empty()) return load_torchscript_model(config.torchscript, config.num_classes, config.device);
-  if (config.checkpoint.empty()) throw ConfigError("", "/model/checkpoint", "a native model needs a checkpoint to load");
+std::unique_ptr<BaseModel> load_model(const ModelConfig& config, ModelUse use, const std::string& pointer,
+                                      std::string* warning) {
+  const bool optimize = use == ModelUse::kInference && config.optimize;
+  if (!config.torchscript.empty()) {
+    return load_torchscript_model(config.torchscript, config.num_classes, config.device, optimize, pointer, warning);
+  }
+  if (config.checkpoint.empty()) throw ConfigError("", pointer + "/checkpoint", "a native model needs a checkpoint to load");
   auto model = make_native_model(config.arch, config.num_classes);
   load_checkpoint(*model, config.checkpoint);
   model->to_device(config.device);
-  return model;
+  return optimize ? prepare_for_inference(std::move(model), pointer) : std::move(model);
+}
+
+std::unique_ptr<BaseModel> prepare_for_inference(std::unique_ptr<BaseModel> model, const std::string& pointer) {
+  const std::string source = model->script_source();
+  if (source.empty() || model->module() == nullptr) return model;
+  model->set_training(false);
+  NativeGraph native = freeze_native(*model->module(), model->describe(), source, pointer);
+  return std::make_unique<GraphModel>(std::move(model), std::move(native.graph), native.device, pointer);
 }
 
 void save_module_checkpoint(torch::nn::Module& module, const std::string& what, const std::string& path) {

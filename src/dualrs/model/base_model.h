@@ -39,6 +39,15 @@ class BaseModel {
   virtual std::string describe() const = 0;
   /// The trainable module of a native model; nullptr for frozen (TorchScript) models.
   virtual torch::nn::Module* module() { return nullptr; }
+  /// Checks an input batch against the model's input contract (what logits() checks before
+  /// its forward). \throws ModelError naming the expected shape. The default accepts any.
+  virtual void check_input(const at::Tensor& x) const { (void)x; }
+  /// TorchScript source of a native model's forward, over its parameters and buffers named
+  /// by flat_name (inference_graph.h): what its frozen inference form is compiled from.
+  /// Empty when the model has none (docs/method.md §14).
+  virtual std::string script_source() const { return ""; }
+  /// How the forward runs: "frozen" (a frozen, optimised graph) or "eager".
+  virtual std::string inference_form() const { return "eager"; }
   /// Switches training mode (dropout, batch norm) where the model has one.
   virtual void set_training(bool training) = 0;
   /// Moves a native model's weights and buffers to `device` ("cpu", "cuda:N"; see
@@ -58,10 +67,27 @@ c10::Device parse_device(const std::string& device);
 /// \throws ConfigError on an unknown architecture.
 std::unique_ptr<BaseModel> make_native_model(const std::string& arch, std::int64_t num_classes);
 
+/// What a loaded model is for: inference stages get the frozen, optimised form when the
+/// config's `optimize` is true; training stages always get the eager module.
+enum class ModelUse { kInference, kTraining };
+
 /// The model a config names: a native architecture loaded from `checkpoint` and moved to
-/// `config.device`, or a TorchScript file loaded on `config.device`.
+/// `config.device`, or a TorchScript file loaded on `config.device`; for kInference with
+/// `config.optimize`, in its frozen inference form (prepare_for_inference).
+/// \param pointer  the config entry of the model, e.g. "/model" or "/dual/experts/0" (messages)
+/// \param warning  set to a one-line warning when the model could not be frozen and runs eager
 /// \throws ModelError naming the file when it cannot be loaded, or naming the device.
-std::unique_ptr<BaseModel> load_model(const ModelConfig& config);
+std::unique_ptr<BaseModel> load_model(const ModelConfig& config, ModelUse use = ModelUse::kInference,
+                                      const std::string& pointer = "/model", std::string* warning = nullptr);
+
+/// The frozen inference form of a loaded native model (docs/method.md §14): its
+/// script_source() compiled over copies of its weights, frozen and optimised for inference
+/// (oneDNN on the CPU), checked against the eager form on the first batch (GraphModel).
+/// A model without script source is returned as it is.
+/// \param pointer  the config entry whose `optimize` turns this off (named in errors)
+/// \throws ModelError when the graph cannot be built or frozen (a bug in dualrs's source for
+/// the architecture, not bad input).
+std::unique_ptr<BaseModel> prepare_for_inference(std::unique_ptr<BaseModel> model, const std::string& pointer);
 
 /// Saves a native model's weights to `path` atomically (tmp + rename). \throws ModelError.
 void save_checkpoint(BaseModel& model, const std::string& path);

@@ -101,10 +101,10 @@ void check_sidecar(const DenoiserConfig& config) {
 }
 }  // namespace
 
-std::shared_ptr<DiffusionDenoiser> load_denoiser(const DenoiserConfig& config) {
+std::shared_ptr<DiffusionDenoiser> load_denoiser(const DenoiserConfig& config, std::string* warning) {
   DiffusionSchedule schedule = schedule_of(config);
   if (!config.checkpoint.empty()) check_sidecar(config);
-  return std::make_shared<DiffusionDenoiser>(load_epsilon_model(config), std::move(schedule));
+  return std::make_shared<DiffusionDenoiser>(load_epsilon_model(config, warning), std::move(schedule));
 }
 
 }  // namespace dualrs::model

@@ -55,8 +55,10 @@ class DiffusionDenoiser {
 /// The denoiser a /denoiser section names. A native checkpoint's sidecar (`<stem>.json`
 /// beside it, written by train-denoiser), when present, must name the same schedule, steps
 /// and timestep rescaling as the config.
+/// With /denoiser/optimize (the default) the ε-model runs as a frozen graph (load_epsilon_model;
+/// `warning` is set when a TorchScript file cannot be frozen).
 /// \throws ConfigError (unknown schedule, T out of range, sidecar mismatch), ModelError.
-std::shared_ptr<DiffusionDenoiser> load_denoiser(const DenoiserConfig& config);
+std::shared_ptr<DiffusionDenoiser> load_denoiser(const DenoiserConfig& config, std::string* warning = nullptr);
 
 /// The schedule a /denoiser section names. \throws ConfigError.
 DiffusionSchedule schedule_of(const DenoiserConfig& config);

@@ -2,6 +2,7 @@
 
 #include "dualrs/core/error.h"
 #include "dualrs/model/base_model.h"
+#include "dualrs/model/inference_graph.h"
 #include "dualrs/model/mnist_unet.h"
 
 namespace dualrs::model {
@@ -16,8 +17,10 @@ std::unique_ptr<EpsilonModel> make_native_epsilon_model(const std::string& arch)
   throw ConfigError("", "/denoiser/arch", "unknown epsilon-model architecture '" + arch + "' (mnist_unet)");
 }
 
-std::unique_ptr<EpsilonModel> load_epsilon_model(const DenoiserConfig& config) {
-  if (!config.torchscript.empty()) return load_torchscript_epsilon_model(config.torchscript, config.device);
+std::unique_ptr<EpsilonModel> load_epsilon_model(const DenoiserConfig& config, std::string* warning) {
+  if (!config.torchscript.empty()) {
+    return load_torchscript_epsilon_model(config.torchscript, config.device, config.optimize, warning);
+  }
   if (config.checkpoint.empty()) {
     throw ConfigError("", "/denoiser/checkpoint", "a native epsilon-model needs a checkpoint (written by train-denoiser)");
   }
@@ -25,7 +28,7 @@ std::unique_ptr<EpsilonModel> load_epsilon_model(const DenoiserConfig& config) {
   load_module_checkpoint(*model->module(), model->describe(), config.checkpoint);
   model->to_device(config.device);
   model->set_training(false);
-  return model;
+  return config.optimize ? prepare_epsilon_for_inference(std::move(model)) : std::move(model);
 }
 
 }  // namespace dualrs::model

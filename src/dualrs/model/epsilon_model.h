@@ -33,6 +33,17 @@ class EpsilonModel {
   virtual std::string describe() const = 0;
   /// The trainable module of a native model; nullptr for TorchScript models.
   virtual torch::nn::Module* module() { return nullptr; }
+  /// Checks inputs against the model's contract (what epsilon() checks before its forward).
+  /// \throws ModelError. The default accepts any.
+  virtual void check_input(const at::Tensor& x_t, const at::Tensor& t) const {
+    (void)x_t;
+    (void)t;
+  }
+  /// TorchScript source of a native model's `forward(x_t, t)` over its flat_name'd tensors
+  /// (inference_graph.h): what its frozen inference form is compiled from; empty if none.
+  virtual std::string script_source() const { return ""; }
+  /// "frozen" or "eager" (BaseModel::inference_form).
+  virtual std::string inference_form() const { return "eager"; }
   /// Switches training mode where the model has one.
   virtual void set_training(bool training) = 0;
   /// Moves a native model's weights to `device` ("cpu", "cuda:N"; see parse_device);
@@ -46,7 +57,14 @@ class EpsilonModel {
 /// \throws ModelError naming the path when the file is missing or not TorchScript; each
 /// epsilon() call throws ModelError naming the path when the output is not `[B, C, H, W]` or
 /// `[B, 2C, H, W]` with the input's B, H, W, or not floating point.
-std::unique_ptr<EpsilonModel> load_torchscript_epsilon_model(const std::string& path, const std::string& device = "cpu");
+std::unique_ptr<EpsilonModel> load_torchscript_epsilon_model(const std::string& path, const std::string& device = "cpu",
+                                                             bool optimize = false, std::string* warning = nullptr);
+
+/// The frozen inference form of a native ε-model, as prepare_for_inference (base_model.h) is
+/// for classifiers: its script_source() over copies of its weights, frozen and optimised,
+/// checked against the eager form on the first batch. A model without script source is
+/// returned as it is. \throws ModelError when the graph cannot be built.
+std::unique_ptr<EpsilonModel> prepare_epsilon_for_inference(std::unique_ptr<EpsilonModel> model);
 
 /// A native ε-model with fresh weights. \param arch "mnist_unet" (see mnist_unet.h).
 /// \throws ConfigError on an unknown architecture.
@@ -54,7 +72,9 @@ std::unique_ptr<EpsilonModel> make_native_epsilon_model(const std::string& arch)
 
 /// The ε-model a /denoiser section names: TorchScript, or a native architecture with its
 /// checkpoint, on the section's device (an explicit "cpu" or "cuda:N"; map "cuda" to a rank's
-/// GPU first). \throws ConfigError (a native model without checkpoint), ModelError.
-std::unique_ptr<EpsilonModel> load_epsilon_model(const DenoiserConfig& config);
+/// GPU first); with /denoiser/optimize (the default), in its frozen inference form
+/// (docs/method.md §14; a TorchScript file that cannot be frozen runs unfrozen and `warning`
+/// says so). \throws ConfigError (a native model without checkpoint), ModelError.
+std::unique_ptr<EpsilonModel> load_epsilon_model(const DenoiserConfig& config, std::string* warning = nullptr);
 
 }  // namespace dualrs::model

@@ -31,9 +31,23 @@ class MnistCnnModel : public BaseModel {
  public:
   explicit MnistCnnModel(std::int64_t num_classes) : net_(num_classes), num_classes_(num_classes) {}
   at::Tensor logits(const at::Tensor& x) override {
+    check_input(x);
+    return net_->forward(x.to(device_));
+  }
+  void check_input(const at::Tensor& x) const override {
     DUALRS_CHECK(x.dim() == 4 && x.size(1) == 1 && x.size(2) == 28 && x.size(3) == 28, ModelError,
                  "mnist_cnn expects [B, 1, 28, 28] input, got ", x.sizes());
-    return net_->forward(x.to(device_));
+  }
+  // MnistCnnImpl::forward, op for op (the frozen graph then folds and repacks it).
+  std::string script_source() const override {
+    return R"(
+def forward(self, x: Tensor) -> Tensor:
+    x = (x - 0.1307) / 0.3081
+    x = torch.max_pool2d(torch.relu(torch.conv2d(x, self.conv1_weight, self.conv1_bias, [1, 1], [1, 1])), [2, 2])
+    x = torch.max_pool2d(torch.relu(torch.conv2d(x, self.conv2_weight, self.conv2_bias, [1, 1], [1, 1])), [2, 2])
+    x = torch.relu(torch.linear(torch.flatten(x, 1), self.fc1_weight, self.fc1_bias))
+    return torch.linear(x, self.fc2_weight, self.fc2_bias)
+)";
   }
   std::int64_t num_classes() const override { return num_classes_; }
   std::string describe() const override { return "mnist_cnn"; }

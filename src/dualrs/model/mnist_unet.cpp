@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdio>
 
 #include "dualrs/core/error.h"
 #include "dualrs/model/base_model.h"
@@ -95,15 +96,69 @@ struct MnistUNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(MnistUNet);
 
+// ---- The inference graph (docs/method.md §14): MnistUNetImpl::forward as TorchScript ----
+
+std::string conv_of(const std::string& input, const std::string& conv, int stride, int padding) {
+  const std::string s = std::to_string(stride), p = std::to_string(padding);
+  return "torch.conv2d(" + input + ", self." + conv + "_weight, self." + conv + "_bias, [" + s + ", " + s + "], [" + p +
+         ", " + p + "])";
+}
+
+std::string silu_norm(const std::string& input, const std::string& norm) {
+  return "torch.silu(torch.group_norm(" + input + ", 8, self." + norm + "_weight, self." + norm + "_bias, 1e-05, True))";
+}
+
+// ResBlockImpl::forward of block `b` on `x` into `out` (a TorchScript statement list).
+std::string res_block(const std::string& out, const std::string& x, const std::string& b, bool has_skip) {
+  std::string src;
+  src += "    r = " + conv_of(silu_norm(x, b + "_norm1"), b + "_conv1", 1, 1) + "\n";
+  src += "    r = r + torch.linear(emb, self." + b + "_time_weight, self." + b + "_time_bias).unsqueeze(2).unsqueeze(3)\n";
+  src += "    r = " + conv_of(silu_norm("r", b + "_norm2"), b + "_conv2", 1, 1) + "\n";
+  src += "    " + out + " = r + " + (has_skip ? conv_of(x, b + "_skip", 1, 0) : x) + "\n";
+  return src;
+}
+
+std::string unet_script(const torch::nn::Module& net) {
+  const auto params = net.named_parameters();
+  auto skip = [&](const std::string& block) { return params.find(block + ".skip.weight") != nullptr; };
+  char log_base[64];
+  std::snprintf(log_base, sizeof log_base, "%.17g", -std::log(10000.0));
+  const std::string half = std::to_string(kChannels / 2);
+  std::string src = "def forward(self, x: Tensor, t: Tensor) -> Tensor:\n";
+  src += "    freqs = torch.exp(" + std::string(log_base) + " * torch.arange(" + half +
+         ", dtype=6, device=t.device) / " + half + ".0)\n";
+  src += "    args = t.float().unsqueeze(1) * freqs.unsqueeze(0)\n";  // dtype 6: float32
+  src += "    emb = torch.cat([torch.sin(args), torch.cos(args)], 1)\n";
+  src += "    emb = torch.linear(torch.silu(torch.linear(emb, self.embed1_weight, self.embed1_bias)), self.embed2_weight, "
+         "self.embed2_bias)\n";
+  src += "    h0 = " + conv_of("torch.pixel_unshuffle(x, 2)", "input", 1, 1) + "\n";
+  src += res_block("h1", "h0", "down1", skip("down1"));
+  src += "    h2in = " + conv_of("h1", "downsample", 2, 1) + "\n";
+  src += res_block("h2", "h2in", "down2", skip("down2"));
+  src += res_block("u", "h2", "middle", skip("middle"));
+  src += "    u2in = torch.cat([u, h2], 1)\n";
+  src += res_block("u", "u2in", "up2", skip("up2"));
+  // Nearest 7×7 → 14×14 is an exact 2×2 repeat of every pixel.
+  src += "    u = " + conv_of("u.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)", "upsample", 1, 1) + "\n";
+  src += "    u1in = torch.cat([u, h1], 1)\n";
+  src += res_block("u", "u1in", "up1", skip("up1"));
+  src += "    return torch.pixel_shuffle(" + conv_of(silu_norm("u", "out_norm"), "out", 1, 1) + ", 2)\n";
+  return src;
+}
+
 class MnistUNetModel : public EpsilonModel {
  public:
   at::Tensor epsilon(const at::Tensor& x_t, const at::Tensor& t) override {
+    check_input(x_t, t);
+    return net_->forward(x_t.to(device_, torch::kFloat32), t.to(device_));
+  }
+  void check_input(const at::Tensor& x_t, const at::Tensor& t) const override {
     DUALRS_CHECK(x_t.is_floating_point() && x_t.dim() == 4 && x_t.size(1) == 1 && x_t.size(2) == 28 && x_t.size(3) == 28,
                  ModelError, "mnist_unet expects float [B, 1, 28, 28] input, got ", x_t.scalar_type(), " ", x_t.sizes());
     DUALRS_CHECK(t.dim() == 1 && t.size(0) == x_t.size(0), ModelError, "mnist_unet expects timesteps [B] = [", x_t.size(0),
                  "], got ", t.sizes());
-    return net_->forward(x_t.to(device_, torch::kFloat32), t.to(device_));
   }
+  std::string script_source() const override { return unet_script(*net_); }
   void to_device(const std::string& device) override {
     device_ = parse_device(device);
     net_->to(device_);

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "dualrs/core/error.h"
+#include "dualrs/model/inference_graph.h"
 
 namespace dualrs::model {
 namespace {
@@ -174,6 +175,57 @@ struct ResNet50Impl : torch::nn::Module {
 };
 TORCH_MODULE(ResNet50);
 
+// ---- The inference graph (docs/method.md §14): the forward above as TorchScript source ----
+
+std::string bn_of(const std::string& input, const std::string& bn) {
+  return "torch.batch_norm(" + input + ", self." + bn + "_weight, self." + bn + "_bias, self." + bn + "_running_mean, self." +
+         bn + "_running_var, False, 0.1, 1e-05, True)";
+}
+
+// conv (no bias, padding kernel/2, as conv() above) then batch norm, as TorchScript.
+std::string conv_bn(const std::string& input, const std::string& conv_name, const std::string& bn_name,
+                    std::int64_t stride, std::int64_t padding) {
+  const std::string s = std::to_string(stride), p = std::to_string(padding);
+  return bn_of("torch.conv2d(" + input + ", self." + conv_name + "_weight, None, [" + s + ", " + s + "], [" + p + ", " + p + "])",
+               bn_name);
+}
+
+/// The forward of CifarResNetImpl (`imagenet` false) or ResNet50Impl over flat_name'd
+/// tensors. The block structure is read off the module's parameter names (layerL.J.conv3
+/// marks a bottleneck, layerL.J.downsample a projection), so it is the module's own.
+std::string resnet_script(const torch::nn::Module& net, bool imagenet) {
+  const auto params = net.named_parameters();
+  auto has = [&](const std::string& name) { return params.find(name) != nullptr; };
+  std::string src = "def forward(self, x: Tensor) -> Tensor:\n";
+  src += "    h = (x - self.mean) / self.std\n";
+  src += "    h = torch.relu(" + conv_bn("h", "conv1", "bn1", imagenet ? 2 : 1, imagenet ? 3 : 1) + ")\n";
+  if (imagenet) src += "    h = torch.max_pool2d(h, [3, 3], [2, 2], [1, 1])\n";
+  for (int layer = 1; has("layer" + std::to_string(layer) + ".0.conv1.weight"); ++layer) {
+    for (int block = 0;; ++block) {
+      const std::string dotted = "layer" + std::to_string(layer) + "." + std::to_string(block) + ".";
+      if (!has(dotted + "conv1.weight")) break;
+      const std::string b = flat_name(dotted);
+      const std::int64_t stride = (layer > 1 && block == 0) ? 2 : 1;
+      const bool bottleneck = has(dotted + "conv3.weight");
+      src += has(dotted + "downsample.0.weight")
+                 ? "    i = " + conv_bn("h", b + "downsample_0", b + "downsample_1", stride, 0) + "\n"
+                 : "    i = h\n";
+      if (bottleneck) {  // the stride sits on the 3×3 conv
+        src += "    o = torch.relu(" + conv_bn("h", b + "conv1", b + "bn1", 1, 0) + ")\n";
+        src += "    o = torch.relu(" + conv_bn("o", b + "conv2", b + "bn2", stride, 1) + ")\n";
+        src += "    o = " + conv_bn("o", b + "conv3", b + "bn3", 1, 0) + "\n";
+      } else {
+        src += "    o = torch.relu(" + conv_bn("h", b + "conv1", b + "bn1", stride, 1) + ")\n";
+        src += "    o = " + conv_bn("o", b + "conv2", b + "bn2", 1, 1) + "\n";
+      }
+      src += "    h = torch.relu(o + i)\n";
+    }
+  }
+  src += "    h = torch.flatten(torch.adaptive_avg_pool2d(h, [1, 1]), 1)\n";
+  src += "    return torch.linear(h, self.fc_weight, self.fc_bias)\n";
+  return src;
+}
+
 /// BaseModel around a ResNet: the input contract lives here, the network in `Net`.
 template <typename Net>
 class ResNetModel final : public BaseModel {
@@ -183,6 +235,10 @@ class ResNetModel final : public BaseModel {
       : net_(std::move(net)), name_(std::move(name)), num_classes_(num_classes), side_(side), min_side_(min_side) {}
 
   at::Tensor logits(const at::Tensor& x) override {
+    check_input(x);
+    return net_->forward(x.to(device_));
+  }
+  void check_input(const at::Tensor& x) const override {
     const bool spatial_ok = x.dim() == 4 && (min_side_ == 0 ? x.size(2) == side_ && x.size(3) == side_
                                                             : x.size(2) >= min_side_ && x.size(3) >= min_side_);
     if (!(x.is_floating_point() && x.dim() == 4 && x.size(1) == 3 && spatial_ok)) {
@@ -190,8 +246,8 @@ class ResNetModel final : public BaseModel {
                                                   : "[B, 3, H, W] with H, W >= " + std::to_string(min_side_);
       DUALRS_THROW(ModelError, name_, " expects float ", expected, " input, got ", x.scalar_type(), " ", x.sizes());
     }
-    return net_->forward(x.to(device_));
   }
+  std::string script_source() const override { return resnet_script(*net_, min_side_ != 0); }
   std::int64_t num_classes() const override { return num_classes_; }
   std::string describe() const override { return name_; }
   torch::nn::Module* module() override { return net_.get(); }

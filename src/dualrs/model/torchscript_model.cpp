@@ -7,10 +7,12 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "dualrs/core/error.h"
 #include "dualrs/model/contract.h"
 #include "dualrs/model/epsilon_model.h"
+#include "dualrs/model/inference_graph.h"
 
 namespace dualrs::model {
 namespace {
@@ -91,6 +93,27 @@ void check_epsilon(const std::string& path, const at::Tensor& out, const at::Ten
 
 std::string shape_text(const at::Tensor& t) { return c10::str(t.sizes()); }
 
+// The frozen, optimised form of a loaded module, made from a copy (the unfrozen module stays
+// the eager form of the self-check). A module the passes cannot freeze (e.g. one whose
+// forward mutates an attribute) gives nullopt and, in `warning`, one line naming the file.
+std::optional<torch::jit::Module> try_freeze(const torch::jit::Module& module, const std::string& path,
+                                             const std::string& what, const std::string& pointer, std::string* warning) {
+  std::string why_not;
+  try {
+    return freeze_and_optimize(module.deepcopy());
+  } catch (const c10::Error& e) {
+    why_not = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    why_not = e.what();
+  }
+  if (warning != nullptr) {
+    *warning = "TorchScript " + what + " " + path + " cannot be frozen for inference (" +
+               why_not.substr(0, why_not.find('\n')) + "); it runs unfrozen, without the optimised graph (set " + pointer +
+               "/optimize false to silence this)";
+  }
+  return std::nullopt;
+}
+
 class TorchScriptModel : public BaseModel {
  public:
   TorchScriptModel(std::string path, torch::jit::Module module, std::int64_t num_classes, torch::Device device)
@@ -145,14 +168,24 @@ class TorchScriptEpsilonModel : public EpsilonModel {
 }  // namespace
 
 std::unique_ptr<BaseModel> load_torchscript_model(const std::string& path, std::int64_t num_classes,
-                                                  const std::string& device) {
+                                                  const std::string& device, bool optimize, const std::string& pointer,
+                                                  std::string* warning) {
   LoadedModule loaded = load_module(path, device, "model");
-  return std::make_unique<TorchScriptModel>(path, std::move(loaded.module), num_classes, loaded.device);
+  if (!optimize) return std::make_unique<TorchScriptModel>(path, std::move(loaded.module), num_classes, loaded.device);
+  std::optional<torch::jit::Module> graph = try_freeze(loaded.module, path, "model", pointer, warning);
+  auto eager = std::make_unique<TorchScriptModel>(path, std::move(loaded.module), num_classes, loaded.device);
+  if (!graph) return eager;
+  return std::make_unique<GraphModel>(std::move(eager), std::move(*graph), loaded.device, pointer);
 }
 
-std::unique_ptr<EpsilonModel> load_torchscript_epsilon_model(const std::string& path, const std::string& device) {
+std::unique_ptr<EpsilonModel> load_torchscript_epsilon_model(const std::string& path, const std::string& device,
+                                                             bool optimize, std::string* warning) {
   LoadedModule loaded = load_module(path, device, "epsilon-model");
-  return std::make_unique<TorchScriptEpsilonModel>(path, std::move(loaded.module), loaded.device);
+  std::optional<torch::jit::Module> graph;
+  if (optimize) graph = try_freeze(loaded.module, path, "epsilon-model", "/denoiser", warning);
+  auto eager = std::make_unique<TorchScriptEpsilonModel>(path, std::move(loaded.module), loaded.device);
+  if (!graph) return eager;
+  return std::make_unique<GraphEpsilonModel>(std::move(eager), std::move(*graph), loaded.device);
 }
 
 ModelContract parse_model_contract(const std::string& name, const std::string& pointer) {

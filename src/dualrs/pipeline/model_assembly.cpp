@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "dualrs/core/error.h"
@@ -67,6 +68,19 @@ ModelConfig on_rank_device(ModelConfig config, const dist::World& world, const s
   config.device = device_of_rank(world, config.device, pointer);
   return config;
 }
+
+// model::load_model on the rank's device; a model that could not be frozen is reported once (rank 0).
+std::unique_ptr<model::BaseModel> load_on_rank(const ModelConfig& config, const dist::World& world, const std::string& pointer,
+                                               model::ModelUse use = model::ModelUse::kInference) {
+  std::string warning;
+  std::unique_ptr<model::BaseModel> model =
+      model::load_model(on_rank_device(config, world, pointer + "/device"), use, pointer, &warning);
+  if (!warning.empty() && world.is_root()) {
+    std::fprintf(stderr, "warning: %s\n", warning.c_str());
+    std::fflush(stderr);
+  }
+  return model;
+}
 }  // namespace
 
 std::shared_ptr<model::DiffusionDenoiser> load_denoiser(const ExperimentConfig& config, const dist::World& world) {
@@ -75,7 +89,12 @@ std::shared_ptr<model::DiffusionDenoiser> load_denoiser(const ExperimentConfig& 
   std::shared_ptr<model::DiffusionDenoiser> loaded;
   with_source(config, [&] {
     denoiser->device = device_of_rank(world, denoiser->device, "/denoiser/device");
-    loaded = model::load_denoiser(*denoiser);
+    std::string warning;
+    loaded = model::load_denoiser(*denoiser, &warning);
+    if (!warning.empty() && world.is_root()) {
+      std::fprintf(stderr, "warning: %s\n", warning.c_str());
+      std::fflush(stderr);
+    }
   });
   return loaded;
 }
@@ -96,8 +115,8 @@ std::shared_ptr<model::BaseModel> compose_base(const ExperimentConfig& config, s
 }
 
 std::shared_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes,
-                                                  const dist::World& world) {
-  std::shared_ptr<model::BaseModel> model = model::load_model(on_rank_device(config.model(), world, "/model/device"));
+                                                  const dist::World& world, model::ModelUse use) {
+  std::shared_ptr<model::BaseModel> model = load_on_rank(config.model(), world, "/model", use);
   if (model->num_classes() != num_classes) {
     throw ConfigError(config.source(), "/model/num_classes",
                       std::to_string(model->num_classes()) + " classes but the dataset has " + std::to_string(num_classes));
@@ -112,8 +131,8 @@ ClassifierSet load_classifiers(const ExperimentConfig& config, const DualConfig&
   for (std::size_t i = 0; i < dual.sigma_candidates.size(); ++i) {
     const std::string pointer = "/dual/sigma_candidates/" + std::to_string(i);
     if (dual.routing()) {
-      std::shared_ptr<model::BaseModel> expert = model::load_model(on_rank_device(
-          to_model_config(dual.experts[i], num_classes), world, "/dual/experts/" + std::to_string(i) + "/device"));
+      std::shared_ptr<model::BaseModel> expert =
+          load_on_rank(to_model_config(dual.experts[i], num_classes), world, "/dual/experts/" + std::to_string(i));
       set.owned.push_back(compose_base(config, expert, dual.experts[i].input, denoiser, dual.sigma_candidates[i], pointer));
     } else {
       set.owned.push_back(compose_base(config, shared, config.model().input, denoiser, dual.sigma_candidates[i], pointer));
@@ -132,19 +151,21 @@ std::shared_ptr<model::BaseModel> load_estimator(const ExperimentConfig& config,
   const auto s = static_cast<std::int64_t>(dual.sigma_candidates.size());
   std::shared_ptr<model::BaseModel> estimator;
   if (!dual.estimator.torchscript.empty()) {
-    estimator = model::load_model(on_rank_device(to_model_config(dual.estimator, s), world, "/dual/estimator/device"));
+    estimator = load_on_rank(to_model_config(dual.estimator, s), world, "/dual/estimator");
   } else {
-    estimator = model::make_native_model(dual.estimator.arch, s);
-    estimator->to_device(device_of_rank(world, dual.estimator.device, "/dual/estimator/device"));
+    std::unique_ptr<model::BaseModel> native = model::make_native_model(dual.estimator.arch, s);
+    native->to_device(device_of_rank(world, dual.estimator.device, "/dual/estimator/device"));
     if (dual.estimator.checkpoint.empty()) {
       throw ConfigError(config.source(), "/dual/estimator/checkpoint", "missing: the trained estimator's checkpoint");
     }
     try {
-      model::load_checkpoint(*estimator, dual.estimator.checkpoint);
+      model::load_checkpoint(*native, dual.estimator.checkpoint);
     } catch (const ModelError& e) {
       DUALRS_THROW(ModelError, "estimator checkpoint ", dual.estimator.checkpoint, " does not load as a ", dual.estimator.arch,
                    " with |sigma_candidates| = ", s, " outputs: ", e.what());
     }
+    estimator = dual.estimator.optimize ? model::prepare_for_inference(std::move(native), "/dual/estimator")
+                                        : std::move(native);
   }
   return compose_base(config, estimator, dual.estimator.input, denoiser, dual.sigma_e, "/dual/sigma_e");
 }

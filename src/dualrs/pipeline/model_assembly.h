@@ -72,9 +72,12 @@ ClassifierSet load_classifiers(const ExperimentConfig& config, const DualConfig&
                                const std::shared_ptr<model::DiffusionDenoiser>& denoiser, const dist::World& world);
 
 /// The /model classifier as stored (no denoiser, no input mapping), checked against the
-/// dataset's class count.
+/// dataset's class count. For kInference with /model/optimize (the default), its frozen
+/// inference form (model::load_model; a TorchScript file that cannot be frozen runs
+/// unfrozen, with a warning on rank 0).
 std::shared_ptr<model::BaseModel> load_classifier(const ExperimentConfig& config, std::int64_t num_classes,
-                                                  const dist::World& world);
+                                                  const dist::World& world,
+                                                  model::ModelUse use = model::ModelUse::kInference);
 
 /// The Dual RS estimator (|Σ| outputs), composed with `denoiser` (may be null) at σ_e.
 /// \throws ConfigError when /dual/estimator is missing.

@@ -3,6 +3,7 @@
 // output folder, find the shards still to do, compute them over the ranks
 // with per-rank logs and job-wide progress, stop cleanly on request, and merge.
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -11,6 +12,7 @@
 #include "dualrs/core/shards.h"
 #include "dualrs/io/provenance.h"
 #include "dualrs/io/shard_files.h"
+#include "dualrs/pipeline/example_groups.h"
 #include "dualrs/pipeline/stage_context.h"
 
 namespace dualrs::pipeline {

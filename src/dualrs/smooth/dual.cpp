@@ -36,30 +36,62 @@ Counts zeros(std::int64_t k) { return Counts(static_cast<std::size_t>(k), 0); }
 
 LabelRow label_example(const ClassifierPool& classifiers, const Example& example, const PerSigmaSettings& settings,
                        double alpha) {
+  return label_examples(classifiers, {example}, settings, alpha).front();
+}
+
+std::vector<LabelRow> label_examples(const ClassifierPool& classifiers, const std::vector<Example>& examples,
+                                     const PerSigmaSettings& settings, double alpha) {
   check_pool(classifiers, settings);
   const SamplePlan plan = label_plan(settings);
-  LabelRow row;
+  std::vector<LabelRow> rows(examples.size());
   for (const SampleStep& step : plan.steps) {  // σ_i of Σ in increasing order, classifier i
     const double sigma = step.sigma;
-    const SampleCounts counts = draw_step(*classifiers[step.sigma_index], example.image, plan, step, example.idx).front();
-    row.top_count.push_back(counts.votes[static_cast<std::size_t>(argmax_lowest(counts.votes))]);
-    row.non_finite.push_back(counts.non_finite);
-    // A copy with non-finite logits makes the radius at this σ 0 (it abstains).
-    row.radii.push_back(counts.non_finite > 0 ? 0.0 : label_radius(counts.votes, example.label, sigma, alpha, settings.n));
+    const SampleDraw& draw = step.draws.front();
+    std::vector<GroupedRequest> requests;
+    requests.reserve(examples.size());
+    for (const Example& ex : examples) {
+      requests.push_back({ex.image, {ex.idx, step.sigma_index, sigma, 0, draw.count, plan.batch_size}});
+    }
+    const std::vector<SampleCounts> counts = sample_counts_grouped(*classifiers[step.sigma_index], requests,
+                                                                   NoiseSource(plan.seed, draw.stage), plan.batch_size);
+    for (std::size_t e = 0; e < examples.size(); ++e) {
+      const SampleCounts& c = counts[e];
+      LabelRow& row = rows[e];
+      row.top_count.push_back(c.votes[static_cast<std::size_t>(argmax_lowest(c.votes))]);
+      row.non_finite.push_back(c.non_finite);
+      // A copy with non-finite logits makes the radius at this σ 0 (it abstains).
+      row.radii.push_back(c.non_finite > 0 ? 0.0 : label_radius(c.votes, examples[e].label, sigma, alpha, settings.n));
+    }
   }
-  return row;
+  return rows;
 }
 
 SigmaVote estimate_sigma_example(model::BaseModel& estimator, const Example& example, double sigma_e, std::int64_t n,
                                  std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas) {
+  return estimate_sigma_examples(estimator, {example}, sigma_e, n, batch_size, seed, num_sigmas).front();
+}
+
+std::vector<SigmaVote> estimate_sigma_examples(model::BaseModel& estimator, const std::vector<Example>& examples,
+                                               double sigma_e, std::int64_t n, std::int64_t batch_size, std::uint64_t seed,
+                                               std::int64_t num_sigmas) {
   check_estimator(estimator, static_cast<std::size_t>(num_sigmas));
   const SamplePlan plan = estimate_sigma_plan(sigma_e, n, batch_size, seed, num_sigmas);
-  SigmaVote vote;
-  const SampleCounts counts = draw_step(estimator, example.image, plan, plan.steps.front(), example.idx).front();
-  vote.votes = counts.votes;
-  vote.non_finite = counts.non_finite;
-  vote.sigma_index = argmax_lowest(vote.votes);
-  return vote;
+  const SampleStep& step = plan.steps.front();
+  const SampleDraw& draw = step.draws.front();
+  std::vector<GroupedRequest> requests;
+  requests.reserve(examples.size());
+  for (const Example& ex : examples) {
+    requests.push_back({ex.image, {ex.idx, step.sigma_index, step.sigma, 0, draw.count, plan.batch_size}});
+  }
+  const std::vector<SampleCounts> counts =
+      sample_counts_grouped(estimator, requests, NoiseSource(plan.seed, draw.stage), plan.batch_size);
+  std::vector<SigmaVote> votes(examples.size());
+  for (std::size_t e = 0; e < examples.size(); ++e) {
+    votes[e].votes = counts[e].votes;
+    votes[e].non_finite = counts[e].non_finite;
+    votes[e].sigma_index = argmax_lowest(votes[e].votes);
+  }
+  return votes;
 }
 
 CertifyRecord dual_certify_example(model::BaseModel& estimator, const ClassifierPool& classifiers,

@@ -39,6 +39,11 @@ struct LabelRow {
 };
 LabelRow label_example(const ClassifierPool& classifiers, const Example& example, const PerSigmaSettings& settings,
                        double alpha);
+/// label_example of several examples at once: at each σ_i the N copies of every example go
+/// through classifier i in shared forwards of settings.batch_size rows (sample_counts_grouped;
+/// docs/method.md §14). One example: label_example's forwards exactly. \return rows in order.
+std::vector<LabelRow> label_examples(const ClassifierPool& classifiers, const std::vector<Example>& examples,
+                                     const PerSigmaSettings& settings, double alpha);
 
 /// Votes of the smoothed estimator (output classes = indices of Σ) at σ_e over n copies
 /// (NoiseStage::kEstimateSigma) and its majority choice (ties → smaller σ).
@@ -49,6 +54,11 @@ struct SigmaVote {
 };
 SigmaVote estimate_sigma_example(model::BaseModel& estimator, const Example& example, double sigma_e, std::int64_t n,
                                  std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas);
+/// estimate_sigma_example of several examples, their n copies sharing forwards of
+/// `batch_size` rows (sample_counts_grouped). \return votes in order.
+std::vector<SigmaVote> estimate_sigma_examples(model::BaseModel& estimator, const std::vector<Example>& examples,
+                                               double sigma_e, std::int64_t n, std::int64_t batch_size, std::uint64_t seed,
+                                               std::int64_t num_sigmas);
 
 /// Dual RS CERTIFY of one example. The record holds σ index, R_σ, ŷ, R_c, R = min(R_σ, R_c)
 /// and both stages' counts (classifier counts are zeros when the estimator abstains).

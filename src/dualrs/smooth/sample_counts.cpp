@@ -27,43 +27,85 @@ void fill_noisy_copies(at::Tensor& out, const at::Tensor& x, const NoiseSource& 
   });
 }
 
-SampleCounts sample_counts(model::BaseModel& model, const at::Tensor& x, const NoiseSource& noise,
-                           const NoiseRequest& request) {
+namespace {
+// One request's pixels as contiguous float, checked: [C, H, W], finite.
+at::Tensor checked_image(const at::Tensor& x, const NoiseRequest& request) {
   DUALRS_CHECK(x.dim() == 3, DataError, "example ", request.example, ": expected an image [C, H, W], got ", x.sizes());
   if (!(request.sigma > 0)) throw ConfigError("", "/sigma", "must be > 0, got " + std::to_string(request.sigma));
-  if (request.batch_size < 1) throw ConfigError("", "/batch_size", "must be >= 1, got " + std::to_string(request.batch_size));
   const at::Tensor image = x.to(torch::kFloat32).contiguous();
   if (!torch::isfinite(image).all().item<bool>()) {
     DUALRS_THROW(DataError, "example ", request.example, ": image holds NaN or infinite pixels");
   }
-  torch::InferenceMode guard;
+  return image;
+}
+}  // namespace
+
+SampleCounts sample_counts(model::BaseModel& model, const at::Tensor& x, const NoiseSource& noise,
+                           const NoiseRequest& request) {
+  return sample_counts_grouped(model, {GroupedRequest{x, request}}, noise, request.batch_size).front();
+}
+
+std::vector<SampleCounts> sample_counts_grouped(model::BaseModel& model, const std::vector<GroupedRequest>& requests,
+                                                const NoiseSource& noise, std::int64_t batch_size) {
+  if (batch_size < 1) throw ConfigError("", "/batch_size", "must be >= 1, got " + std::to_string(batch_size));
   const std::int64_t k = model.num_classes();
-  SampleCounts result;
-  result.votes.assign(static_cast<std::size_t>(k), 0);
-  const auto shape = image.sizes();
+  std::vector<SampleCounts> results(requests.size());
+  std::vector<at::Tensor> images;
+  images.reserve(requests.size());
+  std::int64_t total = 0;
+  for (std::size_t r = 0; r < requests.size(); ++r) {
+    images.push_back(checked_image(requests[r].image, requests[r].request));
+    DUALRS_CHECK(images.back().sizes() == images.front().sizes(), DataError, "example ", requests[r].request.example,
+                 ": image ", images.back().sizes(), " differs in shape from example ", requests.front().request.example,
+                 "'s ", images.front().sizes(), " in one forward group");
+    DUALRS_CHECK(requests[r].request.count >= 0, DataError, "example ", requests[r].request.example, ": negative copy count");
+    results[r].votes.assign(static_cast<std::size_t>(k), 0);
+    total += requests[r].request.count;
+  }
+  if (total == 0) return results;
+  torch::InferenceMode guard;
+  const auto shape = images.front().sizes();
   // Never more rows than copies: --batch-size 1000000000 for n = 100 allocates 100 (the
-  // noise of a copy does not depend on the batch it is drawn in).
-  const std::int64_t rows = std::max<std::int64_t>(1, std::min(request.batch_size, request.count));
+  // noise of a copy does not depend on the forward it is drawn in).
+  const std::int64_t rows = std::min(batch_size, total);
   at::Tensor batch = torch::empty({rows, shape[0], shape[1], shape[2]}, torch::kFloat32);
-  for (std::int64_t done = 0; done < request.count;) {
-    const std::int64_t b = std::min(rows, request.count - done);
-    at::Tensor view = batch.narrow(0, 0, b);
-    fill_noisy_copies(view, image, noise, request.example, request.sigma_index, request.sigma,
-                      request.first_sample + done);
-    const at::Tensor logits = model.logits(view).to(torch::kCPU);
+  std::size_t r = 0;         // the request whose copies come next
+  std::int64_t offset = 0;   // copies of request r already drawn
+  std::vector<std::pair<std::size_t, std::int64_t>> segments;  // (request, rows) of this forward, in row order
+  for (std::int64_t done = 0; done < total;) {
+    const std::int64_t b = std::min(rows, total - done);
+    segments.clear();
+    for (std::int64_t filled = 0; filled < b;) {
+      while (offset == requests[r].request.count) {
+        ++r;
+        offset = 0;
+      }
+      const NoiseRequest& q = requests[r].request;
+      const std::int64_t take = std::min(b - filled, q.count - offset);
+      at::Tensor view = batch.narrow(0, filled, take);
+      fill_noisy_copies(view, images[r], noise, q.example, q.sigma_index, q.sigma, q.first_sample + offset);
+      segments.emplace_back(r, take);
+      filled += take;
+      offset += take;
+    }
+    const at::Tensor logits = model.logits(batch.narrow(0, 0, b)).to(torch::kCPU);
     DUALRS_CHECK(logits.dim() == 2 && logits.size(0) == b && logits.size(1) == k, ModelError, "model ",
                  model.describe(), " returned ", logits.sizes(), " for ", b, " inputs; expected [", b, ", ", k, "]");
     const at::Tensor finite = torch::isfinite(logits).all(1);
     const at::Tensor predictions = logits.argmax(1);
     const auto pred = predictions.accessor<std::int64_t, 1>();
     const auto ok = finite.accessor<bool, 1>();
-    for (std::int64_t i = 0; i < b; ++i) {
-      if (ok[i]) ++result.votes[static_cast<std::size_t>(pred[i])];
-      else ++result.non_finite;
+    std::int64_t row = 0;
+    for (const auto& [request, count] : segments) {
+      SampleCounts& out = results[request];
+      for (std::int64_t i = 0; i < count; ++i, ++row) {
+        if (ok[row]) ++out.votes[static_cast<std::size_t>(pred[row])];
+        else ++out.non_finite;
+      }
     }
     done += b;
   }
-  return result;
+  return results;
 }
 
 std::vector<SampleCounts> draw_step(model::BaseModel& model, const at::Tensor& x, const SamplePlan& plan,

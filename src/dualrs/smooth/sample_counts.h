@@ -41,6 +41,23 @@ struct SampleCounts {
 SampleCounts sample_counts(model::BaseModel& model, const at::Tensor& x, const NoiseSource& noise,
                            const NoiseRequest& request);
 
+/// One example's copies in a grouped forward (sample_counts_grouped).
+struct GroupedRequest {
+  at::Tensor image;      ///< float `[C, H, W]` in [0, 1]
+  NoiseRequest request;  ///< its batch_size is not used: the group's is
+};
+
+/// The votes of several requests through one model, their copies concatenated in request
+/// order and cut into forward passes of `batch_size` rows, so one forward may hold the last
+/// copies of one example and the first of the next (docs/method.md §14). Which copies share
+/// a forward is a function of the list and `batch_size` alone: callers that form their
+/// groups from the config and the shard layout, never from the rank count, keep results
+/// bit-identical for any number of ranks. With one request this is sample_counts.
+/// \return one SampleCounts per request, in order. Same errors as sample_counts; all images
+/// must have one shape (DataError otherwise).
+std::vector<SampleCounts> sample_counts_grouped(model::BaseModel& model, const std::vector<GroupedRequest>& requests,
+                                                const NoiseSource& noise, std::int64_t batch_size);
+
 /// The votes of each draw of `step` (sample_plan.h) for example `example` through `model`, in
 /// the step's order: draw d takes samples [0, count) of noise stream draws[d].stage at the
 /// step's σ word and σ, in forward passes of `plan.batch_size` copies with `plan.seed`. A

@@ -9,6 +9,7 @@
 
 #include "dualrs/core/error.h"
 #include "dualrs/core/stats.h"
+#include "test_models.h"
 
 namespace dualrs::smooth {
 namespace {
@@ -28,25 +29,6 @@ class ConstantModel : public model::BaseModel {
 
  private:
   std::int64_t k_, cls_;
-};
-
-// Class 1 when pixel 0 > 0.5 else class 0 (of k classes): a coin flip for x = 0.5.
-class CoinModel : public model::BaseModel {
- public:
-  explicit CoinModel(std::int64_t k) : k_(k) {}
-  at::Tensor logits(const at::Tensor& x) override {
-    auto out = torch::zeros({x.size(0), k_});
-    const auto v = x.flatten(1).select(1, 0) - 0.5f;
-    out.select(1, 0).copy_(-v);
-    out.select(1, 1).copy_(v);
-    return out;
-  }
-  std::int64_t num_classes() const override { return k_; }
-  std::string describe() const override { return "coin"; }
-  void set_training(bool) override {}
-
- private:
-  std::int64_t k_;
 };
 
 // Always votes for `cls`, but every logit is NaN: a broken model.

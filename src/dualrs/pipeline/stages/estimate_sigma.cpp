@@ -49,9 +49,20 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
   stage.schema = "dualrs.sigma_estimates";
   stage.indices = in->indices;
   stage.shard_size = est.shard_size;
+  // Several examples' copies share a forward of batch_size rows (docs/method.md §14).
+  const auto count = static_cast<std::int64_t>(in->indices.size());
+  ExampleGroups<std::pair<smooth::Example, smooth::SigmaVote>> groups(
+      count, est.shard_size, examples_per_forward(est.batch_size, est.n), [&](std::int64_t begin, std::int64_t end) {
+        std::vector<smooth::Example> group;
+        for (std::int64_t p = begin; p < end; ++p) group.push_back(examples(p));
+        const std::vector<smooth::SigmaVote> votes =
+            smooth::estimate_sigma_examples(*estimator, group, dual.sigma_e, est.n, est.batch_size, est.seed, s);
+        std::vector<std::pair<smooth::Example, smooth::SigmaVote>> out;
+        for (std::size_t i = 0; i < group.size(); ++i) out.emplace_back(group[i], votes[i]);
+        return out;
+      });
   stage.compute = [&](std::int64_t position) {
-    const smooth::Example ex = examples(position);
-    const smooth::SigmaVote vote = smooth::estimate_sigma_example(*estimator, ex, dual.sigma_e, est.n, est.batch_size, est.seed, s);
+    const auto& [ex, vote] = groups.at(position);
     rows.idx.push_back(ex.idx);
     rows.label.push_back(ex.label);
     rows.sigma_index.push_back(vote.sigma_index);
@@ -62,7 +73,10 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
     io::write_sigma_estimates(path, rows, p);
     rows = empty;
   };
-  stage.discard = [&] { rows = empty; };
+  stage.discard = [&] {
+    rows = empty;
+    groups.reset();
+  };
   run_sharded_stage(ctx, out_dir, stage);
 }
 

@@ -42,7 +42,7 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
                             describe_sigmas(estimates.sigma_candidates) + " but the config has " + describe_sigmas(dual.sigma_candidates));
     }
     dataset = data::load_dataset(config.dataset());
-    model = load_classifier(config, dataset->num_classes(), ctx.world);
+    model = load_classifier(config, dataset->num_classes(), ctx.world, model::ModelUse::kTraining);
     // With a denoiser the classifier is fine-tuned on denoise(x + δ_c) at each example's σ_c(x).
     const std::shared_ptr<model::DiffusionDenoiser> denoiser = load_denoiser(config, ctx.world);
     trained = compose_base(config, model, config.model().input, denoiser, std::nullopt, "/finetune");

@@ -57,9 +57,19 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
   stage.schema = "dualrs.labels";
   stage.indices = in->indices;
   stage.shard_size = label.shard_size;
+  // Several examples' copies at σ_i share a forward of batch_size rows (docs/method.md §14).
+  const auto count = static_cast<std::int64_t>(in->indices.size());
+  ExampleGroups<std::pair<smooth::Example, smooth::LabelRow>> groups(
+      count, label.shard_size, examples_per_forward(label.batch_size, label.n), [&](std::int64_t begin, std::int64_t end) {
+        std::vector<smooth::Example> group;
+        for (std::int64_t p = begin; p < end; ++p) group.push_back(examples(p));
+        const std::vector<smooth::LabelRow> labelled = smooth::label_examples(classifiers->pool, group, ps, label.alpha);
+        std::vector<std::pair<smooth::Example, smooth::LabelRow>> out;
+        for (std::size_t i = 0; i < group.size(); ++i) out.emplace_back(group[i], labelled[i]);
+        return out;
+      });
   stage.compute = [&](std::int64_t position) {
-    const smooth::Example ex = examples(position);
-    const smooth::LabelRow row = smooth::label_example(classifiers->pool, ex, ps, label.alpha);
+    const auto& [ex, row] = groups.at(position);
     rows.idx.push_back(ex.idx);
     rows.label.push_back(ex.label);
     rows.radii.insert(rows.radii.end(), row.radii.begin(), row.radii.end());
@@ -73,7 +83,10 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
     io::write_labels(path, rows, p);  // weights are computed over all rows when merging
     rows = empty;
   };
-  stage.discard = [&] { rows = empty; };
+  stage.discard = [&] {
+    rows = empty;
+    groups.reset();
+  };
   if (!run_sharded_stage(ctx, out_dir, stage)) return;
   ctx.on_root([&] {
     const io::LabelSet labels = io::read_labels((fs::path(out_dir) / "labels.h5").string());
