@@ -19,7 +19,7 @@ for r in runs:
     name = r["name"].split("/")[0]
     if name.startswith("BM_PeakMatmul"):
         continue
-    label = name.replace("BM_Native_", "").replace("BM_", "")
+    label = r["name"].split("/iterations")[0].replace("BM_Native/", "").replace("BM_", "")
     eg = r.get("eager_gflops"); fg = r.get("frozen_gflops")
     g = (f"{eg:>14.1f} {fg:>15.1f}" if eg is not None else f"{'-':>14} {'-':>15}")
     print(f"{label:<18} {r['eager_img_per_s']:>12,.0f} {r['frozen_img_per_s']:>13,.0f} {g} {r['ratio']:>6.2f}")
