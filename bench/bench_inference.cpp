@@ -25,6 +25,7 @@
 #include "bench_main.h"
 #include "dualrs/model/base_model.h"
 #include "dualrs/model/epsilon_model.h"
+#include "dualrs/model/inference_graph.h"
 #include "dualrs/model/mnist_unet.h"
 #include "dualrs/model/torchscript_model.h"
 
@@ -92,15 +93,7 @@ Pair torchscript_pair(std::int64_t batch) {
   torch::manual_seed(0);
   auto native = dualrs::model::make_native_model("mnist_cnn", 10);
   const std::string path = (std::filesystem::temp_directory_path() / "dualrs_bench_cnn.pt").string();
-  torch::jit::Module scripted("__torch__.dualrs.BenchCnn");
-  scripted.register_attribute("training", c10::BoolType::get(), false);
-  for (const auto& item : native->module()->named_parameters()) {
-    std::string name = item.key();
-    std::replace(name.begin(), name.end(), '.', '_');
-    scripted.register_parameter(name, item.value().detach().clone(), false);
-  }
-  scripted.define(native->script_source());
-  scripted.save(path);
+  dualrs::model::script_from_source(*native->module(), "BenchCnn", native->script_source()).save(path);
   p.eager = dualrs::model::load_torchscript_model(path, 10, "cpu", /*optimize=*/false);
   p.frozen = dualrs::model::load_torchscript_model(path, 10, "cpu", /*optimize=*/true);
   p.macs = macs_per_image(*native, "mnist_cnn", 28);

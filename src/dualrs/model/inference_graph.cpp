@@ -39,8 +39,7 @@ torch::jit::Module script_from_source(const torch::nn::Module& eager, const std:
 torch::jit::Module freeze_and_optimize(torch::jit::Module module) {
   module.eval();
   torch::jit::Module frozen = torch::jit::freeze(module);
-  torch::jit::Module optimized = torch::jit::optimize_for_inference(frozen);
-  return optimized;
+  return torch::jit::optimize_for_inference(frozen);
 }
 
 double relative_logit_error(const at::Tensor& a, const at::Tensor& b) {

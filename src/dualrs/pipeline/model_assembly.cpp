@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -55,6 +56,13 @@ smooth::ExampleFn example_fn(const DataSelection& in) {
     const std::int64_t idx = in.indices[static_cast<std::size_t>(position)];
     return smooth::Example{idx, in.dataset.label(idx), in.dataset.image(idx)};
   };
+}
+
+std::vector<smooth::Example> examples_between(const smooth::ExampleFn& examples, std::int64_t begin, std::int64_t end) {
+  std::vector<smooth::Example> group;
+  group.reserve(static_cast<std::size_t>(std::max<std::int64_t>(0, end - begin)));
+  for (std::int64_t p = begin; p < end; ++p) group.push_back(examples(p));
+  return group;
 }
 
 namespace {

@@ -45,6 +45,9 @@ DataSelection load_selection(const ExperimentConfig& config, const SelectionConf
 /// Example number `position` of a selection.
 smooth::ExampleFn example_fn(const DataSelection& in);
 
+/// Examples [begin, end) of `examples`, in order: one forward group (ExampleGroups).
+std::vector<smooth::Example> examples_between(const smooth::ExampleFn& examples, std::int64_t begin, std::int64_t end);
+
 /// Model loading puts a model whose config says device "cuda" on this rank's GPU
 /// ("cuda:<local rank mod visible GPUs>", dist::rank_device).
 

@@ -53,8 +53,7 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
   const auto count = static_cast<std::int64_t>(in->indices.size());
   ExampleGroups<std::pair<smooth::Example, smooth::SigmaVote>> groups(
       count, est.shard_size, examples_per_forward(est.batch_size, est.n), [&](std::int64_t begin, std::int64_t end) {
-        std::vector<smooth::Example> group;
-        for (std::int64_t p = begin; p < end; ++p) group.push_back(examples(p));
+        const std::vector<smooth::Example> group = examples_between(examples, begin, end);
         const std::vector<smooth::SigmaVote> votes =
             smooth::estimate_sigma_examples(*estimator, group, dual.sigma_e, est.n, est.batch_size, est.seed, s);
         std::vector<std::pair<smooth::Example, smooth::SigmaVote>> out;

@@ -61,8 +61,7 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
   const auto count = static_cast<std::int64_t>(in->indices.size());
   ExampleGroups<std::pair<smooth::Example, smooth::LabelRow>> groups(
       count, label.shard_size, examples_per_forward(label.batch_size, label.n), [&](std::int64_t begin, std::int64_t end) {
-        std::vector<smooth::Example> group;
-        for (std::int64_t p = begin; p < end; ++p) group.push_back(examples(p));
+        const std::vector<smooth::Example> group = examples_between(examples, begin, end);
         const std::vector<smooth::LabelRow> labelled = smooth::label_examples(classifiers->pool, group, ps, label.alpha);
         std::vector<std::pair<smooth::Example, smooth::LabelRow>> out;
         for (std::size_t i = 0; i < group.size(); ++i) out.emplace_back(group[i], labelled[i]);
