@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
+#include <numeric>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "bench_main.h"
 #include "dualrs/model/base_model.h"
 #include "dualrs/model/mnist_cnn.h"
+#include "dualrs/rng/grid_noise.h"
 #include "dualrs/rng/noise.h"
 #include "dualrs/smooth/sample_counts.h"
 
@@ -173,11 +175,69 @@ void BM_NoiseOnly(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * f.batch);
 }
 
+/// Grid noise (docs/method.md §15) against Gaussian noise, paired: one batch of each, back to
+/// back (alternating which goes first), many times, on one 28×28 image on the 1/255 grid;
+/// counters give the median time ratio grid / gaussian (target ≤ 1.3) and both rates.
+void BM_GridVsGaussianNoise(benchmark::State& state) {
+  const std::int64_t batch = state.range(0);
+  const std::int64_t pairs = state.range(1);
+  constexpr std::int64_t kNumel = 28 * 28;
+  std::vector<std::int32_t> levels(kNumel);
+  std::vector<float> clean(kNumel);
+  for (std::int64_t e = 0; e < kNumel; ++e) {
+    levels[static_cast<std::size_t>(e)] = static_cast<std::int32_t>((e * 37) % 256);
+    clean[static_cast<std::size_t>(e)] = static_cast<float>(levels[static_cast<std::size_t>(e)]) / 255.0f;
+  }
+  const dualrs::NoiseSource gaussian(0, dualrs::NoiseStage::kCertifyEstimation);
+  const dualrs::NoiseSource grid(0, dualrs::NoiseStage::kCertifyEstimation, dualrs::NoiseKind::kGrid);
+  const dualrs::GridTable& table = dualrs::GridTable::for_sigma(kSigma);
+  std::vector<float> out(static_cast<std::size_t>(batch * kNumel));
+  std::vector<std::uint8_t> rejected(static_cast<std::size_t>(batch));
+  auto seconds = [](auto&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  auto run_gaussian = [&](std::int64_t first) {
+    at::parallel_for(0, batch, 16, [&](std::int64_t b, std::int64_t e) {
+      gaussian.fill(out.data() + b * kNumel, kNumel, 0, 0, first + b, e - b, static_cast<float>(kSigma), clean.data());
+    });
+  };
+  auto run_grid = [&](std::int64_t first) {
+    at::parallel_for(0, batch, 16, [&](std::int64_t b, std::int64_t e) {
+      grid.fill_grid(out.data() + b * kNumel, rejected.data() + b, kNumel, 0, 0, first + b, e - b, table, levels.data());
+    });
+  };
+  for (auto _ : state) {
+    std::vector<double> ratio, t_gauss, t_grid;
+    std::int64_t first = 0;
+    for (std::int64_t p = 0; p < pairs + 3; ++p, first += batch) {
+      double a = 0, b = 0;
+      if (p % 2 == 0) {
+        a = seconds([&] { run_gaussian(first); });
+        b = seconds([&] { run_grid(first); });
+      } else {
+        b = seconds([&] { run_grid(first); });
+        a = seconds([&] { run_gaussian(first); });
+      }
+      if (p < 3) continue;  // warm-up
+      ratio.push_back(b / a);
+      t_gauss.push_back(a);
+      t_grid.push_back(b);
+    }
+    state.SetIterationTime(std::accumulate(t_grid.begin(), t_grid.end(), 0.0));
+    state.counters["grid_over_gaussian"] = quantile(ratio, 0.5);
+    state.counters["gaussian_copies_per_s"] = static_cast<double>(batch) / quantile(t_gauss, 0.5);
+    state.counters["grid_copies_per_s"] = static_cast<double>(batch) / quantile(t_grid, 0.5);
+  }
+}
+
 // {batch size, pairs per repetition}: about 10 s per repetition on a quiet 2-core machine.
 BENCHMARK(BM_CertifyVsForward)->Args({1000, 40})->Args({250, 160})->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(1);
 BENCHMARK(BM_BareForward)->Arg(1000)->Arg(250)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SampleCounts)->Arg(1000)->Arg(250)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_NoiseOnly)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GridVsGaussianNoise)->Args({1000, 60})->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(1);
 
 }  // namespace
 

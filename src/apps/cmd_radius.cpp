@@ -42,7 +42,8 @@ int cmd_radius(const Invocation& inv) {
     try {
       cert = radius_from_count(count, n, sigma, alpha);
     } catch (const std::exception& e) {
-      // p_a_lower rounds to 1 (huge n, alpha near 1): no finite radius in double precision.
+      // Arguments the statistics reject (the rounding-safe bound stays below 1, so a bound that
+      // rounds to 1 still gives a finite radius).
       throw ConfigError("command line", "--count", "no finite radius for count = n = " + std::to_string(n) + " at alpha = " +
                                                      format_decimal(alpha) + " in double precision (" + e.what() + ")");
     }

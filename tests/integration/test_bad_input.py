@@ -48,6 +48,27 @@ class BadInputTest(TempDirTestCase):
                                      ("--n0", "0", "/certify/n0"), ("--batch-size", "0", "/certify/batch_size")]:
             self.assert_fails_naming(self.certify_with(cfg, flag, value), pointer)
 
+    def test_bad_noise_and_staged_settings_name_their_keys(self):
+        cfg = small_config()
+        cfg["certify"]["noise"] = "uniform"
+        self.assert_fails_naming(self.certify_with(cfg), "/certify/noise")
+        cfg = small_config()
+        cfg["certify"]["sampling"] = "sequential"
+        self.assert_fails_naming(self.certify_with(cfg), "/certify/sampling")
+        cfg = small_config()
+        cfg["certify"].update({"sampling": "staged", "staged": {"looks": [50, cfg["certify"]["n"] + 1]}})
+        self.assert_fails_naming(self.certify_with(cfg), "/certify/staged/looks/1", "exceeds n")
+        cfg = small_config()
+        cfg["certify"].update({"sampling": "staged", "staged": {"looks": [40, 20]}})
+        self.assert_fails_naming(self.certify_with(cfg), "/certify/staged/looks/1", "increase")
+        cfg = small_config()
+        cfg["certify"].update({"sampling": "staged", "staged": {"last_look_alpha_share": 1.5}})
+        self.assert_fails_naming(self.certify_with(cfg), "/certify/staged/last_look_alpha_share")
+        cfg = small_config()
+        cfg["certify"]["sampling"] = "staged"
+        cfg["table"] = {"radii": [0.5, 0.25]}
+        self.assert_fails_naming(self.certify_with(cfg), "/table/radii")
+
     def test_missing_data_file(self):
         cfg = small_config()
         cfg["model"]["checkpoint"] = trained_checkpoint()

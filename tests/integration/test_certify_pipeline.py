@@ -94,6 +94,35 @@ class CertifyPipelineTest(TempDirTestCase):
             for name in ("idx", "prediction", "radius", "p_a_lower", "counts", "counts_selection"):
                 self.assertTrue(np.array_equal(fa[name][:], fb[name][:]), name)
 
+    def test_grid_noise_and_staged_sampling_are_recorded_and_consistent(self):
+        fixed = certify(self, "grid_fixed", noise="grid", batch_size=200)
+        small = certify(self, "grid_small_batches", noise="grid", batch_size=7)
+        staged = certify(self, "grid_staged", noise="grid", sampling="staged", staged={"num_looks": 4})
+        with h5py.File(os.path.join(fixed, "certify.h5"), "r") as f, \
+                h5py.File(os.path.join(small, "certify.h5"), "r") as g:
+            self.assertEqual(f.attrs["noise"], "grid")
+            self.assertEqual(f.attrs["sampling"], "fixed")
+            self.assertEqual(f.attrs["method"], "global_sigma_0.25_grid")
+            self.assertTrue(np.all(f["n_used"][:] == 220))
+            tables = json.loads(f.attrs["config"])["grid_tables"]
+            self.assertEqual(list(tables), ["0.25"])
+            self.assertEqual(len(tables["0.25"]), 64)
+            for name in ("prediction", "radius", "counts", "counts_selection"):
+                self.assertTrue(np.array_equal(f[name][:], g[name][:]), name)  # batch size does not matter
+            fixed_passes = f["n_used"][:]
+        with h5py.File(os.path.join(staged, "certify.h5"), "r") as f:
+            self.assertEqual(f.attrs["sampling"], "staged")
+            self.assertEqual(f.attrs["method"], "global_sigma_0.25_grid_staged")
+            used = f["n_used"][:]
+            self.assertTrue(np.all(used <= fixed_passes))
+            self.assertTrue(np.all(used >= 20 + 25))  # n0 + the first of 4 looks: ceil(200 / 8)
+            self.assertTrue(np.array_equal(f["counts"][:].sum(axis=1), used - 20))
+            certified = f["prediction"][:] >= 0
+            radius, p = f["radius"][:], f["p_a_lower"][:]
+            self.assertTrue(np.all(p[certified] > 0.5))
+            np.testing.assert_allclose(radius[certified], 0.25 * stats.norm.ppf(p[certified]), rtol=1e-12)
+            self.assertTrue(np.all(radius[certified] <= 0.25 * stats.norm.ppf(p[certified])))
+
     def test_table_matches_an_independent_recomputation(self):
         out = certify(self, "c", end=30)
         table_dir = self.path("table")

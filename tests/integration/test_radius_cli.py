@@ -29,6 +29,15 @@ class RadiusCliTest(unittest.TestCase):
         self.assertFalse(got["abstain"])
         self.assertAlmostEqual(got["radius"], 0.25 * 2.2124, places=3)
 
+    def test_a_bound_that_rounds_to_one_gets_a_finite_conservative_radius(self):
+        # The true bound is 1 - 1.1e-22, which rounds to 1.0 in double; the rounding-safe bound
+        # (8 ulps lower, docs/method.md section 15) is below it, so the radius is finite and sound.
+        got = json.loads(run("radius", "--count", 2**53, "--n", 2**53, "--sigma", 0.25, "--alpha", 0.999999).stdout)
+        self.assertLess(got["p_a_lower"], 1.0)
+        self.assertGreater(got["p_a_lower"], 1.0 - 1e-14)
+        self.assertTrue(math.isfinite(got["radius"]))
+        self.assertFalse(got["abstain"])
+
     def test_bad_arguments_exit_nonzero_naming_the_flag(self):
         for args, flag in [(["--count", 5, "--n", 10, "--sigma", 0, "--alpha", 0.001], "--sigma"),
                            (["--count", 5, "--n", 10, "--sigma", 0.5, "--alpha", 1.5], "--alpha"),

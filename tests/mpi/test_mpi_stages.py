@@ -98,10 +98,15 @@ def stage_args(stage):
         return "label", []
     if stage == "estimate-sigma":
         return "estimate-sigma", ["--estimator", estimator_checkpoint()]
-    method = stage.split("-", 1)[1]
+    parts = stage.split("-")  # certify-<method>[-grid][-staged]
+    method = parts[1]
     extra = ["--method", method]
     if method == "dual":
         extra += ["--estimator", estimator_checkpoint()]
+    if "grid" in parts:
+        extra += ["--noise", "grid"]
+    if "staged" in parts:
+        extra += ["--sampling", "staged"]
     return "certify", extra
 
 
@@ -194,6 +199,11 @@ class RankCountTest(OutputsMixin, unittest.TestCase):
 
     def test_certify_multiscale(self):
         self.check_stage("certify-multiscale")
+
+    def test_certify_dual_with_grid_noise_and_staged_sampling(self):
+        one = self.check_stage("certify-dual-grid-staged")
+        with h5py.File(os.path.join(one, "certify.h5"), "r") as f:
+            self.assertEqual((f.attrs["noise"], f.attrs["sampling"]), ("grid", "staged"))
 
     def test_single_process_without_mpirun_gives_the_same_output(self):
         out = os.path.join(_root, "label-plain")

@@ -37,11 +37,11 @@ stats_norm_ppf.csv  -- columns p,ppf
 stats_radius.csv  -- columns n_a,n,alpha,sigma,p_a_lower,radius,abstain
     Cohen et al.'s CERTIFY radius rule for a Gaussian-smoothed classifier:
       p_a_lower = one-sided Clopper-Pearson lower bound (as above)
-      abstain   = 1 if p_a_lower < 0.5 else 0
+      abstain   = 1 if p_a_lower <= 0.5 else 0   (dualrs abstains at exactly 0.5)
       radius    = sigma * norm.ppf(p_a_lower) if abstain == 0 else 0
     Note: the rows (n_a, n) = (1, 1) and (3, 5) with alpha = 0.5 have
     p_a_lower == 0.5 exactly (the medians of Beta(1, 1) and Beta(3, 3)), so
-    they don't abstain, and their radius is 0. Near the 0.5 threshold the
+    they abstain (radius 0). Near the 0.5 threshold the
     radius is ill-conditioned (radius ~ 2.5 * sigma * (p_a_lower - 0.5)), so
     compare radii with an absolute tolerance there.
 
@@ -292,7 +292,7 @@ def make_radius():
     for (n_a, n, alpha) in sorted(keys, key=lambda k: (k[1], k[0], -k[2])):
         p = cp_lower(n_a, n, alpha)
         for sigma in sigmas:
-            abstain = 1 if p < 0.5 else 0
+            abstain = 1 if p <= 0.5 else 0
             radius = sigma * float(stats.norm.ppf(p)) if not abstain else 0.0
             assert radius >= 0.0
             rows.append((n_a, n, alpha, sigma, p, radius, abstain))

@@ -142,6 +142,15 @@ struct Names<DeviceKind> {
   static constexpr std::pair<DeviceKind, const char*> kAll[] = {{DeviceKind::kCpu, "cpu"}, {DeviceKind::kCuda, "cuda"}};
 };
 
+template <>
+struct Names<NoiseKind> {
+  static constexpr std::pair<NoiseKind, const char*> kAll[] = {{NoiseKind::kGaussian, "gaussian"}, {NoiseKind::kGrid, "grid"}};
+};
+template <>
+struct Names<Sampling> {
+  static constexpr std::pair<Sampling, const char*> kAll[] = {{Sampling::kFixed, "fixed"}, {Sampling::kStaged, "staged"}};
+};
+
 template <typename E>
 std::string name_of(E value) {
   for (const auto& [e, name] : Names<E>::kAll) {
@@ -565,6 +574,15 @@ CertifyConfig ExperimentConfig::certify() const {
   c.alpha_c = split.alpha_c;
   c.alpha_split = get_enum_or(j, "alpha_split", c.alpha_split, "/certify/alpha_split", source_);
   c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
+  c.noise = get_enum_or(j, "noise", c.noise, "/certify/noise", source_);
+  c.sampling = get_enum_or(j, "sampling", c.sampling, "/certify/sampling", source_);
+  const json staged = j.value("staged", json::object());
+  c.staged.looks = get_or<std::vector<std::int64_t>>(staged, "looks", c.staged.looks);
+  c.staged.num_looks = get_or<std::int64_t>(staged, "num_looks", c.staged.num_looks);
+  c.staged.last_look_alpha_share = get_or<double>(staged, "last_look_alpha_share", c.staged.last_look_alpha_share);
+  c.staged.max_radius = get_or<double>(staged, "max_radius", c.staged.max_radius);
+  c.staged.futility_beta = get_or<double>(staged, "futility_beta", c.staged.futility_beta);
+  if (c.sampling == Sampling::kStaged) c.stop_radii = stop_radii(table_radii(table()), c.staged.max_radius);
   validate_in(c, source_);
   return c;
 }
@@ -581,6 +599,7 @@ PredictConfig ExperimentConfig::predict() const {
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
   c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
+  c.noise = get_enum_or(j, "noise", c.noise, "/predict/noise", source_);
   validate_in(c, source_);
   return c;
 }
@@ -703,6 +722,7 @@ LabelConfig ExperimentConfig::label() const {
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
   c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
+  c.noise = get_enum_or(j, "noise", c.noise, "/label/noise", source_);
   validate_in(c, source_);
   return c;
 }
@@ -715,6 +735,7 @@ EstimateSigmaConfig ExperimentConfig::estimate_sigma() const {
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
   c.shard_size = get_or<std::int64_t>(j, "shard_size", c.shard_size);
+  c.noise = get_enum_or(j, "noise", c.noise, "/estimate_sigma/noise", source_);
   validate_in(c, source_);
   return c;
 }
@@ -800,13 +821,22 @@ json to_json(const DualConfig& c) {
           {"allow_sigma_e_below_max", c.allow_sigma_e_below_max}, {"estimator", to_json(c.estimator)},
           {"experts", experts}};
 }
+// The noise and sampling keys are written only when not the default, so the resolved config
+// (and so the resume key and the golden digests) of a run that does not use them is unchanged.
+void add_noise(json& j, NoiseKind noise) {
+  if (noise != NoiseKind::kGaussian) j["noise"] = to_string(noise);
+}
 json to_json(const LabelConfig& c) {
-  return {{"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)},
-          {"shard_size", c.shard_size}};
+  json j = {{"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)},
+            {"shard_size", c.shard_size}};
+  add_noise(j, c.noise);
+  return j;
 }
 json to_json(const EstimateSigmaConfig& c) {
-  return {{"n", c.n}, {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)},
-          {"shard_size", c.shard_size}};
+  json j = {{"n", c.n}, {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)},
+            {"shard_size", c.shard_size}};
+  add_noise(j, c.noise);
+  return j;
 }
 json to_json(const TableConfig& c) {
   json j = {{"convention", to_string(c.convention)}};
@@ -860,14 +890,25 @@ json to_json(const ModelConfig& c) {
   return j;
 }
 json to_json(const CertifyConfig& c) {
-  return {{"method", to_string(c.method)}, {"sigma", c.sigma}, {"n0", c.n0}, {"n", c.n}, {"alpha", c.alpha},
-          {"alpha_e", c.alpha_e}, {"alpha_c", c.alpha_c}, {"alpha_split", to_string(c.alpha_split)},
-          {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)},
-          {"shard_size", c.shard_size}};
+  json j = {{"method", to_string(c.method)}, {"sigma", c.sigma}, {"n0", c.n0}, {"n", c.n}, {"alpha", c.alpha},
+            {"alpha_e", c.alpha_e}, {"alpha_c", c.alpha_c}, {"alpha_split", to_string(c.alpha_split)},
+            {"batch_size", c.batch_size}, {"seed", c.seed}, {"selection", to_json(c.selection)},
+            {"shard_size", c.shard_size}};
+  add_noise(j, c.noise);
+  if (c.sampling != Sampling::kFixed) {
+    j["sampling"] = to_string(c.sampling);
+    j["staged"] = {{"looks", c.staged.looks}, {"num_looks", c.staged.num_looks},
+                   {"last_look_alpha_share", c.staged.last_look_alpha_share}, {"max_radius", c.staged.max_radius},
+                   {"futility_beta", c.staged.futility_beta},
+                   {"stop_radii", c.stop_radii}};
+  }
+  return j;
 }
 json to_json(const PredictConfig& c) {
-  return {{"method", to_string(c.method)}, {"alpha_split", to_string(c.alpha_split)}, {"sigma", c.sigma}, {"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size},
-          {"seed", c.seed}, {"selection", to_json(c.selection)}, {"shard_size", c.shard_size}};
+  json j = {{"method", to_string(c.method)}, {"alpha_split", to_string(c.alpha_split)}, {"sigma", c.sigma}, {"n", c.n}, {"alpha", c.alpha}, {"batch_size", c.batch_size},
+            {"seed", c.seed}, {"selection", to_json(c.selection)}, {"shard_size", c.shard_size}};
+  add_noise(j, c.noise);
+  return j;
 }
 json to_json(const TrainBaseConfig& c) {
   json j = {{"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr}, {"weight_decay", c.weight_decay},
@@ -885,6 +926,8 @@ std::string to_string(AlphaSplit split) { return name_of(split); }
 std::string to_string(RadiusWeight weight) { return name_of(weight); }
 std::string to_string(InputRange range) { return name_of(range); }
 std::string to_string(DeviceKind kind) { return name_of(kind); }
+std::string to_string(NoiseKind kind) { return name_of(kind); }
+std::string to_string(Sampling sampling) { return name_of(sampling); }
 std::string to_string(const DeviceSpec& device) {
   return name_of(device.kind) + (device.index >= 0 ? ":" + std::to_string(device.index) : "");
 }
@@ -1025,7 +1068,65 @@ void validate(const CertifyConfig& c) {
       issues.push_back({std::string("/certify/") + key, "must be in (0, 1), got " + std::to_string(value)});
     }
   }
+  if (c.sampling == Sampling::kStaged) {
+    const StagedConfig& s = c.staged;
+    for (std::size_t i = 0; i < s.looks.size(); ++i) {
+      const std::string at = "/certify/staged/looks/" + std::to_string(i);
+      if (s.looks[i] < 1) issues.push_back({at, "must be >= 1, got " + std::to_string(s.looks[i])});
+      if (s.looks[i] > c.n) {
+        issues.push_back({at, "look " + std::to_string(s.looks[i]) + " exceeds n = " + std::to_string(c.n)});
+      }
+      if (i > 0 && s.looks[i] <= s.looks[i - 1]) {
+        issues.push_back({at, "looks must increase: " + std::to_string(s.looks[i]) + " follows " +
+                                  std::to_string(s.looks[i - 1])});
+      }
+    }
+    if (s.looks.empty() && (s.num_looks < 1 || s.num_looks > c.n)) {
+      issues.push_back({"/certify/staged/num_looks", "must be in [1, n = " + std::to_string(c.n) + "], got " +
+                                                         std::to_string(s.num_looks)});
+    }
+    if (!(s.last_look_alpha_share > 0 && s.last_look_alpha_share <= 1)) {
+      issues.push_back({"/certify/staged/last_look_alpha_share",
+                        "must be in (0, 1] (the looks' alphas must sum to at most alpha), got " +
+                            std::to_string(s.last_look_alpha_share)});
+    }
+    if (!(s.futility_beta >= 0 && s.futility_beta < 1)) {
+      issues.push_back({"/certify/staged/futility_beta", "must be in [0, 1), got " + std::to_string(s.futility_beta)});
+    }
+    for (std::size_t i = 1; i < c.stop_radii.size(); ++i) {
+      if (!(c.stop_radii[i] > c.stop_radii[i - 1])) {
+        issues.push_back({"/table/radii", "the staged stops need an increasing radius grid"});
+        break;
+      }
+    }
+  }
   throw_if_any(std::move(issues));
+}
+
+std::vector<double> stop_radii(const std::vector<double>& grid, double max_radius) {
+  std::vector<double> out{0.0};
+  for (const double r : grid) {
+    if (r > out.back() && (max_radius < 0 || r < max_radius)) out.push_back(r);
+  }
+  if (max_radius > out.back()) out.push_back(max_radius);
+  return out;
+}
+
+std::vector<double> radius_preset(const std::string& name) {
+  if (name == "cifar10") {
+    std::vector<double> radii;
+    for (int i = 0; i <= 10; ++i) radii.push_back(0.25 * i);
+    return radii;
+  }
+  if (name == "imagenet") return {0.0, 0.5, 1.0, 1.5, 2.0};
+  throw ConfigError("", "/table/radii", "unknown radius grid '" + name + "' (cifar10 or imagenet, or a list of radii)");
+}
+
+std::vector<double> default_radii() { return radius_preset("cifar10"); }
+
+std::vector<double> table_radii(const TableConfig& table) {
+  if (!table.radii.empty()) return table.radii;
+  return table.radii_preset.empty() ? default_radii() : radius_preset(table.radii_preset);
 }
 
 void validate(const PredictConfig& c) {

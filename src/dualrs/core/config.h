@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dualrs/core/noise_kind.h"
+
 #include "dualrs/core/diffusion_schedule.h"
 #include "dualrs/core/dual.h"
 
@@ -47,6 +49,9 @@ enum class RadiusWeight {
 enum class InputRange { kZeroOne, kMinusOneOne };
 /// The kind of a /…/device: "cpu", or "cuda" ("cuda" = this rank's GPU, "cuda:N" = GPU N).
 enum class DeviceKind { kCpu, kCuda };
+/// /certify/sampling: Cohen's fixed n, or cumulative looks with early stops (docs/method.md §16).
+enum class Sampling { kFixed, kStaged };
+// NoiseKind (/…/noise: "gaussian", "grid") is declared in core/noise_kind.h for the RNG layer.
 
 /// A parsed /…/device.
 struct DeviceSpec {
@@ -67,6 +72,8 @@ std::string to_string(RadiusWeight weight);
 std::string to_string(InputRange range);
 std::string to_string(DeviceKind kind);
 std::string to_string(const DeviceSpec& device);
+std::string to_string(NoiseKind kind);   ///< "gaussian", "grid"
+std::string to_string(Sampling sampling);  ///< "fixed", "staged"
 
 /// Parse a config's name; the counterpart of to_string. \param pointer the JSON pointer (or
 /// command-line flag) the name came from; \param source the file (or "command line").
@@ -178,6 +185,18 @@ struct TrainDenoiserConfig {
 
 /// Standard randomized smoothing at one global sigma [Cohen, CERTIFY]. Defaults follow
 /// Cohen et al. except n (100,000 there; 1,000 here, set it in the config).
+/// /certify/staged: the looks of staged sequential CERTIFY (docs/method.md §16).
+struct StagedConfig {
+  std::vector<std::int64_t> looks;        ///< explicit cumulative sample counts, increasing, <= n (n is appended)
+  std::int64_t num_looks = 8;             ///< when `looks` is empty: this many geometric looks ending at n
+  double last_look_alpha_share = 0.5;     ///< share of α spent at the last look; the rest evenly over the others
+  double max_radius = -1.0;               ///< stop once reached; < 0: the largest radius of /table/radii
+  /// Futility projects the remaining copies at the Clopper–Pearson upper bound of p_ĉ at this
+  /// level (0: as if every remaining copy voted for ĉ). Any stop keeps the certificate valid;
+  /// this only trades a small chance of a lower radius for fewer copies.
+  double futility_beta = 0.001;
+};
+
 struct CertifyConfig {
   Method method = Method::kGlobal;
   double sigma = 0.25;           ///< noise level, pixel units, > 0
@@ -191,6 +210,12 @@ struct CertifyConfig {
   double alpha_c = -1.0;         ///< dual: classifier α; certify() resolves it (dual_alpha_split)
   AlphaSplit alpha_split = AlphaSplit::kBonferroni;  ///< multiscale: α over the stages
   std::int64_t shard_size = 20;  ///< examples per shard (unit of work, output and resume), >= 1
+  NoiseKind noise = NoiseKind::kGaussian;  ///< /certify/noise (docs/method.md §15)
+  Sampling sampling = Sampling::kFixed;    ///< /certify/sampling (docs/method.md §16)
+  StagedConfig staged;                     ///< /certify/staged, used when sampling is staged
+  /// The radii the staged stops aim at: /table/radii up to max_radius (and max_radius itself),
+  /// resolved by ExperimentConfig::certify(); 0 is always first (non-abstention).
+  std::vector<double> stop_radii;
 };
 
 /// PREDICT [Cohen]: abstain unless the top class beats the runner-up at level alpha.
@@ -204,6 +229,7 @@ struct PredictConfig {
   std::uint64_t seed = 0;
   SelectionConfig selection;
   std::int64_t shard_size = 20;  ///< examples per shard, >= 1
+  NoiseKind noise = NoiseKind::kGaussian;  ///< /predict/noise
 };
 
 /// Training of a base classifier with Gaussian noise augmentation [Cohen §4]: either one
@@ -251,6 +277,7 @@ struct LabelConfig {
   std::uint64_t seed = 0;
   SelectionConfig selection{"train", 0, -1, 1};
   std::int64_t shard_size = 100;  ///< examples per shard, >= 1
+  NoiseKind noise = NoiseKind::kGaussian;  ///< /label/noise
 };
 
 /// The smoothed estimator's σ choice for training examples (majority of n votes at σ_e).
@@ -260,6 +287,7 @@ struct EstimateSigmaConfig {
   std::uint64_t seed = 0;
   SelectionConfig selection{"train", 0, -1, 1};
   std::int64_t shard_size = 100;  ///< examples per shard, >= 1
+  NoiseKind noise = NoiseKind::kGaussian;  ///< /estimate_sigma/noise
 };
 
 /// Classifier fine-tuning under σ_c(x) (DualRS §5.2.2); AdamW.
@@ -305,6 +333,17 @@ struct TableConfig {
   std::string radii_preset;           ///< "cifar10" | "imagenet" | "" (= cifar10)
   TableConvention convention = TableConvention::kBoth;
 };
+
+/// The radius grid "cifar10" (0, 0.25, …, 2.5) or "imagenet" (0, 0.5, …, 2).
+/// \throws ConfigError naming /table/radii for another name.
+std::vector<double> radius_preset(const std::string& name);
+/// The radii staged CERTIFY aims at (CertifyConfig::stop_radii): 0, then the grid's radii
+/// above 0 and below `max_radius`, then max_radius itself (max_radius < 0: the whole grid).
+std::vector<double> stop_radii(const std::vector<double>& grid, double max_radius);
+/// The grid used when /table/radii is absent: radius_preset("cifar10").
+std::vector<double> default_radii();
+/// The radii a table reports: /table/radii, its preset, or default_radii().
+std::vector<double> table_radii(const TableConfig& table);
 
 /// Figure settings of `dualrs plot` (analysis/dualrs_plots.py).
 struct PlotConfig {

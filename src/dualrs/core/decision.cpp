@@ -22,10 +22,11 @@ Certificate radius_from_count(std::int64_t n_a, std::int64_t n, double sigma, do
   if (!(sigma > 0.0)) DUALRS_THROW(DataError, "sigma must be > 0, got " + std::to_string(sigma));
   Certificate cert;
   cert.n_a = n_a;
-  cert.p_a_lower = stats::clopper_pearson_lower(n_a, n, alpha);
-  if (cert.p_a_lower < 0.5) return cert;
+  // Rounding-safe (stats::kRoundingUlps): both values lowered a few ulps; abstain at <= 0.5.
+  cert.p_a_lower = stats::toward_zero(stats::clopper_pearson_lower(n_a, n, alpha));
+  if (cert.p_a_lower <= 0.5) return cert;
   cert.prediction = 0;
-  cert.radius = sigma * stats::norm_ppf(cert.p_a_lower);
+  cert.radius = stats::toward_zero(sigma * stats::norm_ppf(cert.p_a_lower));
   return cert;
 }
 

@@ -80,27 +80,36 @@ DualCertificate combine_dual(const Certificate& estimator, const Certificate& cl
   return out;
 }
 
-MultiscaleStage multiscale_stage(const Counts& selection, const Counts& estimation, double sigma, double alpha_stage) {
+MultiscaleStage multiscale_stage(const Counts& selection, const Counts& estimation, double sigma, double alpha_stage,
+                                 std::int64_t trials) {
   if (!(sigma > 0)) DUALRS_THROW(DataError, "sigma must be > 0");
   if (selection.size() != estimation.size() || estimation.empty()) {
     DUALRS_THROW(DataError, "selection and estimation counts must have the same, non-zero size");
   }
-  const std::int64_t n = std::accumulate(estimation.begin(), estimation.end(), std::int64_t{0});
+  const std::int64_t votes = std::accumulate(estimation.begin(), estimation.end(), std::int64_t{0});
+  const std::int64_t n = trials < 0 ? votes : trials;
+  if (n < votes) DUALRS_THROW(DataError, "multiscale stage: ", trials, " trials but ", votes, " votes");
   const auto k = static_cast<double>(estimation.size());
   MultiscaleStage stage;
   stage.selected = argmax_lowest(selection);
-  stage.p_a_lower =
-      stats::clopper_pearson_lower(estimation[static_cast<std::size_t>(stage.selected)], n, alpha_stage / 2);
+  stage.p_a_lower = stats::toward_zero(
+      stats::clopper_pearson_lower(estimation[static_cast<std::size_t>(stage.selected)], n, alpha_stage / 2));
   stage.p_high = 0.0;
-  for (auto c : estimation) stage.p_high = std::max(stage.p_high, stats::clopper_pearson_upper(c, n, alpha_stage / (2 * k)));
-  if (stage.p_a_lower >= 0.5) {
+  // Rejected copies (grid noise) count as trials of no class, so they lower only the lower bounds;
+  // the upper bound's class counts are the votes, and n includes the rejects: still an upper
+  // bound for each class (a reject is a copy of unknown class: p_c <= (votes_c + rejects)/n).
+  const std::int64_t unknown = n - votes;
+  for (auto c : estimation) {
+    stage.p_high = std::max(stage.p_high, stats::clopper_pearson_upper(c + unknown, n, alpha_stage / (2 * k)));
+  }
+  if (stage.p_a_lower > 0.5) {
     stage.decision = StageDecision::kCertify;
-    stage.radius = sigma * stats::norm_ppf(stage.p_a_lower);
+    stage.radius = stats::toward_zero(sigma * stats::norm_ppf(stage.p_a_lower));
   } else if (stage.p_high >= 0.5) {
     stage.decision = StageDecision::kUndecided;
   } else {
     stage.decision = StageDecision::kBelowHalf;
-    stage.cap = sigma * (-stats::norm_ppf(stage.p_high));
+    stage.cap = stats::toward_zero(sigma * (-stats::norm_ppf(stage.p_high)));
   }
   return stage;
 }

@@ -99,7 +99,10 @@ struct MultiscaleStage {
 /// evenly between the lower bound on the selected class and the simultaneous (Bonferroni over
 /// the K classes) upper bound on every class, so the whole cascade fails with probability at
 /// most the sum of the stage budgets, whatever path it takes.
-MultiscaleStage multiscale_stage(const Counts& selection, const Counts& estimation, double sigma, double alpha_stage);
+/// \param trials copies behind `estimation` (-1: their sum); more when some voted for no class
+/// (grid-noise rejects): they count against every lower bound and toward every upper bound.
+MultiscaleStage multiscale_stage(const Counts& selection, const Counts& estimation, double sigma, double alpha_stage,
+                                 std::int64_t trials = -1);
 
 /// How the cascade splits α over stages: Bonferroni α/|Σ| (dualrs default) or the
 /// reference's α/(s+1) at stage s = 1, 2, … (which sums to more than α for |Σ| ≥ 3 —

@@ -33,6 +33,10 @@ struct CertifyRecord {
   double r_c = 0.0;              ///< Dual RS: the classifier's certified radius R_c at the chosen σ
   Counts estimator_counts_selection;  ///< Dual RS: [|Σ|] estimator votes of its n0 copies
   Counts estimator_counts;            ///< Dual RS: [|Σ|] estimator votes of its n copies
+  /// Forward passes of the classifier (selection + estimation copies, over every stage the
+  /// method ran): n0 + n for fixed CERTIFY, fewer when a staged CERTIFY stops early.
+  std::int64_t n_used = 0;
+  std::int64_t n_used_estimator = 0;  ///< Dual RS: the estimator's forward passes
   bool correct() const { return prediction == label; }
 };
 

@@ -39,6 +39,12 @@ double clopper_pearson_upper(std::int64_t n_a, std::int64_t n, double alpha) {
   return boost::math::quantile(boost::math::complement(beta, alpha));
 }
 
+double toward_zero(double value, int ulps) {
+  if (value == 0.0 || !std::isfinite(value)) return value;
+  for (int i = 0; i < ulps && value != 0.0; ++i) value = std::nextafter(value, 0.0);
+  return value;
+}
+
 double norm_ppf(double p) {
   if (!(p > 0.0 && p < 1.0)) DUALRS_THROW(DataError, "norm_ppf needs 0 < p < 1, got " + std::to_string(p));
   return boost::math::quantile(boost::math::normal_distribution<double>(), p);

@@ -23,6 +23,16 @@ double clopper_pearson_lower(std::int64_t n_a, std::int64_t n, double alpha);
 /// cascade's radius cap (docs/method.md §11).
 double clopper_pearson_upper(std::int64_t n_a, std::int64_t n, double alpha);
 
+/// How far certificates are moved toward zero to absorb floating-point error: p_a_lower and
+/// the radius are each computed in double and then lowered by this many units in the last
+/// place (docs/method.md §15). Boost.Math documents its beta and normal quantiles to a few
+/// ε in double; the radius σ·Φ⁻¹(p) adds one rounding per operation, so 8 ulps on each
+/// value leaves a margin over the sum of those errors.
+inline constexpr int kRoundingUlps = 8;
+
+/// `value` moved `ulps` representable doubles toward zero (0 and non-finite values unchanged).
+double toward_zero(double value, int ulps = kRoundingUlps);
+
 /// Standard normal quantile Φ⁻¹(p). \throws DataError unless 0 < p < 1.
 double norm_ppf(double p);
 

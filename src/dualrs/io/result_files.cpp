@@ -67,6 +67,8 @@ void write_root_attributes(Hdf5File& f, const std::string& schema, const ResultI
   f.set_attr(root, "num_classes", info.num_classes);
   f.set_attr(root, "dataset", info.dataset);
   f.set_attr(root, "split", info.split);
+  f.set_attr(root, "noise", info.noise);
+  if (info.kind == "certify") f.set_attr(root, "sampling", info.sampling);
   if (!info.sigma_candidates.empty()) {
     f.set_attr(root, "sigma_candidates", info.sigma_candidates);
     f.set_attr(root, "sigma_e", info.sigma_e);
@@ -93,6 +95,7 @@ void write_sigma_datasets(Hdf5File& f, const std::vector<CertifyRecord>& r, cons
     const std::vector<std::uint64_t> ns{r.size(), info.sigma_candidates.size()};
     f.write_int64("estimator_counts_selection", counts_matrix(r, &CertifyRecord::estimator_counts_selection), ns);
     f.write_int64("estimator_counts", counts_matrix(r, &CertifyRecord::estimator_counts), ns);
+    f.write_int64("n_used_estimator", column(r, [](const CertifyRecord& x) { return x.n_used_estimator; }), n);
   }
 }
 
@@ -112,6 +115,7 @@ void write_certify_datasets(Hdf5File& f, const std::vector<CertifyRecord>& r, st
   f.write_int8("correct", correct_column(prediction, label), n);
   f.write_float64("time_s", column(r, [](const CertifyRecord& x) { return x.time_s; }), n);
   f.write_int64("non_finite", column(r, [](const CertifyRecord& x) { return x.non_finite; }), n);
+  f.write_int64("n_used", column(r, [](const CertifyRecord& x) { return x.n_used; }), n);
   f.write_int64("counts_selection", counts_matrix(r, &CertifyRecord::counts_selection), nk);
   f.write_int64("counts", counts_matrix(r, &CertifyRecord::counts), nk);
 }
@@ -291,6 +295,8 @@ void read_result_header(const Hdf5File& f, const std::string& path, const char* 
   info.num_classes = f.attr_int64(root, "num_classes");
   info.dataset = f.attr_string(root, "dataset");
   info.split = f.attr_string(root, "split");
+  if (f.has_attr(root, "noise")) info.noise = f.attr_string(root, "noise");
+  if (f.has_attr(root, "sampling")) info.sampling = f.attr_string(root, "sampling");
   if (f.has_attr(root, "sigma_candidates")) {
     info.sigma_candidates = f.attr_doubles(root, "sigma_candidates");
     info.sigma_e = f.attr_double(root, "sigma_e");
@@ -364,6 +370,9 @@ CertifyResults read_certify_results(const std::string& path) {
   const auto counts_selection = f.read_int64("counts_selection");
   const auto counts = f.read_int64("counts");
   const auto non_finite = read_non_finite(f, n);
+  // Files written before n_used existed: -1 = not recorded.
+  const auto n_used = f.exists("n_used") ? f.read_int64("n_used") : std::vector<std::int64_t>(n, -1);
+  check_length("n_used", n_used.size(), n);
   check_length("non_finite", non_finite.size(), n);
   check_length("label", label.size(), n);
   check_length("prediction", prediction.size(), n);
@@ -375,7 +384,7 @@ CertifyResults read_certify_results(const std::string& path) {
   check_length("counts_selection", counts_selection.size(), n * k);
   check_length("counts", counts.size(), n * k);
 
-  std::vector<std::int64_t> sigma_index, est_sel, est;
+  std::vector<std::int64_t> sigma_index, est_sel, est, n_used_e;
   std::vector<double> r_sigma, r_c;
   const std::size_t s = out.info.sigma_candidates.size();
   if (per_sigma) {
@@ -388,6 +397,8 @@ CertifyResults read_certify_results(const std::string& path) {
     if (out.info.sigma_e > 0) {
       est_sel = f.read_int64("estimator_counts_selection");
       est = f.read_int64("estimator_counts");
+      n_used_e = f.exists("n_used_estimator") ? f.read_int64("n_used_estimator") : std::vector<std::int64_t>(n, -1);
+      check_length("n_used_estimator", n_used_e.size(), n);
       check_length("estimator_counts_selection", est_sel.size(), n * s);
       check_length("estimator_counts", est.size(), n * s);
     }
@@ -402,6 +413,7 @@ CertifyResults read_certify_results(const std::string& path) {
       if (!est.empty()) {
         r.estimator_counts_selection = matrix_row(est_sel, i, s);
         r.estimator_counts = matrix_row(est, i, s);
+        r.n_used_estimator = n_used_e[i];
       }
     }
     r.idx = idx[i];
@@ -413,6 +425,7 @@ CertifyResults read_certify_results(const std::string& path) {
     r.n_a = n_a[i];
     r.time_s = time_s[i];
     r.non_finite = non_finite[i];
+    r.n_used = n_used[i];
     r.counts_selection = matrix_row(counts_selection, i, k);
     r.counts = matrix_row(counts, i, k);
   }

@@ -34,6 +34,10 @@ struct ResultInfo {
   double sigma_e = 0.0;      ///< estimator noise level (Dual RS), 0 otherwise
   double alpha_e = 0.0;      ///< estimator failure probability (Dual RS)
   double alpha_c = 0.0;      ///< classifier failure probability (Dual RS)
+  /// Root attributes `noise` ("gaussian" | "grid") and `sampling` ("fixed" | "staged");
+  /// files written before they existed read as gaussian / fixed.
+  std::string noise = "gaussian";
+  std::string sampling = "fixed";
 };
 
 /// HDF5 sink: writes `path` (schema "dualrs.certify" / "dualrs.predict" from `info.kind`,

@@ -9,6 +9,7 @@
 #include "dualrs/core/error.h"
 #include "dualrs/dist/shard_runner.h"
 #include "dualrs/model/denoised_classifier.h"
+#include "dualrs/rng/grid_noise.h"
 
 namespace dualrs::pipeline {
 
@@ -27,6 +28,13 @@ void collect_model_file_digests(const nlohmann::json& node, nlohmann::json& dige
       }
     }
   }
+}
+
+void add_grid_tables(nlohmann::json& resolved, NoiseKind noise, const std::vector<double>& sigmas) {
+  if (noise != NoiseKind::kGrid) return;
+  nlohmann::json tables = nlohmann::json::object();
+  for (const double sigma : sigmas) tables[format_decimal(sigma)] = io::sha256_hex(GridTable::for_sigma(sigma).canonical_bytes());
+  resolved["grid_tables"] = tables;
 }
 
 io::Provenance stage_provenance(const std::string& schema, const std::string& command, nlohmann::json resolved,

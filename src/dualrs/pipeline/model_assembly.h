@@ -35,6 +35,11 @@ void collect_model_file_digests(const nlohmann::json& node, nlohmann::json& dige
 io::Provenance stage_provenance(const std::string& schema, const std::string& command, nlohmann::json resolved,
                                 std::uint64_t seed, int rng_layout_version);
 
+/// With grid noise, adds `grid_tables` {σ: SHA-256 of GridTable(σ).canonical_bytes()} for each
+/// of `sigmas` to `resolved` (so the tables enter the provenance and the resume key); with
+/// Gaussian noise leaves `resolved` as it is.
+void add_grid_tables(nlohmann::json& resolved, NoiseKind noise, const std::vector<double>& sigmas);
+
 /// The dataset a config names and the indices a selection picks from it.
 struct DataSelection {
   data::ImageDataset dataset;

@@ -52,23 +52,6 @@ MethodSummary summarize(const io::CertifyResults& results) {
   return s;
 }
 
-std::vector<double> radius_preset(const std::string& name) {
-  if (name == "cifar10") {
-    std::vector<double> radii;
-    for (int i = 0; i <= 10; ++i) radii.push_back(0.25 * i);
-    return radii;
-  }
-  if (name == "imagenet") return {0.0, 0.5, 1.0, 1.5, 2.0};
-  throw ConfigError("", "/table/radii", "unknown radius grid '" + name + "' (cifar10 or imagenet, or a list of radii)");
-}
-
-std::vector<double> default_radii() { return radius_preset("cifar10"); }
-
-std::vector<double> table_radii(const TableConfig& table) {
-  if (!table.radii.empty()) return table.radii;
-  return table.radii_preset.empty() ? default_radii() : radius_preset(table.radii_preset);
-}
-
 std::vector<Convention> table_conventions(TableConvention convention) {
   switch (convention) {
     case TableConvention::kInclusive: return {Convention::kInclusive};

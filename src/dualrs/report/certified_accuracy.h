@@ -52,15 +52,11 @@ struct AccuracyRow {
   std::int64_t num_examples = 0;
 };
 
-/// A paper's radius grid (docs/method.md §10): "cifar10" = 0, 0.25, ..., 2.5; "imagenet" = 0, 0.5,
-/// 1.0, 1.5, 2.0 (ℓ2, [0,1]-pixel units). \throws ConfigError naming `/table/radii` otherwise.
-std::vector<double> radius_preset(const std::string& name);
-
-/// The CIFAR-10 grid, the default of `dualrs table`.
-std::vector<double> default_radii();
-
-/// The radii a table config asks for: its explicit list, else its preset, else the default.
-std::vector<double> table_radii(const TableConfig& table);
+// The radius grids (radius_preset, default_radii, table_radii) are declared in core/config.h,
+// where the staged certify stops read them too (docs/method.md §10, §16).
+using ::dualrs::core::default_radii;
+using ::dualrs::core::radius_preset;
+using ::dualrs::core::table_radii;
 
 /// The conventions a table config asks for (inclusive, strict or both, in that order).
 std::vector<Convention> table_conventions(TableConvention convention);

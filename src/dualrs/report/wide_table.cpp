@@ -134,8 +134,14 @@ std::string caption(const WideTable& t, const Style& s) {
          << format_decimal(row.info.alpha_c) << ".";
     }
   }
+  os << " "
+     << describe(t.rows, "Noise", s, [](const WideRow& r) {
+          return (r.info.noise == "grid" ? std::string("grid-rounded Gaussian") : std::string("float Gaussian")) +
+                 (r.info.sampling == "staged" ? ", staged looks" : ", fixed n");
+        })
+     << ".";
   os << " Best value per column in bold; clean = clean accuracy (" << s.percent << "), abstain = abstain rate ("
-     << s.percent << "), ACR = average certified radius.";
+     << s.percent << "), ACR = average certified radius, passes = mean forward passes per input.";
   return os.str();
 }
 
@@ -160,6 +166,15 @@ WideTable make_wide_table(const std::vector<io::CertifyResults>& results, const 
     row.clean_accuracy = summary.clean_accuracy;
     row.abstain_rate = summary.abstain_rate;
     row.acr = summary.acr;
+    double passes = 0;
+    for (const auto& rec : res.records) {
+      if (rec.n_used < 0) {
+        passes = -1;
+        break;
+      }
+      passes += static_cast<double>(rec.n_used + std::max<std::int64_t>(rec.n_used_estimator, 0));
+    }
+    if (passes >= 0 && !res.records.empty()) row.forward_passes = passes / static_cast<double>(res.records.size());
     row.best_radius.assign(radii.size(), false);
     std::vector<std::int64_t> idx;
     for (const auto& rec : res.records) idx.push_back(rec.idx);
@@ -182,16 +197,17 @@ std::string to_markdown(const WideTable& t) {
   std::ostringstream os;
   os << caption(t, kPlain) << "\n\n| method | σ or Σ |";
   for (double r : t.radii) os << ' ' << format_decimal(r) << " |";
-  os << " clean | abstain | ACR |\n|---|---|";
+  os << " clean | abstain | ACR | passes |\n|---|---|";
   for (std::size_t i = 0; i < t.radii.size(); ++i) os << "---:|";
-  os << "---:|---:|---:|\n";
+  os << "---:|---:|---:|---:|\n";
   for (const auto& row : t.rows) {
     os << "| " << row.method << " | " << row.noise << " |";
     for (std::size_t c = 0; c < t.radii.size(); ++c) {
       os << ' ' << cell(fixed(100.0 * row.certified_accuracy[c], 1), row.best_radius[c]) << " |";
     }
     os << ' ' << cell(fixed(100.0 * row.clean_accuracy, 1), row.best_clean) << " | " << fixed(100.0 * row.abstain_rate, 1)
-       << " | " << cell(fixed(row.acr, 3), row.best_acr) << " |\n";
+       << " | " << cell(fixed(row.acr, 3), row.best_acr) << " | "
+       << (row.forward_passes >= 0 ? fixed(row.forward_passes, 0) : std::string("–")) << " |\n";
   }
   return os.str();
 }

@@ -27,6 +27,8 @@ struct WideRow {
   double clean_accuracy = 0.0;              ///< correct and not abstained, fraction
   double abstain_rate = 0.0;                ///< abstained, fraction
   double acr = 0.0;                         ///< average certified radius (ℓ2, [0,1]-pixel units)
+  /// Mean forward passes per input (n_used + n_used_estimator); −1 when the file predates them.
+  double forward_passes = -1.0;
   /// Per radius: this row holds the column's largest value (ties: every such row), unless that
   /// value is 0, in which case no row is marked.
   std::vector<bool> best_radius;

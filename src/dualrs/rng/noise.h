@@ -13,6 +13,8 @@
 
 #include <cstdint>
 
+#include "dualrs/core/noise_kind.h"
+
 namespace dualrs {
 inline namespace rng {
 
@@ -40,10 +42,13 @@ enum class NoiseStage : std::uint32_t {
   kEstimatorValidation = 13,///< train-estimator: one copy per held-out example (sample 0)
 };
 
-/// Stateless generator of σ·z, z ~ N(0, 1), for any (example, sigma index, sample, element).
+class GridTable;
+
+/// Stateless generator of σ·z, z ~ N(0, 1), for any (example, sigma index, sample, element),
+/// or of its rounding to the 1/255 grid (`kind` NoiseKind::kGrid, fill_grid).
 class NoiseSource {
  public:
-  NoiseSource(std::uint64_t seed, NoiseStage stage);
+  NoiseSource(std::uint64_t seed, NoiseStage stage, NoiseKind kind = NoiseKind::kGaussian);
 
   /// Writes `count` consecutive samples [first_sample, first_sample + count), each of
   /// `numel` values (C·H·W of one image), scaled by `sigma`, to `out` (count · numel floats,
@@ -61,14 +66,25 @@ class NoiseSource {
   std::uint32_t uniform_index(std::int64_t example, std::uint32_t sigma_index, std::int64_t sample,
                               std::uint32_t bound) const;
 
+  /// Grid noise (grid_noise.h): writes `count` samples of (level[e] + i_e)/255 as float,
+  /// i_e = table.draw(u_e) with the 64-bit word u_e = (w0 << 32 | w1) of words (0,1) (even e)
+  /// or (2,3) (odd e) of the Philox block {e/2, sample, sigma index, example}; the sum is taken
+  /// in integers, then converted. `rejected[s]` is set to 1 when some element of sample s drew
+  /// the table's reject (its values are then unspecified), else 0. Same counter checks as fill().
+  void fill_grid(float* out, std::uint8_t* rejected, std::int64_t numel, std::int64_t example,
+                 std::uint32_t sigma_index, std::int64_t first_sample, std::int64_t count, const GridTable& table,
+                 const std::int32_t* levels) const;
+
   std::uint64_t seed() const { return seed_; }
   NoiseStage stage() const { return stage_; }
+  NoiseKind kind() const { return kind_; }
   std::uint32_t key0() const { return key_[0]; }
   std::uint32_t key1() const { return key_[1]; }
 
  private:
   std::uint64_t seed_;
   NoiseStage stage_;
+  NoiseKind kind_;
   std::uint32_t key_[2];
 };
 

@@ -11,7 +11,9 @@
 #include "dualrs/core/config.h"
 #include "dualrs/core/progress.h"
 #include "dualrs/core/records.h"
+#include "dualrs/core/staged.h"
 #include "dualrs/model/base_model.h"
+#include "dualrs/smooth/sample_counts.h"
 
 namespace dualrs::smooth {
 
@@ -47,6 +49,27 @@ CertifyRecord certify_example(model::BaseModel& model, const Example& example, c
 /// PREDICT(f, σ, x, n, α) with noise stage kPredict. Same errors as certify_example.
 PredictRecord predict_example(model::BaseModel& model, const Example& example, const PredictConfig& config,
                               std::uint32_t sigma_index = 0);
+
+/// The thresholds of one staged CERTIFY (schedule, σ, stop radii, α scale), built once per
+/// process and shared (thread-safe): every example at that σ uses the same.
+const StagedThresholds& shared_thresholds(const LookSchedule& schedule, double sigma,
+                                          const std::vector<double>& stop_radii, double alpha_scale = 1.0,
+                                          double futility_beta = 0.0);
+
+/// The estimation copies of a staged CERTIFY (docs/method.md §16): samples [0, n_1), then
+/// [n_1, n_2), … of `request`'s stream (so the first n_j copies are those of fixed CERTIFY),
+/// stopping by next_look. `best` is the best look's certificate (p_a_lower, radius, n_a at
+/// that look; selected = ĉ), `counts` the votes of every copy drawn.
+struct StagedEstimate {
+  Certificate best;
+  SampleCounts counts;
+  std::size_t looks_taken = 0;
+  LookOutcome outcome = LookOutcome::kLastLook;
+};
+/// \param request its first_sample and count are ignored (the looks give them).
+/// \param cap  the radius above which nothing reported changes (INFINITY: the top stop radius).
+StagedEstimate staged_estimate(model::BaseModel& model, const at::Tensor& x, const NoiseSource& noise,
+                               NoiseRequest request, std::int64_t c_hat, const StagedThresholds& thresholds, double cap);
 
 /// Certifies `count` examples in order, sending each record to `sink` (not finished here).
 /// \throws ConfigError when `config` fails validate(CertifyConfig) (core/config.h).

@@ -1,7 +1,10 @@
 #include "dualrs/smooth/dual.h"
 
 #include <chrono>
+#include <cmath>
+#include <functional>
 #include <numeric>
+#include <optional>
 
 #include "dualrs/core/error.h"
 #include "dualrs/smooth/sample_counts.h"
@@ -52,14 +55,15 @@ std::vector<LabelRow> label_examples(const ClassifierPool& classifiers, const st
     for (const Example& ex : examples) {
       requests.push_back({ex.image, {ex.idx, step.sigma_index, sigma, 0, draw.count, plan.batch_size}});
     }
-    const std::vector<SampleCounts> counts = sample_counts_grouped(*classifiers[step.sigma_index], requests,
-                                                                   NoiseSource(plan.seed, draw.stage), plan.batch_size);
+    const std::vector<SampleCounts> counts = sample_counts_grouped(
+        *classifiers[step.sigma_index], requests, NoiseSource(plan.seed, draw.stage, plan.noise), plan.batch_size);
     for (std::size_t e = 0; e < examples.size(); ++e) {
       const SampleCounts& c = counts[e];
       LabelRow& row = rows[e];
       row.top_count.push_back(c.votes[static_cast<std::size_t>(argmax_lowest(c.votes))]);
       row.non_finite.push_back(c.non_finite);
-      // A copy with non-finite logits makes the radius at this σ 0 (it abstains).
+      // A copy with non-finite logits makes the radius at this σ 0 (it abstains); grid-noise
+      // rejects count as trials (n = N).
       row.radii.push_back(c.non_finite > 0 ? 0.0 : label_radius(c.votes, examples[e].label, sigma, alpha, settings.n));
     }
   }
@@ -67,15 +71,15 @@ std::vector<LabelRow> label_examples(const ClassifierPool& classifiers, const st
 }
 
 SigmaVote estimate_sigma_example(model::BaseModel& estimator, const Example& example, double sigma_e, std::int64_t n,
-                                 std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas) {
-  return estimate_sigma_examples(estimator, {example}, sigma_e, n, batch_size, seed, num_sigmas).front();
+                                 std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas, NoiseKind noise) {
+  return estimate_sigma_examples(estimator, {example}, sigma_e, n, batch_size, seed, num_sigmas, noise).front();
 }
 
 std::vector<SigmaVote> estimate_sigma_examples(model::BaseModel& estimator, const std::vector<Example>& examples,
                                                double sigma_e, std::int64_t n, std::int64_t batch_size, std::uint64_t seed,
-                                               std::int64_t num_sigmas) {
+                                               std::int64_t num_sigmas, NoiseKind noise) {
   check_estimator(estimator, static_cast<std::size_t>(num_sigmas));
-  const SamplePlan plan = estimate_sigma_plan(sigma_e, n, batch_size, seed, num_sigmas);
+  const SamplePlan plan = estimate_sigma_plan(sigma_e, n, batch_size, seed, num_sigmas, noise);
   const SampleStep& step = plan.steps.front();
   const SampleDraw& draw = step.draws.front();
   std::vector<GroupedRequest> requests;
@@ -84,7 +88,7 @@ std::vector<SigmaVote> estimate_sigma_examples(model::BaseModel& estimator, cons
     requests.push_back({ex.image, {ex.idx, step.sigma_index, step.sigma, 0, draw.count, plan.batch_size}});
   }
   const std::vector<SampleCounts> counts =
-      sample_counts_grouped(estimator, requests, NoiseSource(plan.seed, draw.stage), plan.batch_size);
+      sample_counts_grouped(estimator, requests, NoiseSource(plan.seed, draw.stage, plan.noise), plan.batch_size);
   std::vector<SigmaVote> votes(examples.size());
   for (std::size_t e = 0; e < examples.size(); ++e) {
     votes[e].votes = counts[e].votes;
@@ -94,8 +98,108 @@ std::vector<SigmaVote> estimate_sigma_examples(model::BaseModel& estimator, cons
   return votes;
 }
 
+namespace {
+// The Dual RS fields of `record` from the two stages' certificates (DualRS §4).
+CertifyRecord finish_dual(CertifyRecord record, const Certificate& e_cert, const Certificate& c_cert,
+                          std::chrono::steady_clock::time_point start) {
+  const DualCertificate dual = combine_dual(e_cert, c_cert);
+  record.sigma_index = dual.sigma_index;
+  record.r_sigma = dual.r_sigma;
+  record.r_c = dual.r_c;
+  record.prediction = dual.prediction;
+  record.radius = dual.radius;
+  record.time_s = seconds_since(start);
+  return record;
+}
+
+// One CERTIFY of a Dual RS stage with sampling "staged": n0 selection copies, then the
+// estimation looks, stopped by next_look with `cap` (docs/method.md §16).
+struct StageCertificate {
+  Certificate cert;
+  SampleCounts selection;
+  SampleCounts estimation;
+  std::int64_t copies = 0;  // forward passes
+};
+StageCertificate staged_stage(model::BaseModel& model, const Example& example, const SamplePlan& plan,
+                              const SampleStep& step, const PerSigmaSettings& ps, double alpha,
+                              const std::function<double(std::int64_t c_hat)>& cap) {
+  StageCertificate out;
+  const NoiseRequest base{example.idx, step.sigma_index, step.sigma, 0, ps.n0, plan.batch_size};
+  out.selection = sample_counts(model, example.image, NoiseSource(plan.seed, step.draws[0].stage, plan.noise), base);
+  const std::int64_t c_hat = argmax_lowest(out.selection.votes);
+  const StagedThresholds& thresholds =
+      shared_thresholds(look_schedule(ps.staged, ps.n, alpha), step.sigma, ps.stop_radii, 1.0, ps.staged.futility_beta);
+  const StagedEstimate est = staged_estimate(model, example.image, NoiseSource(plan.seed, step.draws[1].stage, plan.noise),
+                                             base, c_hat, thresholds, cap(c_hat));
+  out.cert = est.best;
+  out.estimation = est.counts;
+  out.copies = ps.n0 + est.counts.total();
+  return out;
+}
+
+// The largest R_c the classifier stage could give at σ_i (every copy for ĉ): past it, a larger
+// R_σ changes nothing (final radius = min(R_σ, R_c)).
+double max_classifier_radius(const DualSettings& settings, double sigma) {
+  const PerSigmaSettings& ps = settings.per_sigma;
+  return shared_thresholds(look_schedule(ps.staged, ps.n, settings.alpha_c), sigma, ps.stop_radii, 1.0,
+                           ps.staged.futility_beta)
+      .max_radius();
+}
+
+CertifyRecord dual_certify_staged(model::BaseModel& estimator, const ClassifierPool& classifiers, const Example& example,
+                                  const DualSettings& settings) {
+  const auto start = std::chrono::steady_clock::now();
+  const PerSigmaSettings& ps = settings.per_sigma;
+  const SamplePlan plan = dual_certify_plan(settings);
+  // Stage 1, the estimator at σ_e: it may stop once R_σ reaches the largest R_c its choice
+  // could give (stop (c) of docs/method.md §16).
+  const StageCertificate e = staged_stage(estimator, example, plan, plan.steps[0], ps, settings.alpha_e,
+                                          [&](std::int64_t c_hat) {
+                                            return max_classifier_radius(settings, ps.sigma_candidates[static_cast<std::size_t>(c_hat)]);
+                                          });
+  Certificate e_cert = e.cert;
+  CertifyRecord record;
+  record.idx = example.idx;
+  record.label = example.label;
+  record.non_finite = e.selection.non_finite + e.estimation.non_finite;
+  if (record.non_finite > 0) e_cert = abstain_non_finite(e_cert);
+  record.estimator_counts_selection = e.selection.votes;
+  record.estimator_counts = e.estimation.votes;
+  record.n_used_estimator = e.copies;
+  const std::int64_t k = classifiers.front()->num_classes();
+  record.counts_selection = zeros(k);
+  record.counts = zeros(k);
+  Certificate c_cert;
+  if (!e_cert.abstained()) {
+    // Stage 2, the classifier at the chosen σ: it may stop once R_c ≥ R_σ.
+    const auto i = static_cast<std::size_t>(e_cert.prediction);
+    const double sigma = ps.sigma_candidates[i];
+    const double r_sigma = e_cert.radius;
+    const StageCertificate c = staged_stage(*classifiers[i], example, plan,
+                                            plan.steps[1].at(static_cast<std::uint32_t>(i), sigma), ps, settings.alpha_c,
+                                            [&](std::int64_t) { return r_sigma; });
+    c_cert = c.cert;
+    const std::int64_t c_non_finite = c.selection.non_finite + c.estimation.non_finite;
+    if (c_non_finite > 0) c_cert = abstain_non_finite(c_cert);
+    record.non_finite += c_non_finite;
+    record.counts_selection = c.selection.votes;
+    record.counts = c.estimation.votes;
+    record.sigma = sigma;
+    record.n_a = c_cert.n_a;
+    record.p_a_lower = c_cert.p_a_lower;
+    record.n_used = c.copies;
+  }
+  return finish_dual(std::move(record), e_cert, c_cert, start);
+}
+}  // namespace
+
 CertifyRecord dual_certify_example(model::BaseModel& estimator, const ClassifierPool& classifiers,
                                    const Example& example, const DualSettings& settings) {
+  if (settings.per_sigma.sampling == Sampling::kStaged) {
+    check_pool(classifiers, settings.per_sigma);
+    check_estimator(estimator, settings.per_sigma.sigma_candidates.size());
+    return dual_certify_staged(estimator, classifiers, example, settings);
+  }
   const auto start = std::chrono::steady_clock::now();
   const PerSigmaSettings& ps = settings.per_sigma;
   check_pool(classifiers, ps);
@@ -114,6 +218,7 @@ CertifyRecord dual_certify_example(model::BaseModel& estimator, const Classifier
   if (record.non_finite > 0) e_cert = abstain_non_finite(e_cert);
   record.estimator_counts_selection = e_sel.votes;
   record.estimator_counts = e_est.votes;
+  record.n_used_estimator = ps.n0 + ps.n;
   const std::int64_t k = classifiers.front()->num_classes();
   record.counts_selection = zeros(k);
   record.counts = zeros(k);
@@ -136,15 +241,9 @@ CertifyRecord dual_certify_example(model::BaseModel& estimator, const Classifier
     record.sigma = sigma;
     record.n_a = c_cert.n_a;
     record.p_a_lower = c_cert.p_a_lower;
+    record.n_used = ps.n0 + ps.n;
   }
-  const DualCertificate dual = combine_dual(e_cert, c_cert);
-  record.sigma_index = dual.sigma_index;
-  record.r_sigma = dual.r_sigma;
-  record.r_c = dual.r_c;
-  record.prediction = dual.prediction;
-  record.radius = dual.radius;
-  record.time_s = seconds_since(start);
-  return record;
+  return finish_dual(std::move(record), e_cert, c_cert, start);
 }
 
 PredictRecord dual_predict_example(model::BaseModel& estimator, const ClassifierPool& classifiers,
@@ -179,26 +278,87 @@ PredictRecord dual_predict_example(model::BaseModel& estimator, const Classifier
   return record;
 }
 
+namespace {
+// One cascade stage with sampling "staged" (docs/method.md §16): the estimation copies in
+// looks at α_stage spread by the schedule; `cap` is the cap of the stages before.
+struct CascadeStage {
+  MultiscaleStage stage;
+  SampleCounts selection;
+  SampleCounts estimation;
+};
+CascadeStage staged_cascade_stage(model::BaseModel& model, const Example& example, const SamplePlan& plan,
+                                  const SampleStep& step, const PerSigmaSettings& ps, double alpha_stage, double cap) {
+  CascadeStage out;
+  NoiseRequest request{example.idx, step.sigma_index, step.sigma, 0, ps.n0, plan.batch_size};
+  out.selection = sample_counts(model, example.image, NoiseSource(plan.seed, step.draws[0].stage, plan.noise), request);
+  const NoiseSource estimation(plan.seed, step.draws[1].stage, plan.noise);
+  const LookSchedule schedule = look_schedule(ps.staged, ps.n, alpha_stage);
+  // The stage's lower bound is at α/2 (multiscale_stage), so the thresholds are too.
+  const StagedThresholds& thresholds =
+      shared_thresholds(schedule, step.sigma, ps.stop_radii, 0.5, ps.staged.futility_beta);
+  const std::int64_t c_hat = argmax_lowest(out.selection.votes);
+  out.estimation.votes.assign(out.selection.votes.size(), 0);
+  std::optional<MultiscaleStage> certified;
+  std::int64_t drawn = 0;
+  for (std::size_t j = 0; j < schedule.size(); ++j) {
+    request.first_sample = drawn;
+    request.count = schedule.n[j] - drawn;
+    const SampleCounts more = sample_counts(model, example.image, estimation, request);
+    for (std::size_t c = 0; c < more.votes.size(); ++c) out.estimation.votes[c] += more.votes[c];
+    out.estimation.non_finite += more.non_finite;
+    out.estimation.rejected += more.rejected;
+    drawn = schedule.n[j];
+    if (out.selection.non_finite + out.estimation.non_finite > 0) return out;  // the caller abstains
+    const MultiscaleStage look = multiscale_stage(out.selection.votes, out.estimation.votes, step.sigma,
+                                                  schedule.alpha[j], schedule.n[j]);
+    if (look.decision == StageDecision::kCertify && (!certified || look.radius > certified->radius)) certified = look;
+    if (!certified) {
+      out.stage = look;
+      if (look.decision == StageDecision::kBelowHalf) return out;  // go on to the next smaller σ
+      continue;                                                   // undecided: look again
+    }
+    out.stage = *certified;
+    const std::int64_t n_a = out.estimation.votes[static_cast<std::size_t>(c_hat)];
+    if (next_look(thresholds, j, n_a, certified->radius, cap) != LookOutcome::kContinue) return out;
+  }
+  return out;
+}
+}  // namespace
+
 CertifyRecord multiscale_certify_example(const ClassifierPool& classifiers, const Example& example,
                                          const PerSigmaSettings& settings, double alpha, AlphaSplit split) {
   const auto start = std::chrono::steady_clock::now();
   check_pool(classifiers, settings);
   const auto num = static_cast<std::int64_t>(settings.sigma_candidates.size());
   const SamplePlan plan = multiscale_certify_plan(settings);
+  const bool staged = settings.sampling == Sampling::kStaged;
   std::vector<MultiscaleStage> stages;
   std::vector<double> visited;
   CertifyRecord record;
   record.idx = example.idx;
   record.label = example.label;
+  double cap = INFINITY;  // the radius cap of the below-half stages so far
   // The plan's steps run largest σ first; the cascade stops at the first that certifies or is
   // undecided (StepCondition::kUntilCertifiedOrUndecided).
   for (std::int64_t step = 0; step < num; ++step) {
     const SampleStep& planned = plan.steps[static_cast<std::size_t>(step)];
     const double sigma = planned.sigma;
-    const std::vector<SampleCounts> votes =
-        draw_step(*classifiers[planned.sigma_index], example.image, plan, planned, example.idx);
-    const SampleCounts& sel = votes[0];
-    const SampleCounts& est = votes[1];
+    model::BaseModel& model = *classifiers[planned.sigma_index];
+    const double alpha_stage = multiscale_stage_alpha(alpha, step, num, split);
+    CascadeStage run;
+    if (staged) {
+      run = staged_cascade_stage(model, example, plan, planned, settings, alpha_stage, cap);
+    } else {
+      const std::vector<SampleCounts> votes = draw_step(model, example.image, plan, planned, example.idx);
+      run.selection = votes[0];
+      run.estimation = votes[1];
+      if (run.selection.non_finite + run.estimation.non_finite == 0) {
+        run.stage = multiscale_stage(run.selection.votes, run.estimation.votes, sigma, alpha_stage, settings.n);
+      }
+    }
+    const SampleCounts& sel = run.selection;
+    const SampleCounts& est = run.estimation;
+    record.n_used += sel.total() + est.total();
     record.non_finite += sel.non_finite + est.non_finite;
     if (sel.non_finite + est.non_finite > 0) {
       // A broken forward pass: the cascade abstains here.
@@ -208,7 +368,7 @@ CertifyRecord multiscale_certify_example(const ClassifierPool& classifiers, cons
       record.time_s = seconds_since(start);
       return record;
     }
-    stages.push_back(multiscale_stage(sel.votes, est.votes, sigma, multiscale_stage_alpha(alpha, step, num, split)));
+    stages.push_back(run.stage);
     visited.push_back(sigma);
     record.counts_selection = sel.votes;
     record.counts = est.votes;
@@ -216,6 +376,7 @@ CertifyRecord multiscale_certify_example(const ClassifierPool& classifiers, cons
     record.p_a_lower = stages.back().p_a_lower;
     record.n_a = est.votes[static_cast<std::size_t>(stages.back().selected)];
     if (stages.back().decision != StageDecision::kBelowHalf) break;
+    cap = std::min(cap, stages.back().cap);
   }
   const MultiscaleCertificate cert = combine_multiscale(stages, visited);
   record.prediction = cert.prediction;

@@ -52,16 +52,21 @@ struct SigmaVote {
   std::int64_t sigma_index = 0;
   std::int64_t non_finite = 0;    ///< copies with NaN/Inf logits (they vote for no σ)
 };
+/// \param noise Gaussian or grid noise (/estimate_sigma/noise).
 SigmaVote estimate_sigma_example(model::BaseModel& estimator, const Example& example, double sigma_e, std::int64_t n,
-                                 std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas);
+                                 std::int64_t batch_size, std::uint64_t seed, std::int64_t num_sigmas,
+                                 NoiseKind noise = NoiseKind::kGaussian);
 /// estimate_sigma_example of several examples, their n copies sharing forwards of
 /// `batch_size` rows (sample_counts_grouped). \return votes in order.
 std::vector<SigmaVote> estimate_sigma_examples(model::BaseModel& estimator, const std::vector<Example>& examples,
                                                double sigma_e, std::int64_t n, std::int64_t batch_size, std::uint64_t seed,
-                                               std::int64_t num_sigmas);
+                                               std::int64_t num_sigmas, NoiseKind noise = NoiseKind::kGaussian);
 
 /// Dual RS CERTIFY of one example. The record holds σ index, R_σ, ŷ, R_c, R = min(R_σ, R_c)
-/// and both stages' counts (classifier counts are zeros when the estimator abstains).
+/// and both stages' counts (classifier counts are zeros when the estimator abstains), and
+/// n_used / n_used_estimator. With settings.per_sigma.sampling staged both stages run staged
+/// CERTIFY at α_e and α_c, and stop early as docs/method.md §16 says: the estimator once R_σ
+/// reaches the largest R_c its chosen σ could give, the classifier once R_c ≥ R_σ.
 /// \throws ConfigError on invalid settings, ModelError when the estimator's output size is not |Σ|.
 CertifyRecord dual_certify_example(model::BaseModel& estimator, const ClassifierPool& classifiers,
                                    const Example& example, const DualSettings& settings);
@@ -72,7 +77,9 @@ PredictRecord dual_predict_example(model::BaseModel& estimator, const Classifier
 
 /// Multiscale cascade CERTIFY: σ from largest to smallest, stage α from `split`; the record's
 /// sigma_index is the deciding stage's σ index (-1 when abstaining), radius capped as in
-/// dualrs::combine_multiscale.
+/// dualrs::combine_multiscale. Staged sampling: each stage's estimation runs in looks at its
+/// stage α spread by the schedule; a look that is below half moves on, a look that certifies
+/// decides the stage, which continues only while a later look could reach the next stop radius.
 CertifyRecord multiscale_certify_example(const ClassifierPool& classifiers, const Example& example,
                                          const PerSigmaSettings& settings, double alpha, AlphaSplit split);
 

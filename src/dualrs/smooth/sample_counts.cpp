@@ -5,11 +5,12 @@
 #include <numeric>
 
 #include "dualrs/core/error.h"
+#include "dualrs/rng/grid_noise.h"
 
 namespace dualrs::smooth {
 
 std::int64_t SampleCounts::total() const {
-  return std::accumulate(votes.begin(), votes.end(), non_finite);
+  return std::accumulate(votes.begin(), votes.end(), non_finite + rejected);
 }
 
 void fill_noisy_copies(at::Tensor& out, const at::Tensor& x, const NoiseSource& noise, std::int64_t example,
@@ -63,8 +64,18 @@ std::vector<SampleCounts> sample_counts_grouped(model::BaseModel& model, const s
     total += requests[r].request.count;
   }
   if (total == 0) return results;
+  // Grid noise works on the 8-bit levels of each image (checked on the grid here, once).
+  const bool grid = noise.kind() == NoiseKind::kGrid;
+  std::vector<std::vector<std::int32_t>> levels;
+  if (grid) {
+    for (std::size_t q = 0; q < requests.size(); ++q) {
+      levels.push_back(grid_levels(images[q].data_ptr<float>(), images[q].numel(), requests[q].request.example));
+    }
+  }
   torch::InferenceMode guard;
   const auto shape = images.front().sizes();
+  const std::int64_t numel = images.front().numel();
+  std::vector<std::uint8_t> rejected(static_cast<std::size_t>(std::min(batch_size, total)), 0);
   // Never more rows than copies: --batch-size 1000000000 for n = 100 allocates 100 (the
   // noise of a copy does not depend on the forward it is drawn in).
   const std::int64_t rows = std::min(batch_size, total);
@@ -82,8 +93,20 @@ std::vector<SampleCounts> sample_counts_grouped(model::BaseModel& model, const s
       }
       const NoiseRequest& q = requests[r].request;
       const std::int64_t take = std::min(b - filled, q.count - offset);
-      at::Tensor view = batch.narrow(0, filled, take);
-      fill_noisy_copies(view, images[r], noise, q.example, q.sigma_index, q.sigma, q.first_sample + offset);
+      if (grid) {
+        const GridTable& table = GridTable::for_sigma(q.sigma);
+        float* dst = batch.data_ptr<float>() + filled * numel;
+        std::uint8_t* flags = rejected.data() + filled;
+        const std::int32_t* lv = levels[r].data();
+        const std::int64_t first = q.first_sample + offset;
+        at::parallel_for(0, take, 16, [&](std::int64_t begin, std::int64_t end) {
+          noise.fill_grid(dst + begin * numel, flags + begin, numel, q.example, q.sigma_index, first + begin, end - begin,
+                          table, lv);
+        });
+      } else {
+        at::Tensor view = batch.narrow(0, filled, take);
+        fill_noisy_copies(view, images[r], noise, q.example, q.sigma_index, q.sigma, q.first_sample + offset);
+      }
       segments.emplace_back(r, take);
       filled += take;
       offset += take;
@@ -99,7 +122,8 @@ std::vector<SampleCounts> sample_counts_grouped(model::BaseModel& model, const s
     for (const auto& [request, count] : segments) {
       SampleCounts& out = results[request];
       for (std::int64_t i = 0; i < count; ++i, ++row) {
-        if (ok[row]) ++out.votes[static_cast<std::size_t>(pred[row])];
+        if (grid && rejected[static_cast<std::size_t>(row)] != 0) ++out.rejected;  // votes for no class
+        else if (ok[row]) ++out.votes[static_cast<std::size_t>(pred[row])];
         else ++out.non_finite;
       }
     }
@@ -113,7 +137,7 @@ std::vector<SampleCounts> draw_step(model::BaseModel& model, const at::Tensor& x
   std::vector<SampleCounts> out;
   out.reserve(step.draws.size());
   for (const SampleDraw& draw : step.draws) {
-    out.push_back(sample_counts(model, x, NoiseSource(plan.seed, draw.stage),
+    out.push_back(sample_counts(model, x, NoiseSource(plan.seed, draw.stage, plan.noise),
                                 {example, step.sigma_index, step.sigma, 0, draw.count, plan.batch_size}));
   }
   return out;

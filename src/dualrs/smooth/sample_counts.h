@@ -27,17 +27,21 @@ struct NoiseRequest {
 
 /// Votes over the requested copies. `non_finite` counts copies whose logits had a NaN/Inf:
 /// they vote for no class (a certificate built on them stays sound: they count as trials).
+/// With grid noise, `rejected` counts copies that drew the table's reject (grid_noise.h): they
+/// vote for no class either, and count as trials.
 struct SampleCounts {
   Counts votes;                  ///< [K]
   std::int64_t non_finite = 0;
-  std::int64_t total() const;    ///< requested copies = sum(votes) + non_finite
+  std::int64_t rejected = 0;
+  std::int64_t total() const;    ///< requested copies = sum(votes) + non_finite + rejected
 };
 
 /// Draws the copies x + δ, δ = noise.fill(...) (so the numbers depend only on the noise
 /// source and the request), runs the model in batches under inference mode and counts the
-/// argmax class of each copy. \param x float `[C, H, W]` in [0, 1].
-/// \throws DataError when x holds NaN/Inf pixels (naming the example), ModelError when the
-/// model's output is not `[B, K]`.
+/// argmax class of each copy. With a grid-noise source (NoiseKind::kGrid) the copies are
+/// noise.fill_grid of x's 8-bit levels. \param x float `[C, H, W]` in [0, 1].
+/// \throws DataError when x holds NaN/Inf pixels (naming the example), or with grid noise a
+/// pixel off the 1/255 grid; ModelError when the model's output is not `[B, K]`.
 SampleCounts sample_counts(model::BaseModel& model, const at::Tensor& x, const NoiseSource& noise,
                            const NoiseRequest& request);
 

@@ -22,10 +22,11 @@ SampleStep step(ModelRole model, SigmaSource source, std::uint32_t sigma_index, 
   return s;
 }
 
-SamplePlan plan(std::uint64_t seed, std::int64_t batch_size) {
+SamplePlan plan(std::uint64_t seed, std::int64_t batch_size, NoiseKind noise) {
   SamplePlan p;
   p.seed = seed;
   p.batch_size = batch_size;
+  p.noise = noise;
   return p;
 }
 
@@ -34,13 +35,14 @@ std::uint32_t word(std::size_t i) { return static_cast<std::uint32_t>(i); }
 }  // namespace
 
 PerSigmaSettings per_sigma_settings(const DualConfig& dual, const CertifyConfig& certify) {
-  return {dual.sigma_candidates, certify.n0, certify.n, certify.batch_size, certify.seed};
+  return {dual.sigma_candidates, certify.n0, certify.n, certify.batch_size, certify.seed,
+          certify.noise, certify.sampling, certify.staged, certify.stop_radii};
 }
 PerSigmaSettings per_sigma_settings(const DualConfig& dual, const PredictConfig& predict) {
-  return {dual.sigma_candidates, 0, predict.n, predict.batch_size, predict.seed};
+  return {dual.sigma_candidates, 0, predict.n, predict.batch_size, predict.seed, predict.noise, Sampling::kFixed, {}, {}};
 }
 PerSigmaSettings per_sigma_settings(const DualConfig& dual, const LabelConfig& label) {
-  return {dual.sigma_candidates, 0, label.n, label.batch_size, label.seed};
+  return {dual.sigma_candidates, 0, label.n, label.batch_size, label.seed, label.noise, Sampling::kFixed, {}, {}};
 }
 
 std::int64_t SampleStep::copies() const {
@@ -72,21 +74,21 @@ bool SamplePlan::conditional(ModelRole role) const {
 }
 
 SamplePlan certify_plan(const CertifyConfig& config, std::uint32_t sigma_index) {
-  SamplePlan p = plan(config.seed, config.batch_size);
+  SamplePlan p = plan(config.seed, config.batch_size, config.noise);
   p.steps.push_back(step(ModelRole::kClassifier, SigmaSource::kGlobal, sigma_index, config.sigma, StepCondition::kAlways,
                          certify_draws(NoiseStage::kCertifySelection, NoiseStage::kCertifyEstimation, config.n0, config.n)));
   return p;
 }
 
 SamplePlan predict_plan(const PredictConfig& config, std::uint32_t sigma_index) {
-  SamplePlan p = plan(config.seed, config.batch_size);
+  SamplePlan p = plan(config.seed, config.batch_size, config.noise);
   p.steps.push_back(step(ModelRole::kClassifier, SigmaSource::kGlobal, sigma_index, config.sigma, StepCondition::kAlways,
                          {{NoiseStage::kPredict, "n", config.n}}));
   return p;
 }
 
 SamplePlan label_plan(const PerSigmaSettings& settings) {
-  SamplePlan p = plan(settings.seed, settings.batch_size);
+  SamplePlan p = plan(settings.seed, settings.batch_size, settings.noise);
   for (std::size_t i = 0; i < settings.sigma_candidates.size(); ++i) {
     p.steps.push_back(step(ModelRole::kClassifier, SigmaSource::kCandidate, word(i), settings.sigma_candidates[i],
                            StepCondition::kAlways, {{NoiseStage::kLabel, "N", settings.n}}));
@@ -95,8 +97,8 @@ SamplePlan label_plan(const PerSigmaSettings& settings) {
 }
 
 SamplePlan estimate_sigma_plan(double sigma_e, std::int64_t n, std::int64_t batch_size, std::uint64_t seed,
-                               std::int64_t num_sigmas) {
-  SamplePlan p = plan(seed, batch_size);
+                               std::int64_t num_sigmas, NoiseKind noise) {
+  SamplePlan p = plan(seed, batch_size, noise);
   p.steps.push_back(step(ModelRole::kEstimator, SigmaSource::kSigmaE, static_cast<std::uint32_t>(num_sigmas), sigma_e,
                          StepCondition::kAlways, {{NoiseStage::kEstimateSigma, "n", n}}));
   return p;
@@ -104,7 +106,7 @@ SamplePlan estimate_sigma_plan(double sigma_e, std::int64_t n, std::int64_t batc
 
 SamplePlan dual_certify_plan(const DualSettings& settings) {
   const PerSigmaSettings& ps = settings.per_sigma;
-  SamplePlan p = plan(ps.seed, ps.batch_size);
+  SamplePlan p = plan(ps.seed, ps.batch_size, ps.noise);
   p.steps.push_back(step(ModelRole::kEstimator, SigmaSource::kSigmaE, word(ps.sigma_candidates.size()), settings.sigma_e,
                          StepCondition::kAlways,
                          certify_draws(NoiseStage::kEstimatorSelection, NoiseStage::kEstimatorEstimation, ps.n0, ps.n)));
@@ -115,7 +117,7 @@ SamplePlan dual_certify_plan(const DualSettings& settings) {
 
 SamplePlan dual_predict_plan(const DualSettings& settings) {
   const PerSigmaSettings& ps = settings.per_sigma;
-  SamplePlan p = plan(ps.seed, ps.batch_size);
+  SamplePlan p = plan(ps.seed, ps.batch_size, ps.noise);
   p.steps.push_back(step(ModelRole::kEstimator, SigmaSource::kSigmaE, word(ps.sigma_candidates.size()), settings.sigma_e,
                          StepCondition::kAlways, {{NoiseStage::kEstimatorPredict, "n", ps.n}}));
   p.steps.push_back(step(ModelRole::kClassifier, SigmaSource::kChosen, 0, 0.0, StepCondition::kUnlessEstimatorAbstains,
@@ -124,7 +126,7 @@ SamplePlan dual_predict_plan(const DualSettings& settings) {
 }
 
 SamplePlan multiscale_certify_plan(const PerSigmaSettings& settings) {
-  SamplePlan p = plan(settings.seed, settings.batch_size);
+  SamplePlan p = plan(settings.seed, settings.batch_size, settings.noise);
   for (std::size_t step_index = 0; step_index < settings.sigma_candidates.size(); ++step_index) {
     const std::size_t i = settings.sigma_candidates.size() - 1 - step_index;  // largest σ first
     p.steps.push_back(step(ModelRole::kClassifier, SigmaSource::kCandidate, word(i), settings.sigma_candidates[i],
@@ -136,7 +138,7 @@ SamplePlan multiscale_certify_plan(const PerSigmaSettings& settings) {
 }
 
 SamplePlan multiscale_predict_plan(const PerSigmaSettings& settings) {
-  SamplePlan p = plan(settings.seed, settings.batch_size);
+  SamplePlan p = plan(settings.seed, settings.batch_size, settings.noise);
   for (std::size_t step_index = 0; step_index < settings.sigma_candidates.size(); ++step_index) {
     const std::size_t i = settings.sigma_candidates.size() - 1 - step_index;  // largest σ first
     p.steps.push_back(step(ModelRole::kClassifier, SigmaSource::kCandidate, word(i), settings.sigma_candidates[i],

@@ -24,6 +24,10 @@ struct PerSigmaSettings {
   std::int64_t n = 1000;
   std::int64_t batch_size = 1000;
   std::uint64_t seed = 0;
+  NoiseKind noise = NoiseKind::kGaussian;
+  Sampling sampling = Sampling::kFixed;  ///< certify only
+  StagedConfig staged;                   ///< certify only, when staged
+  std::vector<double> stop_radii;        ///< certify only, when staged (CertifyConfig::stop_radii)
 };
 
 /// The per-σ settings of the certify (n0, n), predict (n; no selection copies) and label
@@ -94,6 +98,7 @@ struct SampleStep {
 /// method draws; they are exactly what it draws when no step is skipped or cut off.
 struct SamplePlan {
   std::uint64_t seed = 0;          ///< the noise key's seed
+  NoiseKind noise = NoiseKind::kGaussian;  ///< Gaussian or grid noise (docs/method.md §15)
   std::int64_t batch_size = 1000;  ///< copies per forward pass (memory only, not the numbers)
   std::vector<SampleStep> steps;
 
@@ -114,7 +119,7 @@ SamplePlan label_plan(const PerSigmaSettings& settings);
 /// The smoothed estimator's σ choice (docs/method.md §7): n copies of kEstimateSigma at σ_e,
 /// σ word |Σ| = num_sigmas.
 SamplePlan estimate_sigma_plan(double sigma_e, std::int64_t n, std::int64_t batch_size, std::uint64_t seed,
-                               std::int64_t num_sigmas);
+                               std::int64_t num_sigmas, NoiseKind noise = NoiseKind::kGaussian);
 /// Dual RS CERTIFY (DualRS §4): the estimator's CERTIFY at σ_e (kEstimatorSelection/Estimation),
 /// then, unless it abstains, the classifier's CERTIFY at the chosen σ (kCertifySelection/Estimation).
 SamplePlan dual_certify_plan(const DualSettings& settings);

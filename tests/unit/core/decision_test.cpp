@@ -34,8 +34,10 @@ TEST(DecisionTest, CertifyRadiusIsSigmaTimesPpfOfLowerBound) {
   ASSERT_FALSE(c.abstained());
   EXPECT_EQ(c.prediction, 1);
   const double p = stats::clopper_pearson_lower(990, 1000, 0.001);
-  EXPECT_DOUBLE_EQ(c.p_a_lower, p);
-  EXPECT_DOUBLE_EQ(c.radius, 0.25 * stats::norm_ppf(p));
+  // Rounding-safe: both values are lowered by stats::kRoundingUlps (docs/method.md §15).
+  EXPECT_EQ(c.p_a_lower, stats::toward_zero(p));
+  EXPECT_EQ(c.radius, stats::toward_zero(0.25 * stats::norm_ppf(stats::toward_zero(p))));
+  EXPECT_NEAR(c.radius, 0.25 * stats::norm_ppf(p), 1e-13);
 }
 
 TEST(DecisionTest, CertifyAbstainsBelowHalf) {

@@ -44,7 +44,7 @@ TEST(SigmaCandidatesTest, MustBePositiveSortedAndUnique) {
 
 TEST(LabelRadiusTest, OnlyCorrectConfidentVotesEarnARadius) {
   const double p = stats::clopper_pearson_lower(95, 100, 0.001);
-  EXPECT_DOUBLE_EQ(label_radius({2, 95, 3}, 1, 0.5, 0.001), 0.5 * stats::norm_ppf(p));
+  EXPECT_EQ(label_radius({2, 95, 3}, 1, 0.5, 0.001), stats::toward_zero(0.5 * stats::norm_ppf(stats::toward_zero(p))));
   EXPECT_EQ(label_radius({2, 95, 3}, 0, 0.5, 0.001), 0.0);   // top class is not the label
   EXPECT_EQ(label_radius({40, 55, 5}, 1, 0.5, 0.001), 0.0);  // p_a_lower < 0.5
   // With N = 100 and alpha = 0.001 the largest label radius is sigma * 1.5005 (docs/method.md §5).

@@ -62,11 +62,11 @@ TEST(DualCertifyTest, TwoStagesAndTheMinimumRadius) {
   EXPECT_EQ(r.prediction, 7);
   EXPECT_EQ(r.sigma, 0.5);
   // Unanimous votes: p_a_lower = alpha^(1/n) for each stage.
-  const double r_sigma = 1.0 * stats::norm_ppf(stats::clopper_pearson_lower(500, 500, 0.0005));
-  const double r_c = 0.5 * stats::norm_ppf(stats::clopper_pearson_lower(500, 500, 0.0005));
-  EXPECT_DOUBLE_EQ(r.r_sigma, r_sigma);
-  EXPECT_DOUBLE_EQ(r.r_c, r_c);
-  EXPECT_DOUBLE_EQ(r.radius, std::min(r_sigma, r_c));
+  const double r_sigma = safe_radius(1.0, stats::clopper_pearson_lower(500, 500, 0.0005));
+  const double r_c = safe_radius(0.5, stats::clopper_pearson_lower(500, 500, 0.0005));
+  EXPECT_EQ(r.r_sigma, r_sigma);
+  EXPECT_EQ(r.r_c, r_c);
+  EXPECT_EQ(r.radius, std::min(r_sigma, r_c));
   EXPECT_EQ(r.estimator_counts, (Counts{0, 500, 0}));
   EXPECT_EQ(r.counts[7], 500);
   EXPECT_TRUE(r.correct());
@@ -140,7 +140,7 @@ TEST(MultiscaleCertifyTest, LargestConfidentSigmaDecides) {
                                                      AlphaSplit::kBonferroni);
   EXPECT_EQ(r.prediction, 6);
   EXPECT_EQ(r.sigma_index, 2);  // the first (largest) sigma already certifies
-  EXPECT_DOUBLE_EQ(r.radius, 1.0 * stats::norm_ppf(stats::clopper_pearson_lower(500, 500, 0.001 / 3 / 2)));
+  EXPECT_EQ(r.radius, safe_radius(1.0, stats::clopper_pearson_lower(500, 500, 0.001 / 3 / 2)));
 }
 
 TEST(MultiscaleCertifyTest, ACoinFlipAbstainsAtTheFirstStage) {

@@ -7,9 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "dualrs/core/stats.h"
 #include "dualrs/model/base_model.h"
 
 namespace dualrs::smooth {
+
+// The rounding-safe radius of a Clopper–Pearson bound p (docs/method.md §15): p and
+// σ·Φ⁻¹(p) each lowered by stats::kRoundingUlps.
+inline double safe_radius(double sigma, double p) {
+  return stats::toward_zero(sigma * stats::norm_ppf(stats::toward_zero(p)));
+}
 
 // Class 1 when pixel 0 > 0.5 else class 0 (of k classes): a coin flip for x = 0.5. Row by
 // row, so its votes do not depend on which rows share a forward. Records the row count of

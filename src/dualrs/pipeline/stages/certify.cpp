@@ -28,6 +28,20 @@ std::string method_name(Method method, double sigma, bool routing, const std::st
   return routing ? "multiscale_routing" : "multiscale";
 }
 
+// "_grid" for grid noise and "_staged" for staged sampling, so rows of one table that differ in
+// them have different names (docs/method.md §15, §16); nothing for the defaults.
+std::string method_suffix(NoiseKind noise, Sampling sampling) {
+  return std::string(noise == NoiseKind::kGrid ? "_grid" : "") + (sampling == Sampling::kStaged ? "_staged" : "");
+}
+
+// Every σ a method draws noise at: its global σ, or Σ and (Dual RS) σ_e.
+std::vector<double> noise_levels(Method method, double sigma, const DualConfig& dual) {
+  if (method == Method::kGlobal) return {sigma};
+  std::vector<double> out = dual.sigma_candidates;
+  if (method == Method::kDual) out.push_back(dual.sigma_e);
+  return out;
+}
+
 io::ResultInfo result_info(const std::string& kind, const std::string& method, double sigma, std::int64_t n0,
                            std::int64_t n, double alpha, std::int64_t num_classes, const DataSelection& in,
                            const std::string& split) {
@@ -122,10 +136,14 @@ void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::s
     if (certify.method != Method::kGlobal) dual = config.dual();
     in = load_selection(config, certify.selection, "/certify/selection");
     const std::int64_t k = in->dataset.num_classes();
-    const nlohmann::json resolved = resolved_sections(config, "certify", to_json(certify), certify.method, dual);
-    info = result_info("certify", method_prefix(config) + method_name(certify.method, certify.sigma, dual.routing(), ""),
+    nlohmann::json resolved = resolved_sections(config, "certify", to_json(certify), certify.method, dual);
+    add_grid_tables(resolved, certify.noise, noise_levels(certify.method, certify.sigma, dual));
+    info = result_info("certify", method_prefix(config) + method_name(certify.method, certify.sigma, dual.routing(), "") +
+                                      method_suffix(certify.noise, certify.sampling),
                        certify.method == Method::kGlobal ? certify.sigma : 0.0, certify.n0, certify.n, certify.alpha, k, *in,
                        certify.selection.split);
+    info.noise = to_string(certify.noise);
+    info.sampling = to_string(certify.sampling);
     if (certify.method != Method::kGlobal) {
       info.sigma_candidates = dual.sigma_candidates;
       if (certify.method == Method::kDual) {
@@ -163,10 +181,13 @@ void run_predict(StageContext& ctx, const ExperimentConfig& config, const std::s
     if (predict.method != Method::kGlobal) dual = config.dual();
     in = load_selection(config, predict.selection, "/predict/selection");
     const std::int64_t k = in->dataset.num_classes();
-    const nlohmann::json resolved = resolved_sections(config, "predict", to_json(predict), predict.method, dual);
-    info = result_info("predict", method_prefix(config) + method_name(predict.method, predict.sigma, dual.routing(), "predict_"),
+    nlohmann::json resolved = resolved_sections(config, "predict", to_json(predict), predict.method, dual);
+    add_grid_tables(resolved, predict.noise, noise_levels(predict.method, predict.sigma, dual));
+    info = result_info("predict", method_prefix(config) + method_name(predict.method, predict.sigma, dual.routing(), "predict_") +
+                                      method_suffix(predict.noise, Sampling::kFixed),
                        predict.method == Method::kGlobal ? predict.sigma : 0.0, 0, predict.n, predict.alpha, k, *in,
                        predict.selection.split);
+    info.noise = to_string(predict.noise);
     models = load_method_models(ctx, config, predict.method, dual, k, predict.sigma, "/predict/sigma");
     stage.provenance = stage_provenance("dualrs.predict", "predict", resolved, predict.seed, kRngLayoutVersion);
     record_world(ctx, stage.provenance);
@@ -253,6 +274,10 @@ class CertifyStage : public Stage {
                                                               "the noise does not depend on it)"},
         {"seed", FlagType::kUInt, "/certify/seed", "noise seed, integer in [0, 2^53)"},
         {"shard-size", FlagType::kInt, "/certify/shard_size", "examples per shard: the unit of work, output and resume, >= 1"},
+        {"noise", FlagType::kString, "/certify/noise", "gaussian (float noise, default) or grid (the Gaussian rounded to "
+                                                       "the 1/255 pixel grid: sound in floating point; 8-bit images only)"},
+        {"sampling", FlagType::kString, "/certify/sampling", "fixed (Cohen's n copies, default) or staged (looks with early "
+                                                             "stops, fewer forward passes; see /certify/staged)"},
     };
     for (Flag& f : selection_flags("certify")) flags.push_back(std::move(f));
     return flags;
@@ -301,6 +326,7 @@ class PredictStage : public Stage {
         {"batch-size", FlagType::kInt, "/predict/batch_size", "noisy copies per forward pass, >= 1"},
         {"seed", FlagType::kUInt, "/predict/seed", "noise seed, integer in [0, 2^53)"},
         {"shard-size", FlagType::kInt, "/predict/shard_size", "examples per shard: the unit of work, output and resume, >= 1"},
+        {"noise", FlagType::kString, "/predict/noise", "gaussian (default) or grid (rounded to the 1/255 pixel grid)"},
     };
     for (Flag& f : selection_flags("predict")) flags.push_back(std::move(f));
     return flags;

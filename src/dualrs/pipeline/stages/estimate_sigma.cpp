@@ -33,6 +33,7 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                      {"dual", to_json(dual)}, {"estimate_sigma", to_json(est)}};
     if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
+    add_grid_tables(resolved, est.noise, {dual.sigma_e});
     stage.provenance = stage_provenance("dualrs.sigma_estimates", "estimate-sigma", resolved, est.seed, kRngLayoutVersion);
     record_world(ctx, stage.provenance);
   });
@@ -55,7 +56,8 @@ void run_estimate_sigma(StageContext& ctx, const ExperimentConfig& config, const
       count, est.shard_size, examples_per_forward(est.batch_size, est.n), [&](std::int64_t begin, std::int64_t end) {
         const std::vector<smooth::Example> group = examples_between(examples, begin, end);
         const std::vector<smooth::SigmaVote> votes =
-            smooth::estimate_sigma_examples(*estimator, group, dual.sigma_e, est.n, est.batch_size, est.seed, s);
+            smooth::estimate_sigma_examples(*estimator, group, dual.sigma_e, est.n, est.batch_size, est.seed, s,
+                                            est.noise);
         std::vector<std::pair<smooth::Example, smooth::SigmaVote>> out;
         for (std::size_t i = 0; i < group.size(); ++i) out.emplace_back(group[i], votes[i]);
         return out;

@@ -39,6 +39,7 @@ void run_label(StageContext& ctx, const ExperimentConfig& config, const std::str
                      {"dual", to_json(dual)}, {"label", to_json(label)}};
     if (!dual.routing()) resolved["model"] = to_json(config.model());
     if (denoiser) resolved["denoiser"] = to_json(*config.denoiser());
+    add_grid_tables(resolved, label.noise, dual.sigma_candidates);
     stage.provenance = stage_provenance("dualrs.labels", "label", resolved, label.seed, kRngLayoutVersion);
     record_world(ctx, stage.provenance);
   });
