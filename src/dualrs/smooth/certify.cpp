@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,10 +57,7 @@ StagedEstimate staged_estimate(model::BaseModel& model, const at::Tensor& x, con
   for (std::size_t j = 0; j < schedule.size(); ++j) {
     request.first_sample = drawn;
     request.count = schedule.n[j] - drawn;
-    const SampleCounts more = sample_counts(model, x, noise, request);
-    for (std::size_t c = 0; c < more.votes.size(); ++c) out.counts.votes[c] += more.votes[c];
-    out.counts.non_finite += more.non_finite;
-    out.counts.rejected += more.rejected;
+    add_counts(out.counts, sample_counts(model, x, noise, request));
     drawn = schedule.n[j];
     out.looks_taken = j + 1;
     if (out.counts.non_finite > 0) {  // the caller abstains: no more copies
@@ -80,6 +78,24 @@ StagedEstimate staged_estimate(model::BaseModel& model, const at::Tensor& x, con
     out.outcome = next_look(thresholds, j, n_a, best_radius, cap);
     if (out.outcome != LookOutcome::kContinue) break;
   }
+  return out;
+}
+
+StagedCertificate staged_certify_step(model::BaseModel& model, const Example& example, const SamplePlan& plan,
+                                      const SampleStep& step, std::int64_t n0, std::int64_t n, const StagedConfig& staged,
+                                      const std::vector<double>& stop_radii, double alpha,
+                                      const std::function<double(std::int64_t c_hat)>& cap) {
+  StagedCertificate out;
+  const NoiseRequest base{example.idx, step.sigma_index, step.sigma, 0, n0, plan.batch_size};
+  out.selection = sample_counts(model, example.image, NoiseSource(plan.seed, step.draws[0].stage, plan.noise), base);
+  const std::int64_t c_hat = argmax_lowest(out.selection.votes);
+  const StagedThresholds& thresholds =
+      shared_thresholds(look_schedule(staged, n, alpha), step.sigma, stop_radii, 1.0, staged.futility_beta);
+  const StagedEstimate est = staged_estimate(model, example.image, NoiseSource(plan.seed, step.draws[1].stage, plan.noise),
+                                             base, c_hat, thresholds, cap(c_hat));
+  out.cert = est.best;
+  out.estimation = est.counts;
+  out.copies = n0 + est.counts.total();
   return out;
 }
 
@@ -111,17 +127,10 @@ CertifyRecord certify_staged(model::BaseModel& model, const Example& example, co
                              std::uint32_t sigma_index) {
   const auto start = std::chrono::steady_clock::now();
   const SamplePlan plan = certify_plan(config, sigma_index);
-  const SampleStep& step = plan.steps.front();
-  const NoiseRequest base{example.idx, sigma_index, config.sigma, 0, config.n0, config.batch_size};
-  const SampleCounts selection =
-      sample_counts(model, example.image, NoiseSource(plan.seed, step.draws[0].stage, plan.noise), base);
-  const std::int64_t c_hat = argmax_lowest(selection.votes);
-  const StagedThresholds& thresholds =
-      shared_thresholds(look_schedule(config.staged, config.n, config.alpha), config.sigma, config.stop_radii, 1.0,
-                        config.staged.futility_beta);
-  const StagedEstimate est = staged_estimate(model, example.image, NoiseSource(plan.seed, step.draws[1].stage, plan.noise),
-                                             base, c_hat, thresholds, INFINITY);
-  return global_record(example, config, est.best, selection, est.counts, start);
+  const StagedCertificate c = staged_certify_step(model, example, plan, plan.steps.front(), config.n0, config.n,
+                                                  config.staged, config.stop_radii, config.alpha,
+                                                  [](std::int64_t) { return INFINITY; });
+  return global_record(example, config, c.cert, c.selection, c.estimation, start);
 }
 }  // namespace
 

@@ -71,6 +71,21 @@ struct StagedEstimate {
 StagedEstimate staged_estimate(model::BaseModel& model, const at::Tensor& x, const NoiseSource& noise,
                                NoiseRequest request, std::int64_t c_hat, const StagedThresholds& thresholds, double cap);
 
+/// One CERTIFY step with sampling "staged" (docs/method.md §16): n0 selection copies of the
+/// step's first draw pick ĉ, then staged_estimate over the second draw's stream with the
+/// looks of `staged` for n copies at level `alpha` and the cap `cap(ĉ)`. Used by global σ and
+/// by both Dual RS stages.
+struct StagedCertificate {
+  Certificate cert;          ///< the best look's certificate
+  SampleCounts selection;    ///< the n0 selection copies
+  SampleCounts estimation;   ///< the estimation copies drawn
+  std::int64_t copies = 0;   ///< forward passes: n0 + estimation copies drawn
+};
+StagedCertificate staged_certify_step(model::BaseModel& model, const Example& example, const SamplePlan& plan,
+                                      const SampleStep& step, std::int64_t n0, std::int64_t n, const StagedConfig& staged,
+                                      const std::vector<double>& stop_radii, double alpha,
+                                      const std::function<double(std::int64_t c_hat)>& cap);
+
 /// Certifies `count` examples in order, sending each record to `sink` (not finished here).
 /// \throws ConfigError when `config` fails validate(CertifyConfig) (core/config.h).
 /// \param progress optional; updated after every example.

@@ -112,31 +112,6 @@ CertifyRecord finish_dual(CertifyRecord record, const Certificate& e_cert, const
   return record;
 }
 
-// One CERTIFY of a Dual RS stage with sampling "staged": n0 selection copies, then the
-// estimation looks, stopped by next_look with `cap` (docs/method.md §16).
-struct StageCertificate {
-  Certificate cert;
-  SampleCounts selection;
-  SampleCounts estimation;
-  std::int64_t copies = 0;  // forward passes
-};
-StageCertificate staged_stage(model::BaseModel& model, const Example& example, const SamplePlan& plan,
-                              const SampleStep& step, const PerSigmaSettings& ps, double alpha,
-                              const std::function<double(std::int64_t c_hat)>& cap) {
-  StageCertificate out;
-  const NoiseRequest base{example.idx, step.sigma_index, step.sigma, 0, ps.n0, plan.batch_size};
-  out.selection = sample_counts(model, example.image, NoiseSource(plan.seed, step.draws[0].stage, plan.noise), base);
-  const std::int64_t c_hat = argmax_lowest(out.selection.votes);
-  const StagedThresholds& thresholds =
-      shared_thresholds(look_schedule(ps.staged, ps.n, alpha), step.sigma, ps.stop_radii, 1.0, ps.staged.futility_beta);
-  const StagedEstimate est = staged_estimate(model, example.image, NoiseSource(plan.seed, step.draws[1].stage, plan.noise),
-                                             base, c_hat, thresholds, cap(c_hat));
-  out.cert = est.best;
-  out.estimation = est.counts;
-  out.copies = ps.n0 + est.counts.total();
-  return out;
-}
-
 // The largest R_c the classifier stage could give at σ_i (every copy for ĉ): past it, a larger
 // R_σ changes nothing (final radius = min(R_σ, R_c)).
 double max_classifier_radius(const DualSettings& settings, double sigma) {
@@ -153,8 +128,8 @@ CertifyRecord dual_certify_staged(model::BaseModel& estimator, const ClassifierP
   const SamplePlan plan = dual_certify_plan(settings);
   // Stage 1, the estimator at σ_e: it may stop once R_σ reaches the largest R_c its choice
   // could give (stop (c) of docs/method.md §16).
-  const StageCertificate e = staged_stage(estimator, example, plan, plan.steps[0], ps, settings.alpha_e,
-                                          [&](std::int64_t c_hat) {
+  const StagedCertificate e = staged_certify_step(estimator, example, plan, plan.steps[0], ps.n0, ps.n, ps.staged,
+                                                  ps.stop_radii, settings.alpha_e, [&](std::int64_t c_hat) {
                                             return max_classifier_radius(settings, ps.sigma_candidates[static_cast<std::size_t>(c_hat)]);
                                           });
   Certificate e_cert = e.cert;
@@ -175,9 +150,9 @@ CertifyRecord dual_certify_staged(model::BaseModel& estimator, const ClassifierP
     const auto i = static_cast<std::size_t>(e_cert.prediction);
     const double sigma = ps.sigma_candidates[i];
     const double r_sigma = e_cert.radius;
-    const StageCertificate c = staged_stage(*classifiers[i], example, plan,
-                                            plan.steps[1].at(static_cast<std::uint32_t>(i), sigma), ps, settings.alpha_c,
-                                            [&](std::int64_t) { return r_sigma; });
+    const StagedCertificate c =
+        staged_certify_step(*classifiers[i], example, plan, plan.steps[1].at(static_cast<std::uint32_t>(i), sigma), ps.n0,
+                            ps.n, ps.staged, ps.stop_radii, settings.alpha_c, [&](std::int64_t) { return r_sigma; });
     c_cert = c.cert;
     const std::int64_t c_non_finite = c.selection.non_finite + c.estimation.non_finite;
     if (c_non_finite > 0) c_cert = abstain_non_finite(c_cert);
@@ -303,10 +278,7 @@ CascadeStage staged_cascade_stage(model::BaseModel& model, const Example& exampl
   for (std::size_t j = 0; j < schedule.size(); ++j) {
     request.first_sample = drawn;
     request.count = schedule.n[j] - drawn;
-    const SampleCounts more = sample_counts(model, example.image, estimation, request);
-    for (std::size_t c = 0; c < more.votes.size(); ++c) out.estimation.votes[c] += more.votes[c];
-    out.estimation.non_finite += more.non_finite;
-    out.estimation.rejected += more.rejected;
+    add_counts(out.estimation, sample_counts(model, example.image, estimation, request));
     drawn = schedule.n[j];
     if (out.selection.non_finite + out.estimation.non_finite > 0) return out;  // the caller abstains
     const MultiscaleStage look = multiscale_stage(out.selection.votes, out.estimation.votes, step.sigma,

@@ -13,6 +13,15 @@ std::int64_t SampleCounts::total() const {
   return std::accumulate(votes.begin(), votes.end(), non_finite + rejected);
 }
 
+void add_counts(SampleCounts& total, const SampleCounts& more) {
+  if (total.votes.empty()) total.votes.assign(more.votes.size(), 0);
+  DUALRS_CHECK(total.votes.size() == more.votes.size(), DataError, "adding counts of ", more.votes.size(),
+               " classes to counts of ", total.votes.size());
+  for (std::size_t c = 0; c < more.votes.size(); ++c) total.votes[c] += more.votes[c];
+  total.non_finite += more.non_finite;
+  total.rejected += more.rejected;
+}
+
 void fill_noisy_copies(at::Tensor& out, const at::Tensor& x, const NoiseSource& noise, std::int64_t example,
                        std::uint32_t sigma_index, double sigma, std::int64_t first_sample) {
   const std::int64_t count = out.size(0);

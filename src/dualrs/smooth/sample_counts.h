@@ -36,6 +36,10 @@ struct SampleCounts {
   std::int64_t total() const;    ///< requested copies = sum(votes) + non_finite + rejected
 };
 
+/// Adds `more`'s votes, non-finite and rejected copies to `total` (votes resized to `more`'s
+/// K when empty). \throws DataError when both hold votes of different sizes.
+void add_counts(SampleCounts& total, const SampleCounts& more);
+
 /// Draws the copies x + δ, δ = noise.fill(...) (so the numbers depend only on the noise
 /// source and the request), runs the model in batches under inference mode and counts the
 /// argmax class of each copy. With a grid-noise source (NoiseKind::kGrid) the copies are
