@@ -158,7 +158,7 @@ class RunJobTest(TempDirTestCase):
         self.assertTrue(dual[1].startswith("classifier: 10,000 examples x (n0 100 + n 10,000) = at most 101,000,000"),
                         dual)
         self.assertEqual(cifar["table"], [])
-        self.assertIn("classifier: 722,000,000", cifar["totals"])
+        self.assertIn("classifier: 823,000,000", cifar["totals"])
         imagenet = self.plan("imagenet_dual_rs.json")
         self.assertIn("classifier: 1,281,167 examples x |Sigma| 2 x N 100 = 256,233,400 forwards", imagenet["label"][0])
         self.assertIn("epochs 9 x m 2", imagenet["train_estimator"][0])
@@ -166,11 +166,30 @@ class RunJobTest(TempDirTestCase):
         self.assertIn("estimator: 500 examples x (n0 100 + n 10,000) = 5,050,000", imagenet["certify_dds_dual_rs"][0])
         self.assertIn("at most 10,100,000", imagenet["certify_dds_multiscale"][0])
 
+    def test_dual_rs_jobs_certify_both_table_2_rows(self):
+        # DualRS Table 2: every Dual RS job (routing aside: it fine-tunes nothing) certifies Dual RS
+        # on the base classifier (dual_rs_off_the_shelf, the global-sigma rows' classifier) and on
+        # the fine-tuned one (dual_rs), and tables both, off-the-shelf first.
+        for job_name, prefix in (("mnist_dual_rs.json", ""), ("mnist_denoised_dual_rs.json", "dds_"),
+                                 ("cifar10_dual_rs.json", "dds_"), ("imagenet_dual_rs.json", "dds_")):
+            job = read_json(os.path.join(SOURCE, "jobs", job_name))
+            stages = {s["name"]: s for s in job["stages"]}
+            off = stages[f"certify_{prefix}dual_rs_off_the_shelf"]["set"]
+            tuned = stages[f"certify_{prefix}dual_rs"]["set"]
+            base = stages[f"certify_{prefix}global_sigma_1.0"]["set"]
+            self.assertEqual(off["certify"], {"method": "dual", "method_name": f"{prefix}dual_rs_off_the_shelf"}, job_name)
+            self.assertEqual(off.get("model"), base.get("model"), job_name)
+            self.assertIn("/finetune/model.pt", json.dumps(tuned["model"]), job_name)
+            self.assertEqual(off["dual"], tuned["dual"], job_name)
+            inputs = stages["table"]["inputs"]
+            self.assertLess(inputs.index(f"${{out}}/certify_{prefix}dual_rs_off_the_shelf/certify.h5"),
+                            inputs.index(f"${{out}}/certify_{prefix}dual_rs/certify.h5"), job_name)
+
     def test_paper_jobs_denoise_every_noisy_copy(self):
         # Denoised smoothing (docs/method.md §9): every certify stage of the paper jobs lists one
         # denoiser forward per classifier / estimator forward, counted here from the job's resolved
         # settings.
-        for job_name, stages in (("cifar10_dual_rs.json", 5), ("imagenet_dual_rs.json", 4)):
+        for job_name, stages in (("cifar10_dual_rs.json", 6), ("imagenet_dual_rs.json", 5)):
             job = read_json(os.path.join(SOURCE, "jobs", job_name))
             config = read_json(os.path.join(SOURCE, "jobs", job["config"]))
             self.assertTrue("denoiser" in config, f"{job_name}: its config has no /denoiser")

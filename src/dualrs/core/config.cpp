@@ -583,6 +583,7 @@ CertifyConfig ExperimentConfig::certify() const {
   c.staged.max_radius = get_or<double>(staged, "max_radius", c.staged.max_radius);
   c.staged.futility_beta = get_or<double>(staged, "futility_beta", c.staged.futility_beta);
   if (c.sampling == Sampling::kStaged) c.stop_radii = stop_radii(table_radii(table()), c.staged.max_radius);
+  c.method_name = get_or<std::string>(j, "method_name", c.method_name);
   validate_in(c, source_);
   return c;
 }
@@ -902,6 +903,7 @@ json to_json(const CertifyConfig& c) {
                    {"futility_beta", c.staged.futility_beta},
                    {"stop_radii", c.stop_radii}};
   }
+  if (!c.method_name.empty()) j["method_name"] = c.method_name;
   return j;
 }
 json to_json(const PredictConfig& c) {
@@ -1063,6 +1065,10 @@ void validate(const CertifyConfig& c) {
   std::vector<ConfigIssue> issues;
   check_smoothing(issues, "/certify", c.sigma, c.alpha, c.n, c.batch_size, c.shard_size);
   if (c.n0 < 1) issues.push_back({"/certify/n0", "must be >= 1, got " + std::to_string(c.n0)});
+  if (!c.method_name.empty() &&
+      c.method_name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != std::string::npos) {
+    issues.push_back({"/certify/method_name", "may hold only letters, digits, '_', '.' and '-', got \"" + c.method_name + "\""});
+  }
   for (const auto& [key, value] : {std::pair<const char*, double>{"alpha_e", c.alpha_e}, {"alpha_c", c.alpha_c}}) {
     if (!(value < 0 || (value > 0 && value < 1))) {  // negative: not given, alpha/2 (dual_alpha_split)
       issues.push_back({std::string("/certify/") + key, "must be in (0, 1), got " + std::to_string(value)});

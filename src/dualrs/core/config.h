@@ -216,6 +216,10 @@ struct CertifyConfig {
   /// The radii the staged stops aim at: /table/radii up to max_radius (and max_radius itself),
   /// resolved by ExperimentConfig::certify(); 0 is always first (non-abstention).
   std::vector<double> stop_radii;
+  /// /certify/method_name: the `method` written into the result file and used as its table
+  /// row (e.g. "dual_rs_off_the_shelf" for Dual RS on the base classifier, DualRS Table 2);
+  /// empty = derived from the method, σ, noise and sampling ("global_sigma_0.25", "dual_rs").
+  std::string method_name;
 };
 
 /// PREDICT [Cohen]: abstain unless the top class beats the runner-up at level alpha.

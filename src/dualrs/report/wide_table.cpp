@@ -34,6 +34,28 @@ std::string noise_of(const io::ResultInfo& info, const char* separator = ", ", c
   return info.sigma > 0 ? format_decimal(info.sigma) : std::string();
 }
 
+// The classifier a result file certified (WideRow::classifier), from its resolved config.
+std::string classifier_of(const nlohmann::json& provenance) {
+  const auto config = provenance.find("config");
+  if (config == provenance.end() || !config->is_object()) return "";
+  const auto model = config->find("model");
+  if (model != config->end() && model->is_object()) {
+    for (const char* key : {"checkpoint", "torchscript"}) {
+      const auto path = model->find(key);
+      if (path == model->end() || !path->is_string() || path->get<std::string>().empty()) continue;
+      const std::filesystem::path p = std::filesystem::path(path->get<std::string>()).lexically_normal();
+      const std::string parent = p.parent_path().filename().string();
+      return parent.empty() ? p.filename().string() : parent + "/" + p.filename().string();
+    }
+  }
+  const auto dual = config->find("dual");
+  if (dual != config->end() && dual->is_object() && dual->contains("experts") && (*dual)["experts"].is_array() &&
+      !(*dual)["experts"].empty()) {
+    return "experts";
+  }
+  return "";
+}
+
 // Marks the rows holding a column's largest value, unless that value is 0.
 void mark_best(std::vector<WideRow>& rows, const std::function<double(const WideRow&)>& value,
                const std::function<void(WideRow&, bool)>& mark) {
@@ -134,6 +156,11 @@ std::string caption(const WideTable& t, const Style& s) {
          << format_decimal(row.info.alpha_c) << ".";
     }
   }
+  if (!t.rows.front().group.empty()) {
+    os << " " << describe(t.rows, "Classifier", s, [](const WideRow& r) {
+      return r.group + ": " + (r.classifier.empty() ? std::string("not recorded") : r.classifier);
+    }) << ".";
+  }
   os << " "
      << describe(t.rows, "Noise", s, [](const WideRow& r) {
           return (r.info.noise == "grid" ? std::string("grid-rounded Gaussian") : std::string("float Gaussian")) +
@@ -161,6 +188,7 @@ WideTable make_wide_table(const std::vector<io::CertifyResults>& results, const 
     row.noise = noise_of(res.info);
     row.info = res.info;
     row.num_examples = static_cast<std::int64_t>(res.records.size());
+    row.classifier = classifier_of(res.provenance);
     for (double r : radii) row.certified_accuracy.push_back(certified_accuracy(res.records, r, convention));
     const MethodSummary summary = summarize(res);
     row.clean_accuracy = summary.clean_accuracy;
@@ -181,6 +209,20 @@ WideTable make_wide_table(const std::vector<io::CertifyResults>& results, const 
     t.same_examples = t.same_examples && idx == first_idx;
     t.rows.push_back(std::move(row));
   }
+  // DualRS Table 2's groups: a Dual RS row (σ_e > 0) on a classifier that no other row used
+  // is "adaptive fine-tuning", every other row "off-the-shelf"; only when the table also has a
+  // Dual RS row on one of the other rows' classifiers.
+  std::set<std::string> base_classifiers;
+  for (const WideRow& r : t.rows) {
+    if (!(r.info.sigma_e > 0)) base_classifiers.insert(r.classifier);
+  }
+  auto fine_tuned = [&](const WideRow& r) { return r.info.sigma_e > 0 && base_classifiers.count(r.classifier) == 0; };
+  const bool grouped =
+      std::any_of(t.rows.begin(), t.rows.end(), fine_tuned) &&
+      std::any_of(t.rows.begin(), t.rows.end(), [&](const WideRow& r) { return r.info.sigma_e > 0 && !fine_tuned(r); });
+  if (grouped) {
+    for (WideRow& r : t.rows) r.group = fine_tuned(r) ? "adaptive fine-tuning" : "off-the-shelf";
+  }
   for (std::size_t c = 0; c < radii.size(); ++c) {
     mark_best(t.rows, [c](const WideRow& r) { return r.certified_accuracy[c]; },
               [c](WideRow& r, bool b) { r.best_radius[c] = b; });
@@ -200,7 +242,12 @@ std::string to_markdown(const WideTable& t) {
   os << " clean | abstain | ACR | passes |\n|---|---|";
   for (std::size_t i = 0; i < t.radii.size(); ++i) os << "---:|";
   os << "---:|---:|---:|---:|\n";
+  std::string group;
   for (const auto& row : t.rows) {
+    if (row.group != group) {
+      group = row.group;
+      os << "| *" << group << "* |\n";
+    }
     os << "| " << row.method << " | " << row.noise << " |";
     for (std::size_t c = 0; c < t.radii.size(); ++c) {
       os << ' ' << cell(fixed(100.0 * row.certified_accuracy[c], 1), row.best_radius[c]) << " |";
@@ -224,7 +271,13 @@ std::string to_latex(const WideTable& t) {
      << "Method & $\\sigma$ or $\\Sigma$";
   for (double r : t.radii) os << " & " << format_decimal(r);
   os << " & Clean & Abstain & ACR \\\\\n\\midrule\n";
+  std::string group;
   for (const auto& row : t.rows) {
+    if (row.group != group) {
+      if (!group.empty()) os << "\\midrule\n";
+      group = row.group;
+      os << "\\multicolumn{" << nr + 5 << "}{l}{\\textit{" << latex_escape(group) << "}} \\\\\n";
+    }
     os << latex_escape(row.method) << " & " << latex_escape(row.noise);
     for (std::size_t c = 0; c < nr; ++c) os << " & " << cell(fixed(100.0 * row.certified_accuracy[c], 1), row.best_radius[c]);
     os << " & " << cell(fixed(100.0 * row.clean_accuracy, 1), row.best_clean) << " & " << fixed(100.0 * row.abstain_rate, 1)
@@ -242,7 +295,7 @@ std::string wide_csv(const std::vector<WideTable>& tables) {
   std::ostringstream os;
   os << "convention,method,noise,num_examples,n0,n,alpha";
   for (const auto& name : radius_columns) os << ',' << name;
-  os << ",clean_accuracy,abstain_rate,acr,best\n";
+  os << ",clean_accuracy,abstain_rate,acr,best,group,classifier\n";
   for (const auto& t : tables) {
     DUALRS_CHECK(t.radii == radii, DataError, "wide_csv: the tables have different radii");
     for (const auto& row : t.rows) {
@@ -258,7 +311,7 @@ std::string wide_csv(const std::vector<WideTable>& tables) {
       os << ',' << format_decimal(row.clean_accuracy) << ',' << format_decimal(row.abstain_rate) << ','
          << format_decimal(row.acr) << ',';
       for (std::size_t b = 0; b < best.size(); ++b) os << (b ? " " : "") << best[b];
-      os << '\n';
+      os << ',' << csv_field(row.group) << ',' << csv_field(row.classifier) << '\n';
     }
   }
   return os.str();

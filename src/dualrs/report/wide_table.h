@@ -34,6 +34,14 @@ struct WideRow {
   std::vector<bool> best_radius;
   bool best_clean = false;  ///< largest clean accuracy (same rule)
   bool best_acr = false;    ///< largest ACR (same rule); the abstain rate is never marked
+  /// The base classifier the row's file certified: the last two parts of the resolved
+  /// config's /model/checkpoint (or /model/torchscript) path ("train_base/model.pt"),
+  /// "experts" for routing files, "" when the file records neither.
+  std::string classifier;
+  /// The row's group, as in DualRS Table 2: "adaptive fine-tuning" for a Dual RS row whose
+  /// classifier no non-Dual-RS row used (the fine-tuned one), "off-the-shelf" for every other
+  /// row; every row "" unless the table holds Dual RS rows of both kinds.
+  std::string group;
 };
 
 /// A wide table for one convention.
@@ -45,17 +53,19 @@ struct WideTable {
 };
 
 /// Builds the table from certification results (rows in input order; `info.method` names a
-/// row). The best values are compared exactly (fractions of whole examples), not as printed.
+/// row; `classifier` and `group` from each file's resolved config). The best values are compared exactly (fractions of whole examples), not as printed.
 /// \throws DataError when `results` is empty.
 WideTable make_wide_table(const std::vector<io::CertifyResults>& results, const std::vector<double>& radii,
                           Convention convention);
 
 /// The caption as plain text (Unicode σ, α, ≥): convention, examples, n0 / n / α (or how the
-/// files differ), σ_e / α_e / α_c of Dual RS rows, and what the marks mean.
+/// files differ), σ_e / α_e / α_c of Dual RS rows, which classifier each row used (when they
+/// differ: the Table 2 groups), and what the marks mean.
 std::string caption_text(const WideTable& table);
 
 /// Markdown: the caption, a blank line, then a pipe table; percentages with one decimal, ACR
-/// with three; the best value per column in **bold**.
+/// with three; the best value per column in **bold**; a row `| *group* |` before each group
+/// when the table has groups.
 std::string to_markdown(const WideTable& table);
 
 /// LaTeX `table` environment with a booktabs `tabular` (needs `\usepackage{booktabs}`),
@@ -63,7 +73,7 @@ std::string to_markdown(const WideTable& table);
 std::string to_latex(const WideTable& table);
 
 /// Wide CSV of one or more tables with the same radii (one row per table row):
-/// `convention,method,noise,num_examples,n0,n,alpha,r_<radius>...,clean_accuracy,abstain_rate,acr,best`
+/// `convention,method,noise,num_examples,n0,n,alpha,r_<radius>...,clean_accuracy,abstain_rate,acr,best,group,classifier`
 /// with fractions at full precision and `best` = the space-separated names of the columns in
 /// which the row is best (e.g. `r_0.5 r_0.75 acr`; empty when none).
 /// \throws DataError when the tables' radii differ.

@@ -401,6 +401,22 @@ TEST(DualAlphaConfigTest, CertifyResolvesAlphaEAndAlphaCThroughTheSplit) {
   EXPECT_EQ(to_json(c).at("alpha_c"), 0.001);
 }
 
+// /certify/method_name names the result file's method (the Table 2 row); absent = derived, and
+// the resolved config (so resume keys and golden digests) does not mention it.
+TEST(CertifyConfigTest, MethodNameIsReadCheckedAndOnlyResolvedWhenGiven) {
+  json doc = valid_config();
+  CertifyConfig c = ExperimentConfig::from_json(doc, "cfg.json").certify();
+  EXPECT_EQ(c.method_name, "");
+  EXPECT_FALSE(to_json(c).contains("method_name"));
+  doc["certify"]["method_name"] = "dual_rs_off_the_shelf";
+  c = ExperimentConfig::from_json(doc, "cfg.json").certify();
+  EXPECT_EQ(c.method_name, "dual_rs_off_the_shelf");
+  EXPECT_EQ(to_json(c).at("method_name"), "dual_rs_off_the_shelf");
+  CertifyConfig bad;
+  bad.method_name = "dual rs/1";
+  EXPECT_NE(issue_message([&] { validate(bad); }, "/certify/method_name").find("dual rs/1"), std::string::npos);
+}
+
 TEST(SectionValidationTest, LabelAndEstimateSigmaChecksNameTheirKeys) {
   // The schema refuses these in a config file; validate() is what code that fills the
   // structs itself (and every typed reader) relies on.

@@ -55,6 +55,46 @@ TEST(WideTableTest, ValuesAndBestMarks) {
   EXPECT_EQ(t.rows[1].noise, "{0.25, 0.5, 1.0}");
 }
 
+// DualRS Table 2: a Dual RS row on a classifier no other row used is "adaptive fine-tuning",
+// the rest "off-the-shelf"; the caption names each group's classifier and the renderings head
+// each group. Without a Dual RS row of each kind there are no groups.
+TEST(WideTableTest, GroupsRowsByTheClassifierTheyCertified) {
+  std::vector<io::CertifyResults> three_files = three();  // a (global), b (dual_rs), c (global)
+  io::CertifyResults off = three_files[1];
+  off.info.method = "dual_rs_off_the_shelf";
+  three_files[0].provenance["config"]["model"]["checkpoint"] = "runs/job/train_base/model.pt";
+  three_files[2].provenance["config"]["model"]["checkpoint"] = "runs/job/train_base/./model.pt";
+  off.provenance["config"]["model"]["checkpoint"] = "runs/job/train_base/model.pt";
+  three_files[1].provenance["config"]["model"]["checkpoint"] = "runs/job/finetune/model.pt";
+  const std::vector<io::CertifyResults> files = {three_files[0], three_files[2], off, three_files[1]};
+  const WideTable t = make_wide_table(files, {0.0, 0.5}, Convention::kStrict);
+  EXPECT_EQ(t.rows[0].classifier, "train_base/model.pt");
+  EXPECT_EQ(t.rows[1].classifier, "train_base/model.pt");
+  EXPECT_EQ(t.rows[3].classifier, "finetune/model.pt");
+  EXPECT_EQ(t.rows[0].group, "off-the-shelf");
+  EXPECT_EQ(t.rows[2].group, "off-the-shelf");
+  EXPECT_EQ(t.rows[3].group, "adaptive fine-tuning");
+  const std::string caption = caption_text(t);
+  EXPECT_NE(caption.find("off-the-shelf: train_base/model.pt (global_sigma_0.25, global_sigma_1.0, dual_rs_off_the_shelf)"),
+            std::string::npos)
+      << caption;
+  EXPECT_NE(caption.find("adaptive fine-tuning: finetune/model.pt (dual_rs)"), std::string::npos) << caption;
+  const std::string md = to_markdown(t);
+  EXPECT_LT(md.find("| *off-the-shelf* |"), md.find("| global_sigma_0.25 |"));
+  EXPECT_LT(md.find("| dual_rs_off_the_shelf |"), md.find("| *adaptive fine-tuning* |"));
+  EXPECT_LT(md.find("| *adaptive fine-tuning* |"), md.find("| dual_rs |"));
+  EXPECT_NE(to_latex(t).find("\\multicolumn{7}{l}{\\textit{adaptive fine-tuning}}"), std::string::npos);
+  const std::string csv = wide_csv({t});
+  EXPECT_NE(csv.find(",adaptive fine-tuning,finetune/model.pt\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find(",off-the-shelf,train_base/model.pt\n"), std::string::npos) << csv;
+
+  // Only the fine-tuned Dual RS row (as before this grouping existed): no groups.
+  const WideTable one = make_wide_table({three_files[0], three_files[1]}, {0.0}, Convention::kStrict);
+  EXPECT_EQ(one.rows[1].group, "");
+  EXPECT_EQ(caption_text(one).find("Classifier"), std::string::npos);
+  EXPECT_EQ(to_markdown(one).find("| *off-the-shelf* |"), std::string::npos);
+}
+
 TEST(WideTableTest, StrictConventionExcludesTheRadiusItself) {
   const WideTable t = make_wide_table(three(), {0.25, 1.0}, Convention::kStrict);
   EXPECT_EQ(t.rows[0].certified_accuracy, (std::vector<double>{0.25, 0.0}));
@@ -111,12 +151,12 @@ TEST(WideTableTest, CsvHasOneRowPerConventionAndMethodWithABestColumn) {
   const auto results = three();
   const std::string csv = wide_csv({make_wide_table(results, {0.0, 1.0}, Convention::kInclusive),
                                     make_wide_table(results, {0.0, 1.0}, Convention::kStrict)});
-  EXPECT_EQ(csv.rfind("convention,method,noise,num_examples,n0,n,alpha,r_0.0,r_1.0,clean_accuracy,abstain_rate,acr,best\n", 0), 0u)
+  EXPECT_EQ(csv.rfind("convention,method,noise,num_examples,n0,n,alpha,r_0.0,r_1.0,clean_accuracy,abstain_rate,acr,best,group,classifier\n", 0), 0u)
       << csv;
-  EXPECT_NE(csv.find("\ninclusive,dual_rs,0.25 0.5 1.0,4,100,1000,0.001,0.5,0.25,0.5,0.5,0.3125,r_0.0 r_1.0 clean_accuracy acr\n"),
+  EXPECT_NE(csv.find("\ninclusive,dual_rs,0.25 0.5 1.0,4,100,1000,0.001,0.5,0.25,0.5,0.5,0.3125,r_0.0 r_1.0 clean_accuracy acr,,\n"),
             std::string::npos)
       << csv;
-  EXPECT_NE(csv.find("\nstrict,global_sigma_1.0,1.0,4,100,1000,0.001,0.0,0.0,0.0,0.0,0.0,\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\nstrict,global_sigma_1.0,1.0,4,100,1000,0.001,0.0,0.0,0.0,0.0,0.0,,,\n"), std::string::npos) << csv;
   EXPECT_THROW(wide_csv({make_wide_table(results, {0.0}, Convention::kInclusive),
                          make_wide_table(results, {0.5}, Convention::kStrict)}),
                DataError);

@@ -138,8 +138,11 @@ void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::s
     const std::int64_t k = in->dataset.num_classes();
     nlohmann::json resolved = resolved_sections(config, "certify", to_json(certify), certify.method, dual);
     add_grid_tables(resolved, certify.noise, noise_levels(certify.method, certify.sigma, dual));
-    info = result_info("certify", method_prefix(config) + method_name(certify.method, certify.sigma, dual.routing(), "") +
-                                      method_suffix(certify.noise, certify.sampling),
+    info = result_info("certify",
+                       !certify.method_name.empty()
+                           ? certify.method_name
+                           : method_prefix(config) + method_name(certify.method, certify.sigma, dual.routing(), "") +
+                                 method_suffix(certify.noise, certify.sampling),
                        certify.method == Method::kGlobal ? certify.sigma : 0.0, certify.n0, certify.n, certify.alpha, k, *in,
                        certify.selection.split);
     info.noise = to_string(certify.noise);
@@ -276,6 +279,8 @@ class CertifyStage : public Stage {
         {"shard-size", FlagType::kInt, "/certify/shard_size", "examples per shard: the unit of work, output and resume, >= 1"},
         {"noise", FlagType::kString, "/certify/noise", "gaussian (float noise, default) or grid (the Gaussian rounded to "
                                                        "the 1/255 pixel grid: sound in floating point; 8-bit images only)"},
+        {"method-name", FlagType::kString, "/certify/method_name", "name written into the result file and its table "
+                                                                   "row (default: from method, sigma, noise, sampling)"},
         {"sampling", FlagType::kString, "/certify/sampling", "fixed (Cohen's n copies, default) or staged (looks with early "
                                                              "stops, fewer forward passes; see /certify/staged)"},
     };
