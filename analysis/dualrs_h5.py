@@ -138,7 +138,11 @@ def frame(path):
 
 
 def method_kind(attrs):
-    """'dual' (Dual RS, sigma_e > 0), 'multiscale' (Sigma, no estimator) or 'global' (one sigma)."""
+    """'dual' (Dual RS, sigma_e > 0), 'multiscale' (Sigma, no estimator), 'per_sigma' (one sigma
+    on the Dual RS classifier's noise streams at alpha_c: /certify/streams "dual_rs_classifier",
+    root attribute `streams`) or 'global' (one sigma)."""
+    if attrs.get("streams", "global") == "dual_rs_classifier":
+        return "per_sigma"
     if float(attrs.get("sigma_e", 0) or 0) > 0:
         return "dual"
     if len(attrs.get("sigma_candidates", []) or []) > 0:

@@ -6,6 +6,14 @@
   optimal_sigma_distribution     which sigma of Sigma is optimal per example (Fig. 1), the
                                  estimator's choice beside it, and the labels' best sigma
   sigma_choice_confusion         the estimator's choice vs the optimal sigma (counts)
+  dual_rs_diagnosis              Dual RS vs the oracle (best sigma per example, picked afterwards)
+                                 and the shares of examples lost to R_sigma, to R_c or to both
+                                 at each radius (paper §6.2; docs/method.md §10.2)
+
+R_c* (the optimal sigma, Delta R_c, the oracle) comes from the Dual RS classifier certified at
+every sigma on its own noise streams (/certify/streams "dual_rs_classifier") when the inputs
+hold such results, else from the global-sigma results. The per-sigma results are diagnostics,
+not methods: they are left out of the accuracy figure.
 
 Each figure is written as PNG and PDF (headless, Agg) with a JSON sidecar NAME.json listing the
 series it contains (with their data); figures.json indexes the figures and says why any was
@@ -44,7 +52,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 FIGURES = ("certified_accuracy_vs_radius", "delta_radius_ecdf", "optimal_sigma_distribution",
-           "sigma_choice_confusion")
+           "sigma_choice_confusion", "dual_rs_diagnosis")
 
 
 class BadInput(Exception):
@@ -108,7 +116,7 @@ def collect(paths, root):
         same = [o for o in results if o.method == r.method]
         if len(same) > 1:
             r.label = f"{r.method} [{os.path.basename(os.path.dirname(os.path.abspath(r.path)))}]"
-    order = {"global": 0, "multiscale": 1, "dual": 2}
+    order = {"global": 0, "multiscale": 1, "dual": 2, "per_sigma": 3}
     results.sort(key=lambda r: (order.get(r.kind, 3), r.sigma, r.label))
     return results, labels
 
@@ -144,29 +152,71 @@ def correct_radius(data):
     return np.where(ok, data["radius"], 0.0)
 
 
-def sigma_analysis(dual, globals_):
-    """Per example of a Dual RS result: the optimal sigma index (largest correct global-sigma
-    radius, ties -> smaller sigma, -1 when none certifies correctly), the estimator's choice
-    (-1 = abstained), Delta R_c = R_c* - R_c where a sigma was chosen, Delta R_sigma = R_sigma -
-    R_c where the example is certified. Raises BadInput when a sigma of Sigma has no global
-    result over the same examples."""
+def reference_files(dual, candidates):
+    """The result at each sigma of the Dual RS file's Sigma over its examples, or None."""
     by_sigma = []
     for s in dual.sigmas:
-        match = [g for g in globals_ if g.sigma == s and np.array_equal(g.data["idx"], dual.data["idx"])]
+        match = [g for g in candidates if g.sigma == s and np.array_equal(g.data["idx"], dual.data["idx"])]
         if not match:
-            raise BadInput(f"no global-sigma result at sigma = {fmt(s)} over the examples of {dual.source}")
+            return None
         by_sigma.append(match[0])
+    return by_sigma
+
+
+def sigma_analysis(dual, globals_, per_sigma=()):
+    """Per example of a Dual RS result: the optimal sigma index (largest correct reference
+    radius, ties -> smaller sigma, -1 when none certifies correctly), the oracle radius R_c*,
+    the estimator's choice (-1 = abstained), Delta R_c = R_c* - R_c where a sigma was chosen,
+    Delta R_sigma = R_sigma - R_c where the example is certified. The reference is the per-sigma
+    results of the Dual RS classifier when they cover Sigma, else the global-sigma results.
+    Raises BadInput when neither covers Sigma over the same examples."""
+    by_sigma, reference = reference_files(dual, per_sigma), "dual_rs_classifier"
+    if by_sigma is None:
+        by_sigma, reference = reference_files(dual, globals_), "global_sigma"
+    if by_sigma is None:
+        missing = [fmt(s) for s in dual.sigmas if not any(g.sigma == s for g in globals_)]
+        raise BadInput(f"no global-sigma result at sigma = {', '.join(missing) or '?'} over the examples of "
+                       f"{dual.source}")
     radii = np.stack([correct_radius(g.data) for g in by_sigma], axis=1)  # [N, S]
     best_radius = radii.max(axis=1)
     optimal = np.where(best_radius > 0, radii.argmax(axis=1), -1)  # argmax: first maximum = smaller sigma
     d = dual.data
     chosen = d["sigma_index"]
     certified = d["prediction"] >= 0
-    r_c = np.where(certified & (d["prediction"] == d["label"]), d["r_c"], 0.0)
+    ok = certified & (d["prediction"] == d["label"])
+    r_c = np.where(ok, d["r_c"], 0.0)
     delta_r_c = (best_radius - r_c)[chosen >= 0]
     delta_r_sigma = (d["r_sigma"] - d["r_c"])[certified]
     return {"optimal": optimal, "chosen": chosen, "delta_r_c": delta_r_c, "delta_r_sigma": delta_r_sigma,
-            "globals": by_sigma}
+            "globals": by_sigma, "reference": reference, "oracle_radius": best_radius, "r_c": r_c,
+            "r_sigma": np.where(chosen >= 0, d["r_sigma"], 0.0), "radius": np.where(ok, d["radius"], 0.0)}
+
+
+def diagnosis(a, convention):
+    """Shares of the examples at every radius where one changes (x ascending from 0): Dual RS
+    certified, the oracle certified, the estimator abstained, lost to R_sigma only, to R_c only,
+    to both. Between two x the shares are those of the next x (inclusive) or of the previous x
+    (strict), as for the accuracy curves."""
+    values = np.concatenate([a["oracle_radius"], a["radius"], a["r_sigma"], a["r_c"]])
+    x = np.unique(np.concatenate([[0.0], values[values > 0]]))
+    n = max(1, len(a["radius"]))
+
+    def reaches(v, t):
+        return (v > 0) & ((v > t) if convention == "strict" else (v >= t))
+
+    out = {k: [] for k in ("dual_rs", "oracle", "estimator_abstained", "lost_to_r_sigma", "lost_to_r_c", "lost_to_both")}
+    chose = a["chosen"] >= 0
+    for t in x:
+        dual = reaches(a["radius"], t)
+        s_ok, c_ok = reaches(a["r_sigma"], t), reaches(a["r_c"], t)
+        rest = ~dual & chose
+        out["dual_rs"].append(float(np.count_nonzero(dual)) / n)
+        out["oracle"].append(float(np.count_nonzero(reaches(a["oracle_radius"], t))) / n)
+        out["estimator_abstained"].append(float(np.count_nonzero(~dual & ~chose)) / n)
+        out["lost_to_r_sigma"].append(float(np.count_nonzero(rest & ~s_ok & c_ok)) / n)
+        out["lost_to_r_c"].append(float(np.count_nonzero(rest & s_ok & ~c_ok)) / n)
+        out["lost_to_both"].append(float(np.count_nonzero(rest & ~(s_ok ^ c_ok))) / n)
+    return x.tolist(), out
 
 
 def optimal_index(globals_):
@@ -264,7 +314,7 @@ def plot_deltas(analyses, out, formats, palette):
         for dual, a in analyses:
             x, y = ecdf(a[panel])
             series.append({"label": dual.label, "method": dual.method, "panel": panel, "source": dual.source,
-                           "count": len(x), "x": x, "y": y})
+                           "reference": a["reference"], "count": len(x), "x": x, "y": y})
             if x:
                 ax.step(x, y, where="post", label=dual.label, color=palette[dual.label], linewidth=1.3)
         ax.axvline(0.0, color="0.4", linewidth=0.8)
@@ -279,8 +329,54 @@ def plot_deltas(analyses, out, formats, palette):
         "title": "ECDFs of Delta R_c and Delta R_sigma (Dual RS paper Fig. 5)",
         "x": "Delta radius (l2)", "y": "ECDF",
         "definition": {"delta_r_c": "R_c*(x) - R_c(x) over examples where the estimator chose a sigma; R_c* = best "
-                                    "correct global-sigma radius over Sigma, R_c = 0 unless correct",
+                                    "correct per-sigma radius over Sigma (see each series' reference), R_c = 0 "
+                                    "unless correct",
                        "delta_r_sigma": "R_sigma - R_c over examples Dual RS certified"},
+        "series": series})
+
+
+def plot_diagnosis(analyses, convention, out, formats, palette):
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.1))
+    series = []
+    right = 0.5
+    for dual, a in analyses:
+        x, shares = diagnosis(a, convention)
+        right = max(right, x[-1] * 1.05)
+        series.append({"label": dual.label, "method": dual.method, "source": dual.source, "reference": a["reference"],
+                       "convention": convention, "num_examples": int(len(a["radius"])), "x": x, **shares})
+    where = "post" if convention == "strict" else "pre"
+    for (dual, a), s in zip(analyses, series):
+        xs = s["x"] + [right]
+        color = palette[dual.label]
+        axes[0].step(xs, [100 * v for v in s["dual_rs"] + [0.0]], where=where, color=color, linewidth=1.3,
+                     label=dual.label)
+        axes[0].step(xs, [100 * v for v in s["oracle"] + [0.0]], where=where, color=color, linewidth=1.0,
+                     linestyle=":", label=f"oracle σ ({dual.label})")
+        for key, style in (("lost_to_r_sigma", "-"), ("lost_to_r_c", "--"), ("lost_to_both", ":")):
+            tail = s[key][-1]
+            axes[1].step(xs, [100 * v for v in s[key] + [tail]], where=where, color=color, linestyle=style,
+                         linewidth=1.2, label=f"{key.replace('lost_to_', 'lost to ').replace('r_sigma', 'R_σ').replace('r_c', 'R_c')}"
+                         + (f" ({dual.label})" if len(analyses) > 1 else ""))
+    for ax in axes:
+        ax.set_xlim(0, right)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel(r"$\ell_2$ radius $r$")
+        ax.legend(loc="upper right", fontsize=7)
+    axes[0].set_ylabel("certified accuracy (%)")
+    axes[0].set_title("Dual RS and the oracle σ (an upper bound)", fontsize=9)
+    axes[1].set_ylabel("examples (%)")
+    axes[1].set_title("not certified at r: which radius binds", fontsize=9)
+    fig.tight_layout()
+    return save(fig, out, "dual_rs_diagnosis", formats, {
+        "title": "Dual RS against the oracle sigma, and what binds (Dual RS paper §6.2)", "convention": convention,
+        "x": "radius (l2, [0,1]-pixel units)", "y": "fraction of examples",
+        "step": ("inclusive: value(r) = y[k] for the first x[k] >= r" if convention != "strict"
+                 else "strict: value(r) = y[k] for the last x[k] <= r"),
+        "definition": {"oracle": "R_c*(x) reaches r: the best sigma per example, picked afterwards (not a method)",
+                       "lost_to_r_sigma": "not certified at r; R_sigma misses r, R_c reaches it",
+                       "lost_to_r_c": "not certified at r; R_c misses r (or a wrong class), R_sigma reaches it",
+                       "lost_to_both": "not certified at r; both miss it",
+                       "estimator_abstained": "the estimator abstained (no sigma chosen)"},
         "series": series})
 
 
@@ -350,13 +446,15 @@ def make_figures(inputs, out, convention="inclusive", formats=("png", "pdf"), ro
     palette = colors(results)
     index = {"inputs": [r.source for r in results] + [os.path.relpath(p, root) if root else p for p, _, _ in labels],
              "convention": convention, "figures": [], "skipped": []}
-    index["figures"].append(plot_accuracy(results, convention, out, formats, palette))
+    methods = [r for r in results if r.kind != "per_sigma"]
+    index["figures"].append(plot_accuracy(methods or results, convention, out, formats, palette))
 
     globals_ = [r for r in results if r.kind == "global"]
+    per_sigma = [r for r in results if r.kind == "per_sigma"]
     analyses, skipped = [], []
     for dual in (r for r in results if r.kind == "dual"):
         try:
-            analyses.append((dual, sigma_analysis(dual, globals_)))
+            analyses.append((dual, sigma_analysis(dual, globals_, per_sigma)))
         except BadInput as error:
             skipped.append(f"{dual.label}: {error}")
     if analyses:
@@ -396,6 +494,11 @@ def make_figures(inputs, out, convention="inclusive", formats=("png", "pdf"), ro
         index["skipped"].append({"name": "optimal_sigma_distribution",
                                  "reason": "needs a Dual RS result or global-sigma results at two or more sigmas "
                                            "over the same examples"})
+    if analyses:
+        index["figures"].append(plot_diagnosis(analyses, convention, out, formats, palette))
+    else:
+        index["skipped"].append({"name": "dual_rs_diagnosis",
+                                 "reason": "; ".join(skipped) or "no Dual RS result (sigma_e > 0) among the inputs"})
     write_json(os.path.join(out, "figures.json"), index)
     return index
 

@@ -1,7 +1,8 @@
 """Reports of a real (small) run: the tables equal an independent recomputation in Python, the
 figures exist with sidecars that match the run's methods, and the readers of analysis/ read the
 results, labels and shards. One small Dual RS job (train-base, labels, estimator, global sigma,
-Multiscale, Dual RS, table, analyze, plot) runs once for the whole suite."""
+Multiscale, Dual RS, the Dual RS classifier at every sigma on Dual RS's own copies, table, analyze,
+plot) runs once for the whole suite."""
 import csv
 import glob
 import json
@@ -47,12 +48,17 @@ def run_dir():
                    "set": {"train_estimator": {"labels": "${out}/label/labels.h5"}}}]
         stages += [{"name": f"cert_{s}", "command": "certify",
                     "set": {**ckpt, "certify": {"method": "global", "sigma": s}}} for s in SIGMAS]
+        # The Dual RS classifier (here the base model) at every sigma on Dual RS's own copies.
+        per_sigma = [f"${{out}}/pcert_{s}/certify.h5" for s in SIGMAS]
+        stages += [{"name": f"pcert_{s}", "command": "certify",
+                    "set": {**ckpt, "certify": {"method": "global", "sigma": s, "streams": "dual_rs_classifier"}}}
+                   for s in SIGMAS]
         stages += [{"name": "ms", "command": "certify", "set": {**ckpt, "certify": {"method": "multiscale"}}},
                    {"name": "dual", "command": "certify", "set": {**ckpt, **estimator, "certify": {"method": "dual"}}},
                    {"name": "table", "command": "table", "out": "${out}",
                     "inputs": certify + ["${out}/ms/certify.h5", "${out}/dual/certify.h5"]},
                    {"name": "analyze", "command": "analyze", "out": "${out}",
-                    "inputs": certify + ["${out}/dual/certify.h5"]},
+                    "inputs": certify + per_sigma + ["${out}/dual/certify.h5"]},
                    {"name": "plot", "command": "plot", "inputs": ["${out}"], "out": "${out}/figures"}]
         job = os.path.join(root, "job.json")
         with open(job, "w") as f:
@@ -78,7 +84,18 @@ def load_json(path):
 
 
 def result_files():
-    return sorted(glob.glob(os.path.join(run_dir(), "*", "certify.h5")))
+    """The methods' results (the table rows), without the per-sigma diagnostics."""
+    return sorted(p for p in glob.glob(os.path.join(run_dir(), "*", "certify.h5"))
+                  if not os.path.basename(os.path.dirname(p)).startswith("pcert_"))
+
+
+def per_sigma_files():
+    return [os.path.join(run_dir(), f"pcert_{s}", "certify.h5") for s in SIGMAS]
+
+
+def read_h5(path):
+    with h5py.File(path, "r") as f:
+        return {name: f[name][:] for name in f.keys()}, dict(f.attrs)
 
 
 def read_csv(path):
@@ -198,7 +215,7 @@ class FiguresTest(unittest.TestCase):
         index = load_json(os.path.join(self.figures(), "figures.json"))
         self.assertEqual([f["name"] for f in index["figures"]],
                          ["certified_accuracy_vs_radius", "delta_radius_ecdf", "sigma_choice_confusion",
-                          "optimal_sigma_distribution"])
+                          "optimal_sigma_distribution", "dual_rs_diagnosis"])
         self.assertEqual(index["skipped"], [])
         for fig in index["figures"]:
             for ext, magic in (("png", b"\x89PNG\r\n\x1a\n"), ("pdf", b"%PDF")):
@@ -254,6 +271,80 @@ class FiguresTest(unittest.TestCase):
         self.assertEqual(dist["series"][2]["counts"], [int(np.count_nonzero(best == i)) for i in range(3)]
                          + [int(np.count_nonzero(best < 0))])
 
+    def test_per_sigma_runs_redraw_dual_rs_copies_so_delta_r_c_is_never_negative(self):
+        dual, dual_attrs = read_h5(os.path.join(run_dir(), "dual", "certify.h5"))
+        runs = [read_h5(p) for p in per_sigma_files()]
+        for (data, attrs), s in zip(runs, SIGMAS):
+            self.assertEqual(attrs["streams"], "dual_rs_classifier")
+            self.assertEqual(attrs["method"], f"dual_rs_classifier_sigma_{s}")
+            self.assertEqual(float(attrs["alpha"]), float(dual_attrs["alpha_c"]))
+        chosen = dual["sigma_index"]
+        self.assertGreater(np.count_nonzero(chosen >= 0), 0)
+        for e in np.flatnonzero(chosen >= 0):  # bit for bit: the very copies Dual RS drew
+            at = runs[chosen[e]][0]
+            np.testing.assert_array_equal(at["counts"][e], dual["counts"][e])
+            np.testing.assert_array_equal(at["counts_selection"][e], dual["counts_selection"][e])
+            ok = dual["prediction"][e] >= 0
+            self.assertEqual(at["radius"][e] if ok else 0.0, dual["r_c"][e] if ok else 0.0)
+        correct = [np.where((d["prediction"] >= 0) & (d["prediction"] == d["label"]), d["radius"], 0.0) for d, _ in runs]
+        r_c_star = np.max(np.stack(correct, axis=1), axis=1)
+        dual_ok = (dual["prediction"] >= 0) & (dual["prediction"] == dual["label"])
+        delta = (r_c_star - np.where(dual_ok, dual["r_c"], 0.0))[chosen >= 0]
+        self.assertGreaterEqual(delta.min(), 0.0)
+        summary = {r["quantity"]: r for r in read_csv(os.path.join(run_dir(), "delta_radius_summary.csv"))}
+        row = summary["delta_r_c"]
+        self.assertEqual(row["reference"], "dual_rs_classifier")
+        self.assertEqual(int(row["same_counts"]), 16)
+        self.assertEqual(int(row["count"]), len(delta))
+        self.assertEqual(float(row["fraction_negative"]), 0.0)
+        self.assertAlmostEqual(float(row["min"]), float(delta.min()), places=12)
+        self.assertAlmostEqual(float(row["max"]), float(delta.max()), places=12)
+
+    def test_diagnosis_equals_independent_recomputation(self):
+        dual, _ = read_h5(os.path.join(run_dir(), "dual", "certify.h5"))
+        runs = [read_h5(p)[0] for p in per_sigma_files()]
+        correct = [np.where((d["prediction"] >= 0) & (d["prediction"] == d["label"]), d["radius"], 0.0) for d in runs]
+        oracle = np.max(np.stack(correct, axis=1), axis=1)
+        ok = (dual["prediction"] >= 0) & (dual["prediction"] == dual["label"])
+        chose = dual["sigma_index"] >= 0
+        r_sigma = np.where(chose, dual["r_sigma"], 0.0)
+        r_c = np.where(ok, dual["r_c"], 0.0)
+        radius = np.where(ok, dual["radius"], 0.0)
+        rows = read_csv(os.path.join(run_dir(), "dual_rs_diagnosis.csv"))
+        self.assertEqual(len(rows), 2 * len(RADII))
+        n = len(radius)
+        for row in rows:
+            t = float(row["radius"])
+
+            def reaches(v):
+                return (v > 0) & ((v > t) if row["convention"] == "strict" else (v >= t))
+            certified = reaches(radius)
+            rest = ~certified & chose
+            expect = {"dual_rs": certified, "oracle": reaches(oracle), "estimator_abstained": ~certified & ~chose,
+                      "lost_to_r_sigma": rest & ~reaches(r_sigma) & reaches(r_c),
+                      "lost_to_r_c": rest & reaches(r_sigma) & ~reaches(r_c),
+                      "lost_to_both": rest & ~reaches(r_sigma) & ~reaches(r_c)}
+            for key, mask in expect.items():
+                self.assertEqual(float(row[key]), np.count_nonzero(mask) / n, (key, row))
+        # Dual RS's column is the table's.
+        table = {(r["method"], r["radius"], r["convention"]): float(r["certified_accuracy"])
+                 for r in read_csv(os.path.join(run_dir(), "certified_accuracy.csv"))}
+        for row in rows:
+            self.assertEqual(float(row["dual_rs"]), table[("dual_rs", row["radius"], row["convention"])])
+        # The figure's series (inclusive, exact step points) give the same shares at the table radii.
+        side = self.sidecar("dual_rs_diagnosis")
+        self.assertEqual(len(side["series"]), 1)
+        s = side["series"][0]
+        self.assertEqual(s["reference"], "dual_rs_classifier")
+        for row in (r for r in rows if r["convention"] == "inclusive"):
+            t = float(row["radius"])
+            k = next((k for k in range(len(s["x"])) if s["x"][k] >= t), None)
+            if k is None:  # beyond every radius: nothing certified
+                self.assertEqual((float(row["dual_rs"]), float(row["oracle"])), (0.0, 0.0))
+                continue
+            for key in ("dual_rs", "oracle", "estimator_abstained", "lost_to_r_sigma", "lost_to_r_c", "lost_to_both"):
+                self.assertEqual(s[key][k], float(row[key]), (key, t))
+
     def test_plot_command_redraws_and_reports_missing_python(self):
         with tempfile.TemporaryDirectory() as out:
             proc = run("plot", run_dir(), "--out", out, "--convention", "strict", "--formats", "svg")
@@ -302,7 +393,9 @@ class ReadersTest(TempDirTestCase):
         self.assertEqual(labels["radii"].shape, (120, 3))
         self.assertEqual(dualrs_h5.find_results(run_dir(), "dualrs.labels"),
                          [os.path.join(run_dir(), "label", "labels.h5")])
-        self.assertEqual(len(dualrs_h5.find_results(run_dir())), 5)
+        self.assertEqual(len(dualrs_h5.find_results(run_dir())), 8)
+        _, per_sigma_attrs = dualrs_h5.read(per_sigma_files()[0])
+        self.assertEqual(dualrs_h5.method_kind(per_sigma_attrs), "per_sigma")
 
     def write_shards(self, source, folder, ranges, sha=None, count=None):
         """Shard files as data_schemas/shards.md describes them, cut from a merged result."""

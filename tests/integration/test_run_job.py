@@ -158,7 +158,10 @@ class RunJobTest(TempDirTestCase):
         self.assertTrue(dual[1].startswith("classifier: 10,000 examples x (n0 100 + n 10,000) = at most 101,000,000"),
                         dual)
         self.assertEqual(cifar["table"], [])
-        self.assertIn("classifier: 823,000,000", cifar["totals"])
+        self.assertIn("classifier: 1,126,000,000", cifar["totals"])  # with the three per-sigma stages
+        for sigma in ("0.25", "0.5", "1.0"):
+            self.assertIn("classifier: 10,000 examples x (n0 100 + n 10,000) = 101,000,000 forwards",
+                          cifar[f"certify_dds_dual_rs_classifier_sigma_{sigma}"][0])
         imagenet = self.plan("imagenet_dual_rs.json")
         self.assertIn("classifier: 1,281,167 examples x |Sigma| 2 x N 100 = 256,233,400 forwards", imagenet["label"][0])
         self.assertIn("epochs 9 x m 2", imagenet["train_estimator"][0])
@@ -185,11 +188,39 @@ class RunJobTest(TempDirTestCase):
             self.assertLess(inputs.index(f"${{out}}/certify_{prefix}dual_rs_off_the_shelf/certify.h5"),
                             inputs.index(f"${{out}}/certify_{prefix}dual_rs/certify.h5"), job_name)
 
+    def test_dual_rs_jobs_certify_their_classifier_at_every_sigma_for_the_analyses(self):
+        # DualRS §6.2: R_c* is the Dual RS classifier's best radius over Sigma on the copies Dual RS
+        # draws (streams dual_rs_classifier), so Delta R_c >= 0; analyze reads those runs.
+        for job_name, prefix in (("mnist_dual_rs.json", ""), ("mnist_denoised_dual_rs.json", "dds_"),
+                                 ("cifar10_dual_rs.json", "dds_"), ("imagenet_dual_rs.json", "dds_"),
+                                 ("mnist_dual_rs_routing.json", "")):
+            job = read_json(os.path.join(SOURCE, "jobs", job_name))
+            config = read_json(os.path.join(SOURCE, "jobs", job["config"]))
+            stages = {s["name"]: s for s in job["stages"]}
+            tuned = stages[f"certify_{prefix}dual_rs"]["set"]
+            names = []
+            for k, sigma in enumerate(config["dual"]["sigma_candidates"]):
+                name = f"certify_{prefix}dual_rs_classifier_sigma_{sigma}"
+                names.append(name)
+                per_sigma = stages[name]["set"]
+                self.assertEqual(per_sigma["certify"], {"method": "global", "sigma": sigma, "streams": "dual_rs_classifier"})
+                if "experts" in tuned.get("dual", {}):  # routing: the expert of that sigma
+                    self.assertEqual(per_sigma["model"]["checkpoint"], tuned["dual"]["experts"][k]["checkpoint"])
+                else:
+                    self.assertEqual(per_sigma.get("model"), tuned.get("model"), job_name)
+                self.assertEqual(per_sigma.get("denoiser"), tuned.get("denoiser"), job_name)
+                self.assertNotIn(f"${{out}}/{name}/certify.h5", stages["table"]["inputs"])
+            self.assertEqual(stages["analyze"]["inputs"], [f"${{out}}/{n}/certify.h5" for n in names]
+                             + [f"${{out}}/certify_{prefix}dual_rs/certify.h5"], job_name)
+            dry = run("run", os.path.join(SOURCE, "jobs", job_name), "--out", self.path("p"), "--dry-run").stdout
+            for name in names:
+                self.assertIn(name, dry)
+
     def test_paper_jobs_denoise_every_noisy_copy(self):
         # Denoised smoothing (docs/method.md §9): every certify stage of the paper jobs lists one
         # denoiser forward per classifier / estimator forward, counted here from the job's resolved
         # settings.
-        for job_name, stages in (("cifar10_dual_rs.json", 6), ("imagenet_dual_rs.json", 5)):
+        for job_name, stages in (("cifar10_dual_rs.json", 9), ("imagenet_dual_rs.json", 7)):
             job = read_json(os.path.join(SOURCE, "jobs", job_name))
             config = read_json(os.path.join(SOURCE, "jobs", job["config"]))
             self.assertTrue("denoiser" in config, f"{job_name}: its config has no /denoiser")

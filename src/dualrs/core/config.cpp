@@ -1,5 +1,6 @@
 #include "dualrs/core/config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <iterator>
 #include <utility>
@@ -149,6 +150,11 @@ struct Names<NoiseKind> {
 template <>
 struct Names<Sampling> {
   static constexpr std::pair<Sampling, const char*> kAll[] = {{Sampling::kFixed, "fixed"}, {Sampling::kStaged, "staged"}};
+};
+template <>
+struct Names<NoiseStreams> {
+  static constexpr std::pair<NoiseStreams, const char*> kAll[] = {{NoiseStreams::kGlobal, "global"},
+                                                                  {NoiseStreams::kDualRsClassifier, "dual_rs_classifier"}};
 };
 
 template <typename E>
@@ -584,6 +590,24 @@ CertifyConfig ExperimentConfig::certify() const {
   c.staged.futility_beta = get_or<double>(staged, "futility_beta", c.staged.futility_beta);
   if (c.sampling == Sampling::kStaged) c.stop_radii = stop_radii(table_radii(table()), c.staged.max_radius);
   c.method_name = get_or<std::string>(j, "method_name", c.method_name);
+  c.streams = get_enum_or(j, "streams", c.streams, "/certify/streams", source_);
+  if (c.streams == NoiseStreams::kDualRsClassifier) {
+    // Dual RS's classifier stage at this σ: its σ word and its level α_c (docs/method.md §10.2).
+    if (c.method != Method::kGlobal) {
+      throw ConfigError(source_, "/certify/streams",
+                        "\"dual_rs_classifier\" is for method \"global\" (one σ of /dual/sigma_candidates), got method \"" +
+                            to_string(c.method) + "\"");
+    }
+    const std::vector<double> sigmas = dual().sigma_candidates;
+    const auto at = std::find(sigmas.begin(), sigmas.end(), c.sigma);
+    if (at == sigmas.end()) {
+      throw ConfigError(source_, "/certify/sigma",
+                        "with streams \"dual_rs_classifier\" sigma must be one of /dual/sigma_candidates, got " +
+                            format_decimal(c.sigma));
+    }
+    c.sigma_word = static_cast<std::uint32_t>(at - sigmas.begin());
+    c.alpha = c.alpha_c;
+  }
   validate_in(c, source_);
   return c;
 }
@@ -904,6 +928,10 @@ json to_json(const CertifyConfig& c) {
                    {"stop_radii", c.stop_radii}};
   }
   if (!c.method_name.empty()) j["method_name"] = c.method_name;
+  if (c.streams != NoiseStreams::kGlobal) {
+    j["streams"] = to_string(c.streams);
+    j["sigma_word"] = c.sigma_word;
+  }
   return j;
 }
 json to_json(const PredictConfig& c) {
@@ -930,6 +958,7 @@ std::string to_string(InputRange range) { return name_of(range); }
 std::string to_string(DeviceKind kind) { return name_of(kind); }
 std::string to_string(NoiseKind kind) { return name_of(kind); }
 std::string to_string(Sampling sampling) { return name_of(sampling); }
+std::string to_string(NoiseStreams streams) { return name_of(streams); }
 std::string to_string(const DeviceSpec& device) {
   return name_of(device.kind) + (device.index >= 0 ? ":" + std::to_string(device.index) : "");
 }

@@ -51,6 +51,11 @@ enum class InputRange { kZeroOne, kMinusOneOne };
 enum class DeviceKind { kCpu, kCuda };
 /// /certify/sampling: Cohen's fixed n, or cumulative looks with early stops (docs/method.md §16).
 enum class Sampling { kFixed, kStaged };
+/// /certify/streams: which noise streams a global-σ CERTIFY draws (docs/method.md §10.2).
+/// "global": its own (σ word 0). "dual_rs_classifier": the copies Dual RS's classifier stage
+/// draws at this σ of Σ (σ word = its index in /dual/sigma_candidates), at level α_c, so a run
+/// at every σ_i gives R_c(x, σ_i) on the very counts Dual RS used at its chosen σ.
+enum class NoiseStreams { kGlobal, kDualRsClassifier };
 // NoiseKind (/…/noise: "gaussian", "grid") is declared in core/noise_kind.h for the RNG layer.
 
 /// A parsed /…/device.
@@ -74,6 +79,7 @@ std::string to_string(DeviceKind kind);
 std::string to_string(const DeviceSpec& device);
 std::string to_string(NoiseKind kind);   ///< "gaussian", "grid"
 std::string to_string(Sampling sampling);  ///< "fixed", "staged"
+std::string to_string(NoiseStreams streams);  ///< "global", "dual_rs_classifier"
 
 /// Parse a config's name; the counterpart of to_string. \param pointer the JSON pointer (or
 /// command-line flag) the name came from; \param source the file (or "command line").
@@ -220,6 +226,10 @@ struct CertifyConfig {
   /// row (e.g. "dual_rs_off_the_shelf" for Dual RS on the base classifier, DualRS Table 2);
   /// empty = derived from the method, σ, noise and sampling ("global_sigma_0.25", "dual_rs").
   std::string method_name;
+  /// /certify/streams (method global only). With kDualRsClassifier, certify() resolves
+  /// `sigma_word` to the index of `sigma` in /dual/sigma_candidates and sets alpha to alpha_c.
+  NoiseStreams streams = NoiseStreams::kGlobal;
+  std::uint32_t sigma_word = 0;  ///< the noise counter's σ word (0 unless streams = dual_rs_classifier)
 };
 
 /// PREDICT [Cohen]: abstain unless the top class beats the runner-up at level alpha.

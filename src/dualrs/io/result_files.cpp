@@ -69,6 +69,7 @@ void write_root_attributes(Hdf5File& f, const std::string& schema, const ResultI
   f.set_attr(root, "split", info.split);
   f.set_attr(root, "noise", info.noise);
   if (info.kind == "certify") f.set_attr(root, "sampling", info.sampling);
+  if (info.streams != "global") f.set_attr(root, "streams", info.streams);
   if (!info.sigma_candidates.empty()) {
     f.set_attr(root, "sigma_candidates", info.sigma_candidates);
     f.set_attr(root, "sigma_e", info.sigma_e);
@@ -297,6 +298,7 @@ void read_result_header(const Hdf5File& f, const std::string& path, const char* 
   info.split = f.attr_string(root, "split");
   if (f.has_attr(root, "noise")) info.noise = f.attr_string(root, "noise");
   if (f.has_attr(root, "sampling")) info.sampling = f.attr_string(root, "sampling");
+  if (f.has_attr(root, "streams")) info.streams = f.attr_string(root, "streams");
   if (f.has_attr(root, "sigma_candidates")) {
     info.sigma_candidates = f.attr_doubles(root, "sigma_candidates");
     info.sigma_e = f.attr_double(root, "sigma_e");

@@ -38,6 +38,9 @@ struct ResultInfo {
   /// files written before they existed read as gaussian / fixed.
   std::string noise = "gaussian";
   std::string sampling = "fixed";
+  /// Root attribute `streams`, written only when not "global": "dual_rs_classifier" marks a
+  /// global-σ file drawn on Dual RS's classifier streams at α_c (/certify/streams).
+  std::string streams = "global";
 };
 
 /// HDF5 sink: writes `path` (schema "dualrs.certify" / "dualrs.predict" from `info.kind`,

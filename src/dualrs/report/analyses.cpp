@@ -22,15 +22,39 @@ double quantile(std::vector<double> values, double q) {
   return values[lo] + (pos - static_cast<double>(lo)) * (values[hi] - values[lo]);
 }
 
+std::string to_string(ReferenceRuns runs) {
+  return runs == ReferenceRuns::kDualRsClassifier ? "dual_rs_classifier" : "global_sigma";
+}
+
+namespace {
+// The reference file at each σ of Σ among `global` whose `streams` attribute is `streams`;
+// nullptr where none is.
+std::vector<const io::CertifyResults*> files_by_sigma(const std::vector<io::CertifyResults>& global,
+                                                      const std::vector<double>& sigmas, const std::string& streams) {
+  std::vector<const io::CertifyResults*> by_sigma(sigmas.size(), nullptr);
+  for (const auto& g : global) {
+    if (g.info.streams != streams) continue;
+    for (std::size_t i = 0; i < sigmas.size(); ++i) {
+      if (g.info.sigma == sigmas[i] && by_sigma[i] == nullptr) by_sigma[i] = &g;
+    }
+  }
+  return by_sigma;
+}
+
+bool complete(const std::vector<const io::CertifyResults*>& files) {
+  return std::all_of(files.begin(), files.end(), [](const io::CertifyResults* f) { return f != nullptr; });
+}
+}  // namespace
+
 SigmaAnalysis analyze_sigma_choice(const std::vector<io::CertifyResults>& global, const io::CertifyResults& dual) {
   SigmaAnalysis a;
   a.sigmas = dual.info.sigma_candidates;
   DUALRS_CHECK(!a.sigmas.empty(), DataError, "the Dual RS results hold no sigma_candidates (method ", dual.info.method, ")");
-  std::vector<const io::CertifyResults*> by_sigma(a.sigmas.size(), nullptr);
-  for (const auto& g : global) {
-    for (std::size_t i = 0; i < a.sigmas.size(); ++i) {
-      if (g.info.sigma == a.sigmas[i]) by_sigma[i] = &g;
-    }
+  std::vector<const io::CertifyResults*> by_sigma = files_by_sigma(global, a.sigmas, "dual_rs_classifier");
+  a.reference = ReferenceRuns::kDualRsClassifier;
+  if (!complete(by_sigma)) {
+    by_sigma = files_by_sigma(global, a.sigmas, "global");
+    a.reference = ReferenceRuns::kGlobalSigma;
   }
   for (std::size_t i = 0; i < a.sigmas.size(); ++i) {
     DUALRS_CHECK(by_sigma[i] != nullptr, DataError, "no global-sigma result for sigma = ", format_decimal(a.sigmas[i]),
@@ -38,7 +62,19 @@ SigmaAnalysis analyze_sigma_choice(const std::vector<io::CertifyResults>& global
     DUALRS_CHECK(by_sigma[i]->records.size() == dual.records.size(), DataError, "global-sigma result ",
                  by_sigma[i]->info.method, " has ", by_sigma[i]->records.size(), " examples, the Dual RS result ",
                  dual.records.size());
+    if (a.reference == ReferenceRuns::kDualRsClassifier) {
+      DUALRS_CHECK(by_sigma[i]->info.alpha == dual.info.alpha_c, DataError, "per-sigma result ", by_sigma[i]->info.method,
+                   " was certified at alpha = ", format_decimal(by_sigma[i]->info.alpha), ", the Dual RS classifier of ",
+                   dual.info.method, " at alpha_c = ", format_decimal(dual.info.alpha_c),
+                   ": R_c* must use the same alpha_c (docs/method.md 10.2)");
+      DUALRS_CHECK(by_sigma[i]->info.n0 == dual.info.n0 && by_sigma[i]->info.n == dual.info.n, DataError,
+                   "per-sigma result ", by_sigma[i]->info.method, " has n0 = ", by_sigma[i]->info.n0, ", n = ",
+                   by_sigma[i]->info.n, ", the Dual RS result ", dual.info.method, " n0 = ", dual.info.n0, ", n = ",
+                   dual.info.n);
+    }
+    a.reference_methods.push_back(by_sigma[i]->info.method);
   }
+  const bool fixed = dual.info.sampling == "fixed";
   for (std::size_t e = 0; e < dual.records.size(); ++e) {
     const CertifyRecord& d = dual.records[e];
     std::int64_t best = -1;
@@ -52,17 +88,84 @@ SigmaAnalysis analyze_sigma_choice(const std::vector<io::CertifyResults>& global
         best = static_cast<std::int64_t>(i);
       }
     }
+    if (d.sigma_index >= 0) {
+      const CertifyRecord& at_chosen = by_sigma[static_cast<std::size_t>(d.sigma_index)]->records[e];
+      const bool same = at_chosen.counts == d.counts && at_chosen.counts_selection == d.counts_selection;
+      if (same) ++a.same_counts;
+      // On Dual RS's own copies the reference must reproduce them: anything else describes
+      // another classifier, seed, n0/n or noise, and ΔR_c would not mean what it says.
+      DUALRS_CHECK(same || !fixed || a.reference != ReferenceRuns::kDualRsClassifier, DataError, "per-sigma result ",
+                   by_sigma[static_cast<std::size_t>(d.sigma_index)]->info.method, " does not hold the copies ",
+                   dual.info.method, " drew at sigma = ", format_decimal(a.sigmas[static_cast<std::size_t>(d.sigma_index)]),
+                   " for example ", d.idx, ": another classifier, seed, n0/n or noise");
+    } else {
+      ++a.same_counts;  // nothing drawn by the classifier: nothing to differ
+    }
+    const bool certified_true = d.prediction != kAbstain && d.correct();
     a.idx.push_back(d.idx);
     a.optimal_index.push_back(best);
     a.optimal_radius.push_back(best_radius);
     a.chosen_index.push_back(d.sigma_index);
-    if (d.sigma_index >= 0) {
-      const double r_c = d.prediction != kAbstain && d.correct() ? d.r_c : 0.0;
-      a.delta_r_c.push_back(best_radius - r_c);
-    }
+    a.r_sigma.push_back(d.sigma_index >= 0 ? d.r_sigma : 0.0);
+    a.r_c.push_back(certified_true ? d.r_c : 0.0);
+    a.radius.push_back(certified_true ? d.radius : 0.0);
+    if (d.sigma_index >= 0) a.delta_r_c.push_back(best_radius - a.r_c.back());
     if (d.prediction != kAbstain) a.delta_r_sigma.push_back(d.r_sigma - d.r_c);
   }
   return a;
+}
+
+std::vector<DiagnosisRow> diagnose(const SigmaAnalysis& a, const std::vector<double>& radii,
+                                   const std::vector<Convention>& conventions) {
+  std::vector<DiagnosisRow> rows;
+  const auto n = static_cast<double>(std::max<std::size_t>(1, a.idx.size()));
+  for (const Convention convention : conventions) {
+    // A radius "reaches" r: it certifies at all (> 0) and is ≥ r (inclusive) or > r (strict).
+    const auto reaches = [convention](double radius, double r) {
+      return radius > 0 && (convention == Convention::kStrict ? radius > r : radius >= r);
+    };
+    for (const double r : radii) {
+      DiagnosisRow row;
+      row.radius = r;
+      row.convention = convention;
+      std::int64_t dual = 0, oracle = 0, abstained = 0, by_sigma = 0, by_c = 0, both = 0;
+      for (std::size_t e = 0; e < a.idx.size(); ++e) {
+        if (reaches(a.optimal_radius[e], r)) ++oracle;
+        if (reaches(a.radius[e], r)) {
+          ++dual;
+        } else if (a.chosen_index[e] < 0) {
+          ++abstained;
+        } else {
+          const bool sigma_ok = reaches(a.r_sigma[e], r);
+          const bool c_ok = reaches(a.r_c[e], r);
+          if (!sigma_ok && c_ok) ++by_sigma;
+          else if (sigma_ok && !c_ok) ++by_c;
+          else ++both;  // both short (both reaching r would make Dual RS certify r)
+        }
+      }
+      row.dual_rs = static_cast<double>(dual) / n;
+      row.oracle = static_cast<double>(oracle) / n;
+      row.estimator_abstained = static_cast<double>(abstained) / n;
+      row.lost_to_r_sigma = static_cast<double>(by_sigma) / n;
+      row.lost_to_r_c = static_cast<double>(by_c) / n;
+      row.lost_to_both = static_cast<double>(both) / n;
+      rows.push_back(row);
+    }
+  }
+  return rows;
+}
+
+std::string diagnosis_csv(const std::vector<DiagnosisRow>& rows) {
+  std::ostringstream os;
+  os << "radius,convention,dual_rs,oracle,estimator_abstained,lost_to_r_sigma,lost_to_r_c,lost_to_both\n";
+  for (const DiagnosisRow& r : rows) {
+    os << format_decimal(r.radius) << ',' << to_string(r.convention);
+    for (const double x : {r.dual_rs, r.oracle, r.estimator_abstained, r.lost_to_r_sigma, r.lost_to_r_c, r.lost_to_both}) {
+      os << ',' << format_decimal(x);
+    }
+    os << '\n';
+  }
+  return os.str();
 }
 
 std::string sigma_distribution_csv(const SigmaAnalysis& a) {
@@ -83,7 +186,7 @@ std::string sigma_distribution_csv(const SigmaAnalysis& a) {
 
 std::string delta_summary_csv(const SigmaAnalysis& a) {
   std::ostringstream os;
-  os << "quantity,count,mean,std,min,p10,p25,median,p75,p90,max,fraction_negative,fraction_zero\n";
+  os << "quantity,count,mean,std,min,p10,p25,median,p75,p90,max,fraction_negative,fraction_zero,reference,same_counts\n";
   for (const auto& [name, values] : {std::pair<std::string, const std::vector<double>*>{"delta_r_c", &a.delta_r_c},
                                      {"delta_r_sigma", &a.delta_r_sigma}}) {
     const auto& v = *values;
@@ -101,7 +204,7 @@ std::string delta_summary_csv(const SigmaAnalysis& a) {
                            static_cast<double>(zero) / count}) {
       os << ',' << format_decimal(x);
     }
-    os << '\n';
+    os << ',' << to_string(a.reference) << ',' << a.same_counts << '\n';
   }
   return os.str();
 }

@@ -168,7 +168,7 @@ void certify_all(model::BaseModel& model, std::int64_t count, const ExampleFn& e
   validate(config);
   model.set_training(false);
   for (std::int64_t i = 0; i < count; ++i) {
-    sink.write(certify_example(model, examples(i), config));
+    sink.write(certify_example(model, examples(i), config, config.sigma_word));
     if (progress != nullptr) progress->update(i + 1);
   }
 }

@@ -150,7 +150,7 @@ SamplePlan multiscale_predict_plan(const PerSigmaSettings& settings) {
 SamplePlan certify_method_plan(const CertifyConfig& config, const DualConfig& dual) {
   switch (config.method) {
     case Method::kGlobal:
-      return certify_plan(config);
+      return certify_plan(config, config.sigma_word);
     case Method::kDual:
       return dual_certify_plan({per_sigma_settings(dual, config), dual.sigma_e, config.alpha_e, config.alpha_c});
     case Method::kMultiscale:

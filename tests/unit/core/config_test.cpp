@@ -417,6 +417,32 @@ TEST(CertifyConfigTest, MethodNameIsReadCheckedAndOnlyResolvedWhenGiven) {
   EXPECT_NE(issue_message([&] { validate(bad); }, "/certify/method_name").find("dual rs/1"), std::string::npos);
 }
 
+TEST(CertifyConfigTest, DualRsClassifierStreamsTakeTheSigmaWordAndAlphaCOfDualRs) {
+  json doc = valid_config();
+  doc["dual"] = {{"sigma_candidates", {0.25, 0.5, 1.0}}, {"sigma_e", 1.0}};
+  CertifyConfig c = ExperimentConfig::from_json(doc, "cfg.json").certify();
+  EXPECT_EQ(c.streams, NoiseStreams::kGlobal);
+  EXPECT_EQ(c.sigma_word, 0u);
+  EXPECT_FALSE(to_json(c).contains("streams"));  // resume keys of existing runs unchanged
+  doc["certify"]["streams"] = "dual_rs_classifier";
+  c = ExperimentConfig::from_json(doc, "cfg.json").certify();
+  EXPECT_EQ(c.sigma_word, 1u);     // sigma 0.5 is index 1 of Sigma
+  EXPECT_EQ(c.alpha, 0.005);       // alpha_c = alpha / 2 (dual_alpha_split)
+  EXPECT_EQ(c.alpha, c.alpha_c);
+  EXPECT_EQ(to_json(c).at("streams"), "dual_rs_classifier");
+  EXPECT_EQ(to_json(c).at("sigma_word"), 1);
+  json off_sigma = doc;
+  off_sigma["certify"]["sigma"] = 0.75;
+  const std::string msg = issue_message([&] { ExperimentConfig::from_json(off_sigma, "cfg.json").certify(); }, "/certify/sigma");
+  EXPECT_NE(msg.find("0.75"), std::string::npos) << msg;
+  json dual_method = doc;
+  dual_method["certify"]["method"] = "dual";
+  EXPECT_NE(issue_message([&] { ExperimentConfig::from_json(dual_method, "cfg.json").certify(); }, "/certify/streams"), "");
+  json bad_name = doc;
+  bad_name["certify"]["streams"] = "dual";
+  EXPECT_TRUE(has_pointer(issues_of(bad_name), "/certify/streams"));  // refused by the schema
+}
+
 TEST(SectionValidationTest, LabelAndEstimateSigmaChecksNameTheirKeys) {
   // The schema refuses these in a config file; validate() is what code that fills the
   // structs itself (and every typed reader) relies on.

@@ -10,11 +10,13 @@
 #include "dualrs/pipeline/stage.h"
 #include "dualrs/pipeline/stage_context.h"
 #include "dualrs/report/analyses.h"
+#include "dualrs/report/certified_accuracy.h"
 
 namespace dualrs::pipeline {
 
 namespace {
-void analyze_on_this_rank(const std::vector<std::string>& inputs, const std::string& out_dir, Verbosity verbosity) {
+void analyze_on_this_rank(const std::vector<std::string>& inputs, const std::string& out_dir, const TableConfig& table,
+                          Verbosity verbosity) {
   std::vector<io::CertifyResults> global;
   std::vector<io::CertifyResults> dual;
   for (const auto& path : inputs) {
@@ -31,9 +33,21 @@ void analyze_on_this_rank(const std::vector<std::string>& inputs, const std::str
   io::write_file_atomic((dir / "optimal_sigma_distribution.csv").string(), report::sigma_distribution_csv(a));
   io::write_file_atomic((dir / "delta_radius_summary.csv").string(), report::delta_summary_csv(a));
   io::write_file_atomic((dir / "sigma_choice_confusion.csv").string(), report::confusion_csv(a));
+  const std::vector<report::DiagnosisRow> diagnosis =
+      report::diagnose(a, report::table_radii(table), report::table_conventions(table.convention));
+  io::write_file_atomic((dir / "dual_rs_diagnosis.csv").string(), report::diagnosis_csv(diagnosis));
+  if (a.reference == report::ReferenceRuns::kGlobalSigma) {
+    std::cerr << "dualrs analyze: warning: R_c* comes from ordinary global-sigma results ("
+              << a.reference_methods.front() << ", ...), not from the Dual RS classifier on its own copies; Delta R_c "
+              << "then mixes classifiers, alpha and Monte Carlo noise and may be negative. Certify the Dual RS "
+              << "classifier with /certify/streams \"dual_rs_classifier\" at every sigma (docs/method.md 10.2).\n";
+  }
   if (verbosity != Verbosity::kQuiet) {
-    std::cout << "optimal sigma vs estimator choice:\n" << report::sigma_distribution_csv(a) << '\n'
-              << report::delta_summary_csv(a);
+    std::cout << "optimal sigma vs estimator choice (R_c* from " << report::to_string(a.reference) << " results):\n"
+              << report::sigma_distribution_csv(a) << '\n'
+              << report::delta_summary_csv(a) << '\n'
+              << "where Dual RS stands against the oracle:\n"
+              << report::diagnosis_csv(diagnosis);
   }
 }
 
@@ -43,37 +57,50 @@ class AnalyzeStage : public Stage {
   std::string summary() const override { return "optimal-sigma distribution and Delta R_c / Delta R_sigma summaries (CSV)"; }
   HelpText help() const override {
     return {"RESULT.h5... --out DIR",
-            "The analyses that explain Dual RS (DualRS Fig. 1, Fig. 5), as CSV: the optimal\n"
-            "sigma per example (largest correct global-sigma radius, ties -> smaller sigma) vs the\n"
-            "estimator's choice (distribution and confusion matrix), and summaries of Delta R_c =\n"
-            "R_c* - R_c and Delta R_sigma = R_sigma - R_c (radii in l2 [0,1]-pixel units).\n"
-            "'dualrs plot' draws the same analyses.",
+            "The analyses that explain Dual RS (DualRS Fig. 1, Fig. 5, 6.2), as CSV: the optimal\n"
+            "sigma per example (largest correct per-sigma radius, ties -> smaller sigma) vs the\n"
+            "estimator's choice (distribution and confusion matrix); summaries of Delta R_c =\n"
+            "R_c* - R_c and Delta R_sigma = R_sigma - R_c; and at each table radius Dual RS's\n"
+            "certified accuracy next to the oracle (best sigma per example, picked afterwards:\n"
+            "an upper bound, not a method) and the shares lost to R_sigma, to R_c or to both.\n"
+            "R_c* is read from the Dual RS classifier certified at every sigma with\n"
+            "/certify/streams \"dual_rs_classifier\" when the inputs hold such files (then\n"
+            "Delta R_c >= 0 exactly with fixed sampling), else from global-sigma results (with a\n"
+            "warning). Radii in l2 [0,1]-pixel units; /table/radii and /table/convention from\n"
+            "--config when given. 'dualrs plot' draws the same analyses.",
             "dualrs analyze runs/dual/certify_*/certify.h5 -o runs/dual"};
   }
   std::string inputs_help() const override {
-    return "certify.h5 files (positional): the global-sigma results for every sigma of Sigma, over the same examples "
-           "as one Dual RS result; other results are ignored";
+    return "certify.h5 files (positional): one Dual RS result and, over the same examples, the per-sigma results "
+           "at every sigma of Sigma (streams dual_rs_classifier, or ordinary global-sigma results); other results are "
+           "ignored";
   }
   std::string out_help() const override {
-    return "output folder: optimal_sigma_distribution.csv, delta_radius_summary.csv, sigma_choice_confusion.csv";
+    return "output folder: optimal_sigma_distribution.csv, delta_radius_summary.csv, sigma_choice_confusion.csv, "
+           "dual_rs_diagnosis.csv";
   }
   std::vector<std::string> outputs() const override {
-    return {"optimal_sigma_distribution.csv", "delta_radius_summary.csv", "sigma_choice_confusion.csv"};
+    return {"optimal_sigma_distribution.csv", "delta_radius_summary.csv", "sigma_choice_confusion.csv",
+            "dual_rs_diagnosis.csv"};
   }
-  std::vector<std::string> sections() const override { return {}; }
+  std::vector<std::string> sections() const override { return {"table"}; }
   StageTraits traits() const override {
     StageTraits t;
     t.root_only = true;
-    t.config = ConfigUse::kNone;
+    t.config = ConfigUse::kOptional;
     t.takes_inputs = true;
     t.slurm_template = "table";
     return t;
   }
-  void validate(const ExperimentConfig&, const std::vector<std::string>& inputs, std::vector<ConfigIssue>& issues) const override {
+  void validate(const ExperimentConfig& config, const std::vector<std::string>& inputs,
+                std::vector<ConfigIssue>& issues) const override {
     if (inputs.empty()) issues.push_back({"/inputs", "a analyze stage needs inputs"});
+    collect_issues(issues, [&] { report::table_radii(config.table()); });
   }
   void run(StageContext& ctx, const StageRun& run) const override {
-    ctx.on_root([&] { analyze_on_this_rank(run.inputs, run.out_dir, ctx.verbosity); });
+    TableConfig table;
+    ctx.agreed([&] { table = run.config.table(); });
+    ctx.on_root([&] { analyze_on_this_rank(run.inputs, run.out_dir, table, ctx.verbosity); });
   }
 };
 

@@ -23,6 +23,7 @@ namespace {
 
 // Method name written into result files and tables.
 std::string method_name(Method method, double sigma, bool routing, const std::string& prefix) {
+  if (method == Method::kGlobal && prefix == "dual_rs_classifier_") return prefix + "sigma_" + format_decimal(sigma);
   if (method == Method::kGlobal) return prefix + "global_sigma_" + format_decimal(sigma);
   if (method == Method::kDual) return routing ? "dual_rs_routing" : "dual_rs";
   return routing ? "multiscale_routing" : "multiscale";
@@ -141,12 +142,15 @@ void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::s
     info = result_info("certify",
                        !certify.method_name.empty()
                            ? certify.method_name
-                           : method_prefix(config) + method_name(certify.method, certify.sigma, dual.routing(), "") +
+                           : method_prefix(config) +
+                                 method_name(certify.method, certify.sigma, dual.routing(),
+                                             certify.streams == NoiseStreams::kDualRsClassifier ? "dual_rs_classifier_" : "") +
                                  method_suffix(certify.noise, certify.sampling),
                        certify.method == Method::kGlobal ? certify.sigma : 0.0, certify.n0, certify.n, certify.alpha, k, *in,
                        certify.selection.split);
     info.noise = to_string(certify.noise);
     info.sampling = to_string(certify.sampling);
+    info.streams = to_string(certify.streams);
     if (certify.method != Method::kGlobal) {
       info.sigma_candidates = dual.sigma_candidates;
       if (certify.method == Method::kDual) {
@@ -163,7 +167,9 @@ void run_certify(StageContext& ctx, const ExperimentConfig& config, const std::s
   stage.command = "certify";
   stage.shard_size = certify.shard_size;
   run_record_stage<CertifyRecord>(ctx, out_dir, stage, *in, info, [&](const smooth::Example& ex) {
-    if (certify.method == Method::kGlobal) return smooth::certify_example(*models.classifiers.owned.front(), ex, certify);
+    if (certify.method == Method::kGlobal) {
+      return smooth::certify_example(*models.classifiers.owned.front(), ex, certify, certify.sigma_word);
+    }
     if (certify.method == Method::kDual) {
       return smooth::dual_certify_example(*models.estimator, models.classifiers.pool, ex,
                                           {ps, dual.sigma_e, certify.alpha_e, certify.alpha_c});
@@ -283,6 +289,10 @@ class CertifyStage : public Stage {
                                                                    "row (default: from method, sigma, noise, sampling)"},
         {"sampling", FlagType::kString, "/certify/sampling", "fixed (Cohen's n copies, default) or staged (looks with early "
                                                              "stops, fewer forward passes; see /certify/staged)"},
+        {"streams", FlagType::kString, "/certify/streams", "global: global (own noise, default) or dual_rs_classifier (the "
+                                                           "copies Dual RS's classifier stage draws at this sigma of "
+                                                           "/dual/sigma_candidates, at alpha_c: R_c at every sigma for "
+                                                           "Delta R_c and the oracle)"},
     };
     for (Flag& f : selection_flags("certify")) flags.push_back(std::move(f));
     return flags;
