@@ -5,6 +5,8 @@ import os
 import shutil
 import unittest
 
+import h5py
+
 from dualrs_testlib import SOURCE, TempDirTestCase, read_json, run, small_config
 
 
@@ -215,6 +217,122 @@ class RunJobTest(TempDirTestCase):
             dry = run("run", os.path.join(SOURCE, "jobs", job_name), "--out", self.path("p"), "--dry-run").stdout
             for name in names:
                 self.assertIn(name, dry)
+
+    def rounds_job(self, rounds, job_name="mnist_dual_rs.json"):
+        """The shipped job on a copy of its config with /dual/rounds = rounds (paths made absolute)."""
+        job = read_json(os.path.join(SOURCE, "jobs", job_name))
+        config_path = os.path.normpath(os.path.join(SOURCE, "jobs", job["config"]))
+        config = read_json(config_path)
+        base = os.path.dirname(config_path)
+        for key in ("images", "labels"):
+            config["dataset"][key] = os.path.join(base, config["dataset"][key])
+        config["dataset"]["splits"] = {k: os.path.join(base, v) for k, v in config["dataset"]["splits"].items()}
+        config["dual"]["rounds"] = rounds
+        job["config"] = self.write_json(f"config_{rounds}.json", config)
+        return self.write_json(f"job_{rounds}.json", job)
+
+    def emitted(self, job, out, plan):
+        """Stage name -> its resolved config, in the plan's order."""
+        run("run", job, "--out", out, "--emit-plan", plan)
+        with open(os.path.join(plan, "plan.tsv")) as f:
+            rows = [line.rstrip("\n").split("\t") for line in f if not line.startswith("#")]
+        return {r[1]: read_json(os.path.join(plan, f"{int(r[0]):02d}-{r[1]}.config.json")) for r in rows}
+
+    def test_rounds_repeat_the_training_round_and_rewire_the_fine_tuned_rows(self):
+        # DualRS 5.2.2 / E.2: /dual/rounds = 2 repeats label -> estimator -> sigma estimates ->
+        # fine-tuning with the fine-tuned classifier; the dual_rs rows use the last round.
+        out = self.path("r")
+        plan = self.emitted(self.rounds_job(2), out, self.path("plan2"))
+        names = list(plan)
+        self.assertEqual(names[:9], ["train_base", "label", "train_estimator", "estimate_sigma", "finetune",
+                                     "label_round2", "train_estimator_round2", "estimate_sigma_round2",
+                                     "finetune_round2"])
+        folder = lambda name, file: os.path.join(out, name, file)  # noqa: E731
+        self.assertEqual(plan["label"]["model"]["checkpoint"], folder("train_base", "model.pt"))
+        self.assertEqual(plan["label_round2"]["model"]["checkpoint"], folder("finetune", "model.pt"))
+        self.assertEqual(plan["train_estimator_round2"]["train_estimator"]["labels"],
+                         folder("label_round2", "labels.h5"))
+        self.assertEqual(plan["estimate_sigma_round2"]["dual"]["estimator"]["checkpoint"],
+                         folder("train_estimator_round2", "estimator.pt"))
+        self.assertEqual(plan["finetune_round2"]["model"]["checkpoint"], folder("finetune", "model.pt"))
+        self.assertEqual(plan["finetune_round2"]["finetune"]["estimates"],
+                         folder("estimate_sigma_round2", "sigma_estimates.h5"))
+        tuned = plan["certify_dual_rs"]
+        self.assertEqual(tuned["model"]["checkpoint"], folder("finetune_round2", "model.pt"))
+        self.assertEqual(tuned["dual"]["estimator"]["checkpoint"], folder("train_estimator_round2", "estimator.pt"))
+        self.assertEqual(plan["certify_dual_rs_classifier_sigma_0.5"]["model"]["checkpoint"],
+                         folder("finetune_round2", "model.pt"))
+        off = plan["certify_dual_rs_off_the_shelf"]  # the base classifier and round 1's estimator
+        self.assertEqual(off["model"]["checkpoint"], folder("train_base", "model.pt"))
+        self.assertEqual(off["dual"]["estimator"]["checkpoint"], folder("train_estimator", "estimator.pt"))
+        self.assertEqual(plan["certify_global_sigma_1.0"]["model"]["checkpoint"], folder("train_base", "model.pt"))
+        # Three rounds chain on; one round is the job as written.
+        plan3 = self.emitted(self.rounds_job(3), out, self.path("plan3"))
+        self.assertEqual(plan3["label_round3"]["model"]["checkpoint"], folder("finetune_round2", "model.pt"))
+        self.assertEqual(plan3["certify_dual_rs"]["model"]["checkpoint"], folder("finetune_round3", "model.pt"))
+        plan1 = self.emitted(self.rounds_job(1), out, self.path("plan1"))
+        shipped = [s["name"] for s in read_json(os.path.join(SOURCE, "jobs", "mnist_dual_rs.json"))["stages"]]
+        self.assertEqual(list(plan1), shipped)
+        # The same fingerprints for round 1 whatever the number of rounds (rounds is the planner's).
+        stage_records = lambda p: {r: read_json(os.path.join(p, f)) for f in os.listdir(p)  # noqa: E731
+                                   if f.endswith(".stage.json") for r in [f.split("-", 1)[1][:-len(".stage.json")]]}
+        one, two = stage_records(self.path("plan1")), stage_records(self.path("plan2"))
+        for name in ("train_base", "label", "train_estimator", "estimate_sigma", "finetune"):
+            self.assertEqual(one[name]["fingerprint"], two[name]["fingerprint"], name)
+        # A job without the round cannot alternate; rounds must be >= 1.
+        bad = read_json(self.rounds_job(2))
+        bad["stages"] = [s for s in bad["stages"] if s["command"] != "finetune"]
+        proc = run("run", self.write_json("bad.json", bad), "--out", out, "--dry-run", check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("/dual/rounds", proc.stderr)
+        zero = read_json(self.rounds_job(2))
+        config = read_json(zero["config"])
+        config["dual"]["rounds"] = 0
+        zero["config"] = self.write_json("zero_config.json", config)
+        proc = run("run", self.write_json("zero.json", zero), "--out", out, "--dry-run", check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("/dual/rounds", proc.stderr)
+
+    def test_two_rounds_run_end_to_end_keeping_round_one(self):
+        cfg = small_config()
+        cfg["dual"] = {"sigma_candidates": [0.25, 0.5], "sigma_e": 0.5, "estimator": {"arch": "mnist_cnn"}}
+        cfg["label"] = {"n": 20, "alpha": 0.001, "batch_size": 20, "seed": 0, "selection": {"split": "train", "end": 80}}
+        cfg["train_estimator"] = {"epochs": 1, "batch_size": 32, "lr": 0.001}
+        cfg["estimate_sigma"] = {"n": 4, "selection": {"split": "train", "end": 80}}
+        cfg["finetune"] = {"epochs": 1, "batch_size": 32, "lr": 0.0005}
+        base = {"model": {"checkpoint": "${out}/base/model.pt"}}
+        tuned = {"model": {"checkpoint": "${out}/ft/model.pt"}}
+        estimator = {"dual": {"estimator": {"arch": "mnist_cnn", "checkpoint": "${out}/est/estimator.pt"}}}
+        stages = [{"name": "base", "command": "train-base"},
+                  {"name": "label", "command": "label", "set": base},
+                  {"name": "est", "command": "train-estimator",
+                   "set": {"train_estimator": {"labels": "${out}/label/labels.h5"}}},
+                  {"name": "sig", "command": "estimate-sigma", "set": estimator},
+                  {"name": "ft", "command": "finetune",
+                   "set": {**base, "finetune": {"estimates": "${out}/sig/sigma_estimates.h5"}}},
+                  {"name": "dual", "command": "certify", "set": {**tuned, **estimator, "certify": {"method": "dual"}}}]
+        job = self.write_json("job.json", {"name": "rounds", "config": self.write_json("config.json", cfg),
+                                           "stages": stages})
+        out = self.path("run")
+        run("run", job, "--out", out, "--quiet")
+        cfg["dual"]["rounds"] = 2
+        self.write_json("config.json", cfg)
+        dry = run("run", job, "--out", out, "--dry-run").stdout
+        for name, command in (("base", "train-base"), ("label", "label"), ("est", "train-estimator"),
+                              ("sig", "estimate-sigma"), ("ft", "finetune")):
+            self.assertIn(f"{name} ({command}) [up to date]", dry)
+        self.assertIn("label_round2 (label)", dry)
+        self.assertNotIn("dual (certify) [up to date]", dry)
+        run("run", job, "--out", out, "--quiet")
+        summary = read_json(os.path.join(out, "job_summary.json"))
+        self.assertEqual([s["name"] for s in summary["stages"]],
+                         ["base", "label", "est", "sig", "ft", "label_round2", "est_round2", "sig_round2", "ft_round2",
+                          "dual"])
+        self.assertTrue(os.path.exists(os.path.join(out, "ft_round2", "model.pt")))
+        with h5py.File(os.path.join(out, "dual", "certify.h5"), "r") as f:
+            config = json.loads(f.attrs["config"])
+        self.assertEqual(config["model"]["checkpoint"], os.path.join(out, "ft_round2", "model.pt"))
+        self.assertEqual(config["dual"]["estimator"]["checkpoint"], os.path.join(out, "est_round2", "estimator.pt"))
 
     def test_paper_jobs_denoise_every_noisy_copy(self):
         # Denoised smoothing (docs/method.md §9): every certify stage of the paper jobs lists one

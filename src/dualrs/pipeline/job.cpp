@@ -113,12 +113,13 @@ std::string shared_output(const Stage& a, const Stage& b) {
 // two stages writing the same files, a stage writing outside --out, a stage reading what only
 // a later stage writes. `entries` are the manifest's stage entries after substitution.
 void check_stage_layout(const std::vector<JobStage>& stages, const std::vector<std::size_t>& index, const json& entries,
-                        const std::string& out_dir, std::vector<ConfigIssue>& issues) {
+                        const std::vector<std::string>& pointers, const std::string& out_dir,
+                        std::vector<ConfigIssue>& issues) {
   for (std::size_t a = 0; a < stages.size(); ++a) {
-    const std::string pointer = "/stages/" + std::to_string(index[a]);
+    const std::string& pointer = pointers[index[a]];
     const json& entry = entries[index[a]];
     for (std::size_t b = 0; b < a; ++b) {
-      const std::string other = "stage '" + stages[b].name + "' (/stages/" + std::to_string(index[b]) + ")";
+      const std::string other = "stage '" + stages[b].name + "' (" + pointers[index[b]] + ")";
       if (stages[a].name == stages[b].name) {
         issues.push_back({pointer + "/name", "'" + stages[a].name + "' is also the name of " + other +
                                                  "; stage names must be unique (they name folders and completion records)"});
@@ -153,7 +154,7 @@ void check_stage_layout(const std::vector<JobStage>& stages, const std::vector<s
                             std::find(outputs.begin(), outputs.end(), entry_name) != outputs.end();
         if (!writes) continue;
         if (k < a || k == a) earlier = true;
-        else if (later.empty()) later = "stage '" + stages[k].name + "' (/stages/" + std::to_string(index[k]) + ")";
+        else if (later.empty()) later = "stage '" + stages[k].name + "' (" + pointers[index[k]] + ")";
       }
       if (!earlier && !later.empty()) {
         issues.push_back({where, "reads " + path + ", which only " + later + " writes, later in the job; put the "
@@ -164,14 +165,110 @@ void check_stage_layout(const std::vector<JobStage>& stages, const std::vector<s
 }
 
 // The config sections a stage reads: its fingerprint covers these only, so editing one
-// stage's section does not re-run stages before it.
+// stage's section does not re-run stages before it. /dual/rounds is the planner's (it decides
+// which stages exist), so raising it re-runs only the stages it adds or rewires.
 json stage_sections(const Stage& stage, const json& doc) {
   json out = json::object();
   for (const auto& name : stage.sections()) {
     if (doc.contains(name)) out[name] = doc.at(name);
   }
+  if (out.contains("dual") && out["dual"].is_object()) out["dual"].erase("rounds");
   return out;
 }
+
+// Replaces every `from` in the strings of `value` by `to`.
+void replace_in_strings(json& value, const std::string& from, const std::string& to) {
+  if (value.is_string()) {
+    std::string s = value.get<std::string>();
+    for (std::size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+    value = s;
+  } else if (value.is_structured()) {
+    for (auto& item : value) replace_in_strings(item, from, to);
+  }
+}
+
+bool mentions(const json& value, const std::string& text) { return value.dump().find(text) != std::string::npos; }
+
+std::string folder(const std::string& name) { return "${out}/" + name + "/"; }
+
+std::string round_name(const std::string& name, int round) {
+  return round == 1 ? name : name + "_round" + std::to_string(round);
+}
+}  // namespace
+
+json expand_rounds(const json& stages, int rounds, std::vector<std::string>& pointers) {
+  pointers.clear();
+  for (std::size_t i = 0; i < stages.size(); ++i) pointers.push_back("/stages/" + std::to_string(i));
+  if (rounds <= 1) return stages;
+  // The block of one round: the first label stage through the first finetune after it, with a
+  // train-estimator and an estimate-sigma stage between them.
+  const auto command_at = [&](std::size_t i) { return stages[i].value("command", std::string()); };
+  std::size_t first = stages.size(), last = stages.size();
+  for (std::size_t i = 0; i < stages.size() && first == stages.size(); ++i) {
+    if (command_at(i) == "label") first = i;
+  }
+  for (std::size_t i = first; i < stages.size() && last == stages.size(); ++i) {
+    if (command_at(i) == "finetune") last = i;
+  }
+  bool trains = false, estimates = false;
+  for (std::size_t i = first; i < last && last < stages.size(); ++i) {
+    trains = trains || command_at(i) == "train-estimator";
+    estimates = estimates || command_at(i) == "estimate-sigma";
+  }
+  if (last == stages.size() || !trains || !estimates) {
+    throw ConfigError("", "/dual/rounds",
+                      "rounds = " + std::to_string(rounds) + " needs a job with a label, a train-estimator, an "
+                      "estimate-sigma and then a finetune stage (the round that alternating training repeats)");
+  }
+  std::vector<std::string> block;
+  for (std::size_t i = first; i <= last; ++i) block.push_back(stages[i].at("name").get<std::string>());
+  const std::string tuned = block.back();
+  // How later stages name the fine-tuned classifier (/model/checkpoint or /model/torchscript).
+  std::string model_key = "checkpoint";
+  for (std::size_t i = last + 1; i < stages.size(); ++i) {
+    const json model = stages[i].value("set", json::object()).value("model", json::object());
+    for (const char* key : {"checkpoint", "torchscript"}) {
+      if (model.value(key, std::string()) == folder(tuned) + "model.pt") model_key = key;
+    }
+  }
+  json out = json::array();
+  std::vector<std::string> out_pointers;
+  for (std::size_t i = 0; i <= last; ++i) {
+    out.push_back(stages[i]);
+    out_pointers.push_back(pointers[i]);
+  }
+  for (int r = 2; r <= rounds; ++r) {
+    for (std::size_t i = first; i <= last; ++i) {
+      json copy = stages[i];
+      for (const std::string& b : block) replace_in_strings(copy, folder(b), folder(round_name(b, r)));
+      copy["name"] = round_name(block[i - first], r);
+      const std::string command = command_at(i);
+      if (command == "label" || command == "finetune") {
+        // This round labels with, and fine-tunes further, the classifier the round before fine-tuned.
+        json& model = copy["set"]["model"];
+        model.erase("checkpoint");
+        model.erase("torchscript");
+        model[model_key] = folder(round_name(tuned, r - 1)) + "model.pt";
+      }
+      out.push_back(std::move(copy));
+      out_pointers.push_back(pointers[i] + " (round " + std::to_string(r) + ")");
+    }
+  }
+  // Later stages on the fine-tuned classifier take the last round's classifier and estimator
+  // (and σ estimates); the others, e.g. Dual RS off the shelf, keep round 1's.
+  for (std::size_t i = last + 1; i < stages.size(); ++i) {
+    json stage = stages[i];
+    if (mentions(stage, folder(tuned))) {
+      for (const std::string& b : block) replace_in_strings(stage, folder(b), folder(round_name(b, rounds)));
+    }
+    out.push_back(std::move(stage));
+    out_pointers.push_back(pointers[i]);
+  }
+  pointers = std::move(out_pointers);
+  return out;
+}
+
+namespace {
 
 // Appends the problems of every section `config` holds that its JSON Schema cannot express
 // (e.g. Σ not increasing, σ_e below max Σ). Keys a job usually fills in per stage (checkpoints,
@@ -238,9 +335,21 @@ std::vector<JobStage> plan_job(const std::string& job_path, const std::string& o
   std::string chain;
   json entries = json::array();  // the stage entries with ${out} substituted
   std::vector<std::size_t> index;  // of each planned stage in the manifest
-  for (std::size_t i = 0; i < job.at("stages").size(); ++i) {
-    json stage = job["stages"][i];
-    const std::string pointer = "/stages/" + std::to_string(i);
+  // /dual/rounds of the job's config: the planner repeats the training round (expand_rounds).
+  std::vector<std::string> pointers;
+  json planned;
+  try {
+    const json doc = ExperimentConfig::load(config_path).doc();
+    const int rounds = doc.contains("dual") ? doc.at("dual").value("rounds", 1) : 1;
+    planned = expand_rounds(job.at("stages"), rounds, pointers);
+  } catch (const ConfigError& e) {
+    std::vector<ConfigIssue> config_problems;
+    for (const auto& issue : e.issues()) config_problems.push_back({"(" + config_path + ") " + issue.pointer, issue.message});
+    throw ConfigError(job_path, std::move(config_problems));
+  }
+  for (std::size_t i = 0; i < planned.size(); ++i) {
+    json stage = planned[i];
+    const std::string& pointer = pointers[i];
     check_variables(stage, pointer, issues);
     substitute_out(stage, out_dir);
     entries.push_back(stage);
@@ -275,7 +384,7 @@ std::vector<JobStage> plan_job(const std::string& job_path, const std::string& o
       for (const auto& issue : e.issues()) issues.push_back({pointer + " (" + e.source() + ") " + issue.pointer, issue.message});
     }
   }
-  check_stage_layout(stages, index, entries, out_dir, issues);
+  check_stage_layout(stages, index, entries, pointers, out_dir, issues);
   if (!issues.empty()) throw ConfigError(job_path, std::move(issues));
   return stages;
 }

@@ -31,8 +31,20 @@ struct JobStage {
   nlohmann::json slurm;            ///< the stage's resources for slurm/submit; run ignores them
 };
 
-/// Reads, validates and resolves `job_path` with `${out}` = `out_dir`. Every stage's config is
-/// checked (Stage::validate) before any work starts.
+/// Alternating training (DualRS §5.2.2, §E.2; docs/method.md §8): the job's stage entries with
+/// the round — the first label stage through the first finetune after it (with a
+/// train-estimator and an estimate-sigma between) — repeated `rounds` times. Round r's copies are
+/// named `<name>_round<r>` and read each other's folders; their label and finetune stages use
+/// the classifier round r−1 fine-tuned (/model/checkpoint or /model/torchscript, as later stages
+/// name it). Later stages that use the fine-tuned classifier are rewired to the last round's
+/// folders (classifier, estimator, σ estimates); the others keep round 1's. `pointers` receives
+/// each returned entry's origin ("/stages/3", "/stages/3 (round 2)"). rounds ≤ 1: unchanged.
+/// \throws ConfigError at /dual/rounds when rounds > 1 and the job has no such round.
+nlohmann::json expand_rounds(const nlohmann::json& stages, int rounds, std::vector<std::string>& pointers);
+
+/// Reads, validates and resolves `job_path` with `${out}` = `out_dir`, its stages expanded by
+/// /dual/rounds of its config file (expand_rounds). Every stage's config is checked
+/// (Stage::validate) before any work starts.
 /// \throws ConfigError listing every problem, each with the stage's pointer (/stages/N ...).
 std::vector<JobStage> plan_job(const std::string& job_path, const std::string& out_dir);
 

@@ -54,7 +54,7 @@ void analyze_on_this_rank(const std::vector<std::string>& inputs, const std::str
 class AnalyzeStage : public Stage {
  public:
   std::string name() const override { return "analyze"; }
-  std::string summary() const override { return "optimal-sigma distribution and Delta R_c / Delta R_sigma summaries (CSV)"; }
+  std::string summary() const override { return "optimal sigma, Delta R_c / Delta R_sigma, Dual RS vs the oracle sigma (CSV)"; }
   HelpText help() const override {
     return {"RESULT.h5... --out DIR",
             "The analyses that explain Dual RS (DualRS Fig. 1, Fig. 5, 6.2), as CSV: the optimal\n"
@@ -69,6 +69,9 @@ class AnalyzeStage : public Stage {
             "warning). Radii in l2 [0,1]-pixel units; /table/radii and /table/convention from\n"
             "--config when given. 'dualrs plot' draws the same analyses.",
             "dualrs analyze runs/dual/certify_*/certify.h5 -o runs/dual"};
+  }
+  std::string config_help() const override {
+    return "experiment config whose /table section gives the radii and convention of dual_rs_diagnosis.csv";
   }
   std::string inputs_help() const override {
     return "certify.h5 files (positional): one Dual RS result and, over the same examples, the per-sigma results "
