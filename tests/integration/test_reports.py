@@ -60,6 +60,16 @@ def run_dir():
                    {"name": "analyze", "command": "analyze", "out": "${out}",
                     "inputs": certify + per_sigma + ["${out}/dual/certify.h5"]},
                    {"name": "plot", "command": "plot", "inputs": ["${out}"], "out": "${out}/figures"}]
+        # A two-row ablation: a second estimator with hard-label CE and no consistency term.
+        stages += [{"name": "abl_est", "command": "train-estimator",
+                    "set": {"train_estimator": {"labels": "${out}/label/labels.h5", "loss": "ce", "lambda": 0.0,
+                                                "eta": 0.0}}},
+                   {"name": "abl_dual", "command": "certify",
+                    "set": {**ckpt, "dual": {"estimator": {"arch": "mnist_cnn",
+                                                           "checkpoint": "${out}/abl_est/estimator.pt"}},
+                            "certify": {"method": "dual", "method_name": "dual_rs_ce"}}},
+                   {"name": "ablation", "command": "analyze", "out": "${out}/ablation",
+                    "inputs": per_sigma + ["${out}/dual/certify.h5", "${out}/abl_dual/certify.h5"]}]
         job = os.path.join(root, "job.json")
         with open(job, "w") as f:
             json.dump({"name": "reports", "config": "config.json", "stages": stages}, f)
@@ -86,7 +96,7 @@ def load_json(path):
 def result_files():
     """The methods' results (the table rows), without the per-sigma diagnostics."""
     return sorted(p for p in glob.glob(os.path.join(run_dir(), "*", "certify.h5"))
-                  if not os.path.basename(os.path.dirname(p)).startswith("pcert_"))
+                  if not os.path.basename(os.path.dirname(p)).startswith(("pcert_", "abl_")))
 
 
 def per_sigma_files():
@@ -345,6 +355,40 @@ class FiguresTest(unittest.TestCase):
             for key in ("dual_rs", "oracle", "estimator_abstained", "lost_to_r_sigma", "lost_to_r_c", "lost_to_both"):
                 self.assertEqual(s[key][k], float(row[key]), (key, t))
 
+    def test_ablation_table_equals_independent_recomputation(self):
+        runs = [read_h5(p)[0] for p in per_sigma_files()]
+        correct = [np.where((d["prediction"] >= 0) & (d["prediction"] == d["label"]), d["radius"], 0.0) for d in runs]
+        stacked = np.stack(correct, axis=1)
+        best = stacked.max(axis=1)
+        optimal = np.where(best > 0, stacked.argmax(axis=1), -1)
+        rows = read_csv(os.path.join(run_dir(), "ablation", "ablation_table.csv"))
+        self.assertEqual([(r["method"], r["convention"]) for r in rows],
+                         [("dual_rs", "inclusive"), ("dual_rs_ce", "inclusive"), ("dual_rs", "strict"),
+                          ("dual_rs_ce", "strict")])
+        for row in rows:
+            folder = "dual" if row["method"] == "dual_rs" else "abl_dual"
+            d, _ = read_h5(os.path.join(run_dir(), folder, "certify.h5"))
+            ok = (d["prediction"] >= 0) & (d["prediction"] == d["label"])
+            for t in RADII:
+                hit = ok & ((d["radius"] > t) if row["convention"] == "strict" else (d["radius"] >= t))
+                self.assertEqual(float(row[str(t)]), np.count_nonzero(hit) / len(hit), (row["method"], t))
+            self.assertAlmostEqual(float(row["acr"]), float(np.mean(np.where(ok, d["radius"], 0.0))), places=12)
+            has = optimal >= 0
+            self.assertAlmostEqual(float(row["sigma_selection_accuracy"]),
+                                   np.count_nonzero(d["sigma_index"][has] == optimal[has]) / max(1, np.count_nonzero(has)),
+                                   places=12)
+            certified = d["prediction"] >= 0
+            if np.count_nonzero(certified):
+                self.assertAlmostEqual(float(row["bound_by_r_sigma"]),
+                                       np.count_nonzero((d["r_sigma"] - d["r_c"])[certified] < 0)
+                                       / np.count_nonzero(certified), places=12)
+            self.assertAlmostEqual(float(row["oracle_acr"]), float(best.mean()), places=12)
+            self.assertEqual(row["reference"], "dual_rs_classifier")
+        with open(os.path.join(run_dir(), "ablation", "ablation_table.md")) as f:
+            md = f.read()
+        self.assertIn("| dual_rs_ce |", md)
+        self.assertEqual(md.count("| variant |"), 2)  # one table per convention
+
     def test_plot_command_redraws_and_reports_missing_python(self):
         with tempfile.TemporaryDirectory() as out:
             proc = run("plot", run_dir(), "--out", out, "--convention", "strict", "--formats", "svg")
@@ -393,7 +437,7 @@ class ReadersTest(TempDirTestCase):
         self.assertEqual(labels["radii"].shape, (120, 3))
         self.assertEqual(dualrs_h5.find_results(run_dir(), "dualrs.labels"),
                          [os.path.join(run_dir(), "label", "labels.h5")])
-        self.assertEqual(len(dualrs_h5.find_results(run_dir())), 8)
+        self.assertEqual(len(dualrs_h5.find_results(run_dir())), 9)
         _, per_sigma_attrs = dualrs_h5.read(per_sigma_files()[0])
         self.assertEqual(dualrs_h5.method_kind(per_sigma_attrs), "per_sigma")
 

@@ -116,7 +116,7 @@ class RunJobTest(TempDirTestCase):
         self.assertFalse(os.path.exists(self.path("run", "base")))
 
     def test_shipped_jobs_and_configs_validate(self):
-        shipped = [os.path.join(folder, name) for folder in ("jobs", "configs")
+        shipped = [os.path.join(folder, name) for folder in ("jobs", "jobs/ablations", "configs")
                    for name in sorted(os.listdir(os.path.join(SOURCE, folder))) if name.endswith(".json")]
         for rel in ("jobs/mnist_dual_rs.json", "jobs/cifar10_dual_rs.json", "jobs/imagenet_dual_rs.json",
                     "configs/cifar10_dual.json", "configs/imagenet_dual.json",
@@ -333,6 +333,46 @@ class RunJobTest(TempDirTestCase):
             config = json.loads(f.attrs["config"])
         self.assertEqual(config["model"]["checkpoint"], os.path.join(out, "ft_round2", "model.pt"))
         self.assertEqual(config["dual"]["estimator"]["checkpoint"], os.path.join(out, "est_round2", "estimator.pt"))
+
+    def test_ablation_family_shares_its_first_stages_and_tables_every_ablation(self):
+        # DualRS 6.2 / App. E: one job per ablation in jobs/ablations/, run into one --out.
+        folder = os.path.join(SOURCE, "jobs", "ablations")
+        jobs = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".json"))
+        self.assertEqual([os.path.basename(j) for j in jobs],
+                         ["architecture.json", "label_budget.json", "lambda.json", "loss.json", "sigma_set.json",
+                          "train_subset.json"])
+        first, seen = None, {}
+        out = self.path("ablations")
+        for path in jobs:
+            job = read_json(path)
+            stages = job["stages"]
+            prefix = stages[:5]
+            if first is None:
+                first = prefix
+            self.assertEqual(prefix, first, path)  # identical, so they run once for the family
+            for s in stages[5:]:  # every other stage belongs to one job only
+                self.assertNotIn(s["name"], seen, (path, seen.get(s["name"])))
+                seen[s["name"]] = path
+            by_name = {s["name"]: s for s in stages}
+            analyze = [s for s in stages if s["command"] == "analyze"]
+            self.assertEqual(len(analyze), 1, path)
+            inputs = analyze[0]["inputs"]
+            variants = [i for i in inputs if not os.path.basename(os.path.dirname(i)).startswith("reference")]
+            self.assertGreaterEqual(len(variants), 2, path)
+            config = read_json(os.path.join(folder, job["config"]))
+            for v in variants:
+                certify = by_name[os.path.basename(os.path.dirname(v))]["set"]
+                self.assertEqual(certify["certify"]["method"], "dual")
+                sigmas = certify.get("dual", {}).get("sigma_candidates", config["dual"]["sigma_candidates"])
+                for sigma in sigmas:  # its reference runs, on its Sigma's streams
+                    refs = [by_name[os.path.basename(os.path.dirname(i))] for i in inputs if i not in variants]
+                    self.assertTrue(any(r["set"]["certify"]["sigma"] == sigma and
+                                        r["set"].get("dual", {}).get("sigma_candidates", config["dual"]["sigma_candidates"])
+                                        == sigmas for r in refs), (path, v, sigma))
+            dry = run("run", path, "--out", out, "--dry-run").stdout
+            self.assertIn(analyze[0]["name"] + " (analyze)", dry)
+        with open(os.path.join(SOURCE, "scripts", "ablations.sh")) as f:
+            self.assertIn("jobs/ablations/*.json", f.read())
 
     def test_paper_jobs_denoise_every_noisy_copy(self):
         # Denoised smoothing (docs/method.md §9): every certify stage of the paper jobs lists one

@@ -152,6 +152,11 @@ struct Names<Sampling> {
   static constexpr std::pair<Sampling, const char*> kAll[] = {{Sampling::kFixed, "fixed"}, {Sampling::kStaged, "staged"}};
 };
 template <>
+struct Names<EstimatorTarget> {
+  static constexpr std::pair<EstimatorTarget, const char*> kAll[] = {{EstimatorTarget::kSoftCe, "soft_ce"},
+                                                                     {EstimatorTarget::kCe, "ce"}};
+};
+template <>
 struct Names<NoiseStreams> {
   static constexpr std::pair<NoiseStreams, const char*> kAll[] = {{NoiseStreams::kGlobal, "global"},
                                                                   {NoiseStreams::kDualRsClassifier, "dual_rs_classifier"}};
@@ -959,6 +964,7 @@ std::string to_string(DeviceKind kind) { return name_of(kind); }
 std::string to_string(NoiseKind kind) { return name_of(kind); }
 std::string to_string(Sampling sampling) { return name_of(sampling); }
 std::string to_string(NoiseStreams streams) { return name_of(streams); }
+std::string to_string(EstimatorTarget target) { return name_of(target); }
 std::string to_string(const DeviceSpec& device) {
   return name_of(device.kind) + (device.index >= 0 ? ":" + std::to_string(device.index) : "");
 }
@@ -1056,6 +1062,7 @@ TrainEstimatorConfig ExperimentConfig::train_estimator() const {
   c.lambda = get_or<double>(j, "lambda", c.lambda);
   c.eta = get_or<double>(j, "eta", c.eta);
   c.radius_weight = get_enum_or(j, "radius_weight", c.radius_weight, "/train_estimator/radius_weight", source_);
+  c.loss = get_enum_or(j, "loss", c.loss, "/train_estimator/loss", source_);
   c.rebalance = get_or<bool>(j, "rebalance", c.rebalance);
   c.validation_fraction = get_or<double>(j, "validation_fraction", c.validation_fraction);
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
@@ -1071,6 +1078,7 @@ json to_json(const TrainEstimatorConfig& c) {
             {"lr_gamma", c.lr_gamma}, {"lambda", c.lambda}, {"eta", c.eta}, {"radius_weight", to_string(c.radius_weight)},
             {"rebalance", c.rebalance}, {"validation_fraction", c.validation_fraction}, {"seed", c.seed}};
   if (!c.init_checkpoint.empty()) j["init_checkpoint"] = c.init_checkpoint;
+  if (c.loss != EstimatorTarget::kSoftCe) j["loss"] = to_string(c.loss);
   return j;
 }
 

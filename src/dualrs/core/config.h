@@ -51,6 +51,10 @@ enum class InputRange { kZeroOne, kMinusOneOne };
 enum class DeviceKind { kCpu, kCuda };
 /// /certify/sampling: Cohen's fixed n, or cumulative looks with early stops (docs/method.md §16).
 enum class Sampling { kFixed, kStaged };
+/// /train_estimator/loss: the estimator's targets [DualRS §5.2.1, Fig. 5; docs/method.md §6].
+/// "soft_ce": soft labels softmax_i R_c(x, σ_i) (the paper's); "ce": one-hot at the best σ
+/// (largest label radius, ties → the smaller σ), the paper's hard-label ablation.
+enum class EstimatorTarget { kSoftCe, kCe };
 /// /certify/streams: which noise streams a global-σ CERTIFY draws (docs/method.md §10.2).
 /// "global": its own (σ word 0). "dual_rs_classifier": the copies Dual RS's classifier stage
 /// draws at this σ of Σ (σ word = its index in /dual/sigma_candidates), at level α_c, so a run
@@ -80,10 +84,11 @@ std::string to_string(const DeviceSpec& device);
 std::string to_string(NoiseKind kind);   ///< "gaussian", "grid"
 std::string to_string(Sampling sampling);  ///< "fixed", "staged"
 std::string to_string(NoiseStreams streams);  ///< "global", "dual_rs_classifier"
+std::string to_string(EstimatorTarget target);  ///< "soft_ce", "ce"
 
 /// Parse a config's name; the counterpart of to_string. \param pointer the JSON pointer (or
 /// command-line flag) the name came from; \param source the file (or "command line").
-/// 	hrows ConfigError naming `pointer`, the value found and the allowed values.
+/// \throws ConfigError naming `pointer`, the value found and the allowed values.
 Method parse_method(const std::string& name, const std::string& pointer, const std::string& source = "");
 DatasetFormat parse_dataset_format(const std::string& name, const std::string& pointer, const std::string& source = "");
 TableConvention parse_table_convention(const std::string& name, const std::string& pointer,
@@ -329,6 +334,7 @@ struct TrainEstimatorConfig {
   double lambda = 40.0;           ///< consistency weight λ
   double eta = 0.5;               ///< entropy weight η
   RadiusWeight radius_weight = RadiusWeight::kStrong;  ///< w_r
+  EstimatorTarget loss = EstimatorTarget::kSoftCe;     ///< /train_estimator/loss
   bool rebalance = true;          ///< use w_e = 1/q_best (false: w_e = 1, e.g. strong experts)
   double validation_fraction = 0.1;  ///< held-out slice for the σ-selection accuracy
   std::uint64_t seed = 0;
@@ -337,7 +343,7 @@ struct TrainEstimatorConfig {
 };
 
 /// The recipe of a named preset (the paper's settings, docs/method.md §6): "" (the struct's
-/// defaults), "cifar10" or "imagenet". 	hrows ConfigError naming /train_estimator/preset.
+/// defaults), "cifar10" or "imagenet". \throws ConfigError naming /train_estimator/preset.
 TrainEstimatorConfig train_estimator_preset(const std::string& name);
 
 /// Certified-accuracy table settings (docs/method.md §10). `/table/radii` is either a list of

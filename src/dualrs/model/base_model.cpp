@@ -16,6 +16,7 @@ namespace dualrs::model {
 
 std::unique_ptr<BaseModel> make_native_model(const std::string& arch, std::int64_t num_classes) {
   if (arch == "mnist_cnn") return make_mnist_cnn(num_classes);
+  if (arch == "mnist_mlp") return make_mnist_mlp(num_classes);
   if (arch == "cifar_resnet20") return make_cifar_resnet(20, num_classes);
   if (arch == "cifar_resnet56") return make_cifar_resnet(56, num_classes);
   if (arch == "cifar_resnet110") return make_cifar_resnet(110, num_classes);

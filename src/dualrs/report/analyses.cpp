@@ -29,13 +29,31 @@ std::string to_string(ReferenceRuns runs) {
 namespace {
 // The reference file at each σ of Σ among `global` whose `streams` attribute is `streams`;
 // nullptr where none is.
+// Whether `g` holds `dual`'s classifier counts at every example that chose σ index i.
+bool same_copies(const io::CertifyResults& g, const io::CertifyResults& dual, std::size_t i) {
+  if (g.records.size() != dual.records.size()) return false;
+  for (std::size_t e = 0; e < dual.records.size(); ++e) {
+    const CertifyRecord& d = dual.records[e];
+    if (d.sigma_index != static_cast<std::int64_t>(i)) continue;
+    if (g.records[e].idx != d.idx || g.records[e].counts != d.counts || g.records[e].counts_selection != d.counts_selection) {
+      return false;
+    }
+  }
+  return true;
+}
+
 std::vector<const io::CertifyResults*> files_by_sigma(const std::vector<io::CertifyResults>& global,
-                                                      const std::vector<double>& sigmas, const std::string& streams) {
+                                                      const io::CertifyResults& dual, const std::string& streams) {
+  const std::vector<double>& sigmas = dual.info.sigma_candidates;
   std::vector<const io::CertifyResults*> by_sigma(sigmas.size(), nullptr);
-  for (const auto& g : global) {
-    if (g.info.streams != streams) continue;
-    for (std::size_t i = 0; i < sigmas.size(); ++i) {
-      if (g.info.sigma == sigmas[i] && by_sigma[i] == nullptr) by_sigma[i] = &g;
+  for (std::size_t i = 0; i < sigmas.size(); ++i) {
+    for (const auto& g : global) {
+      if (g.info.streams != streams || g.info.sigma != sigmas[i]) continue;
+      if (by_sigma[i] == nullptr) by_sigma[i] = &g;  // the first, unless a later one holds Dual RS's copies
+      if (streams == "dual_rs_classifier" && same_copies(g, dual, i)) {
+        by_sigma[i] = &g;
+        break;
+      }
     }
   }
   return by_sigma;
@@ -50,10 +68,10 @@ SigmaAnalysis analyze_sigma_choice(const std::vector<io::CertifyResults>& global
   SigmaAnalysis a;
   a.sigmas = dual.info.sigma_candidates;
   DUALRS_CHECK(!a.sigmas.empty(), DataError, "the Dual RS results hold no sigma_candidates (method ", dual.info.method, ")");
-  std::vector<const io::CertifyResults*> by_sigma = files_by_sigma(global, a.sigmas, "dual_rs_classifier");
+  std::vector<const io::CertifyResults*> by_sigma = files_by_sigma(global, dual, "dual_rs_classifier");
   a.reference = ReferenceRuns::kDualRsClassifier;
   if (!complete(by_sigma)) {
-    by_sigma = files_by_sigma(global, a.sigmas, "global");
+    by_sigma = files_by_sigma(global, dual, "global");
     a.reference = ReferenceRuns::kGlobalSigma;
   }
   for (std::size_t i = 0; i < a.sigmas.size(); ++i) {
@@ -162,6 +180,103 @@ std::string diagnosis_csv(const std::vector<DiagnosisRow>& rows) {
     os << format_decimal(r.radius) << ',' << to_string(r.convention);
     for (const double x : {r.dual_rs, r.oracle, r.estimator_abstained, r.lost_to_r_sigma, r.lost_to_r_c, r.lost_to_both}) {
       os << ',' << format_decimal(x);
+    }
+    os << '\n';
+  }
+  return os.str();
+}
+
+namespace {
+double mean_of(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v) sum += x;
+  return v.empty() ? NAN : sum / static_cast<double>(v.size());
+}
+}  // namespace
+
+AblationRow ablation_row(const io::CertifyResults& dual, const SigmaAnalysis& a, const std::vector<double>& radii,
+                         Convention convention) {
+  AblationRow row;
+  row.method = dual.info.method;
+  row.convention = convention;
+  for (const double r : radii) row.certified_accuracy.push_back(certified_accuracy(dual.records, r, convention));
+  row.acr = average_certified_radius(dual.records);
+  std::int64_t with_optimal = 0, right = 0;
+  for (std::size_t e = 0; e < a.idx.size(); ++e) {
+    if (a.optimal_index[e] < 0) continue;
+    ++with_optimal;
+    if (a.chosen_index[e] == a.optimal_index[e]) ++right;
+  }
+  row.sigma_selection_accuracy = with_optimal > 0 ? static_cast<double>(right) / static_cast<double>(with_optimal) : NAN;
+  const auto bound = std::count_if(a.delta_r_sigma.begin(), a.delta_r_sigma.end(), [](double d) { return d < 0; });
+  row.bound_by_r_sigma =
+      a.delta_r_sigma.empty() ? NAN : static_cast<double>(bound) / static_cast<double>(a.delta_r_sigma.size());
+  row.mean_delta_r_c = mean_of(a.delta_r_c);
+  row.oracle_acr = a.optimal_radius.empty() ? 0.0 : mean_of(a.optimal_radius);
+  row.num_examples = static_cast<std::int64_t>(a.idx.size());
+  row.reference = a.reference;
+  return row;
+}
+
+std::string ablation_csv(const std::vector<AblationRow>& rows, const std::vector<double>& radii) {
+  std::ostringstream os;
+  os << "method,convention,num_examples";
+  for (const double r : radii) os << ',' << format_decimal(r);
+  os << ",acr,sigma_selection_accuracy,bound_by_r_sigma,mean_delta_r_c,oracle_acr,reference\n";
+  for (const AblationRow& row : rows) {
+    os << csv_field(row.method) << ',' << to_string(row.convention) << ',' << row.num_examples;
+    for (const double x : row.certified_accuracy) os << ',' << format_decimal(x);
+    for (const double x : {row.acr, row.sigma_selection_accuracy, row.bound_by_r_sigma, row.mean_delta_r_c, row.oracle_acr}) {
+      os << ',' << format_decimal(x);
+    }
+    os << ',' << to_string(row.reference) << '\n';
+  }
+  return os.str();
+}
+
+std::string ablation_markdown(const std::vector<AblationRow>& rows, const std::vector<double>& radii,
+                              const std::string& title) {
+  const auto percent = [](double x) {
+    if (std::isnan(x)) return std::string("–");
+    std::ostringstream s;
+    s.setf(std::ios::fixed);
+    s.precision(1);
+    s << 100 * x;
+    return s.str();
+  };
+  const auto fixed3 = [](double x) {
+    std::ostringstream s;
+    s.setf(std::ios::fixed);
+    s.precision(3);
+    s << x;
+    return s.str();
+  };
+  std::ostringstream os;
+  std::vector<Convention> conventions;
+  for (const AblationRow& row : rows) {
+    if (std::find(conventions.begin(), conventions.end(), row.convention) == conventions.end()) {
+      conventions.push_back(row.convention);
+    }
+  }
+  for (const Convention convention : conventions) {
+    const auto first = std::find_if(rows.begin(), rows.end(), [&](const AblationRow& r) { return r.convention == convention; });
+    os << title << ": certified accuracy (%) at ℓ2 radius r (" << to_string(convention)
+       << (convention == Convention::kStrict ? ", radius > r" : ", radius ≥ r") << "), " << first->num_examples
+       << " examples; ACR; σ-sel. = the estimator picked the optimal σ (% of the examples some σ certifies "
+          "correctly); R_σ binds = final radius is R_σ (% of the certified); oracle ACR = best σ per example "
+          "picked afterwards (an upper bound, not a method). R_c* from "
+       << to_string(first->reference) << " runs.\n\n| variant |";
+    for (const double r : radii) os << ' ' << format_decimal(r) << " |";
+    os << " ACR | σ-sel. | R_σ binds | mean ΔR_c | oracle ACR |\n|---|";
+    for (std::size_t i = 0; i < radii.size() + 5; ++i) os << "---:|";
+    os << '\n';
+    for (const AblationRow& row : rows) {
+      if (row.convention != convention) continue;
+      os << "| " << row.method << " |";
+      for (const double x : row.certified_accuracy) os << ' ' << percent(x) << " |";
+      os << ' ' << fixed3(row.acr) << " | " << percent(row.sigma_selection_accuracy) << " | "
+         << percent(row.bound_by_r_sigma) << " | " << fixed3(row.mean_delta_r_c) << " | " << fixed3(row.oracle_acr)
+         << " |\n";
     }
     os << '\n';
   }

@@ -48,8 +48,10 @@ struct SigmaAnalysis {
 /// Builds the analysis from reference files (global-σ results at every σ of Σ over the same
 /// examples) and one Dual RS file. R_c counts only correct predictions (0 otherwise). When the
 /// inputs hold "dual_rs_classifier" files at every σ of Σ they are the reference (other
-/// global-σ files are then ignored); otherwise plain global-σ files are.
-/// 	hrows DataError when the files' examples differ, a σ of Σ has no reference file, a
+/// global-σ files are then ignored); otherwise plain global-σ files are. Among several
+/// candidates at one σ (e.g. runs for different Σ or classifiers in one ablation), the first
+/// whose counts agree with the Dual RS file's at the examples that chose that σ is used.
+/// \throws DataError when the files' examples differ, a σ of Σ has no reference file, a
 /// dual_rs_classifier file's α is not the Dual RS file's α_c, or (fixed sampling) its counts at
 /// the chosen σ are not Dual RS's — it then describes another classifier, seed, n0/n or noise
 /// (the file and example are named).
@@ -76,6 +78,33 @@ std::vector<DiagnosisRow> diagnose(const SigmaAnalysis& a, const std::vector<dou
 /// CSV `radius,convention,dual_rs,oracle,estimator_abstained,lost_to_r_sigma,lost_to_r_c,lost_to_both`
 /// (dual_rs + estimator_abstained + the three lost shares = 1 on every row).
 std::string diagnosis_csv(const std::vector<DiagnosisRow>& rows);
+
+/// One row of an ablation comparison [DualRS §6.2, App. E; docs/method.md §10.3]: a Dual RS
+/// result (`method`) summarised with its analysis under one convention.
+struct AblationRow {
+  std::string method;
+  Convention convention = Convention::kInclusive;
+  std::vector<double> certified_accuracy;  ///< [radii] fractions of all examples
+  double acr = 0.0;                        ///< average certified radius (ℓ2)
+  /// Share of the examples that have an optimal σ (some σ certifies them correctly) on which
+  /// the estimator chose it; NaN when none has.
+  double sigma_selection_accuracy = 0.0;
+  /// Share of the examples Dual RS certified whose final radius is R_σ (R_σ < R_c); NaN when none.
+  double bound_by_r_sigma = 0.0;
+  double mean_delta_r_c = 0.0;             ///< mean ΔR_c over examples with a chosen σ
+  double oracle_acr = 0.0;                 ///< mean R_c*(x): the oracle σ's ACR (an upper bound)
+  std::int64_t num_examples = 0;
+  ReferenceRuns reference = ReferenceRuns::kGlobalSigma;
+};
+AblationRow ablation_row(const io::CertifyResults& dual, const SigmaAnalysis& a, const std::vector<double>& radii,
+                         Convention convention);
+
+/// CSV `method,convention,num_examples,<r>...,acr,sigma_selection_accuracy,bound_by_r_sigma,
+/// mean_delta_r_c,oracle_acr,reference` (one column per radius, named by the radius).
+std::string ablation_csv(const std::vector<AblationRow>& rows, const std::vector<double>& radii);
+/// Markdown: one table per convention (percentages, ACR in ℓ2 units), with `title` and a caption.
+std::string ablation_markdown(const std::vector<AblationRow>& rows, const std::vector<double>& radii,
+                              const std::string& title);
 
 /// CSV `sigma,optimal_count,optimal_fraction,chosen_count,chosen_fraction` with a last row
 /// `none` (no σ certifies the example correctly / the estimator abstained).

@@ -39,6 +39,16 @@ at::Tensor soft_labels(const at::Tensor& radii) {
   return torch::softmax(r, /*dim=*/1);
 }
 
+at::Tensor hard_labels(const at::Tensor& radii) {
+  DUALRS_CHECK(radii.defined() && radii.dim() == 2 && radii.size(1) >= 1, DataError,
+               "hard_labels: radii must be [B, S] with S >= 1, got ", radii.defined() ? radii.sizes() : at::IntArrayRef{});
+  const auto r = radii.is_floating_point() ? radii : radii.to(torch::kDouble);
+  // The first maximum of each row (ties → the smaller σ), whatever argmax does with ties.
+  const auto is_max = r.eq(std::get<0>(r.max(/*dim=*/1, /*keepdim=*/true)));
+  const auto first = is_max.logical_and(is_max.to(torch::kLong).cumsum(/*dim=*/1).eq(1));
+  return first.to(r.scalar_type());
+}
+
 at::Tensor soft_cross_entropy(const at::Tensor& logits, const at::Tensor& labels) {
   check_logits(logits, "soft_cross_entropy");
   check_per_level(logits, labels, "soft_cross_entropy", "labels");
@@ -81,7 +91,7 @@ EstimatorLossTerms estimator_loss(const at::Tensor& logits, const at::Tensor& ra
                "estimator_loss: w_e must be [B] = [", logits.size(0), "], got ",
                w_e.defined() ? w_e.sizes() : at::IntArrayRef{});
   EstimatorLossTerms terms;
-  terms.ce = soft_cross_entropy(logits, soft_labels(radii));
+  terms.ce = soft_cross_entropy(logits, config.hard_labels ? hard_labels(radii) : soft_labels(radii));
   terms.consistency = consistency_loss(logits, config.lambda, config.eta);
   terms.w_r = radius_weight(logits, radii, config.radius_weight, config.radius_scale_c);
   terms.total = (w_e.to(logits.scalar_type()) * (terms.ce + terms.w_r * terms.consistency)).mean();

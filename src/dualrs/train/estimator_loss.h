@@ -25,6 +25,7 @@ struct EstimatorLossConfig {
   double eta = 0.5;                                    ///< weight of the entropy H(p̄) term
   RadiusWeight radius_weight = RadiusWeight::kStrong;  ///< how w_r is chosen
   double radius_scale_c = 1.0;  ///< C in w_r = R_c/C (see label_radius_cap); ignored for kNone
+  bool hard_labels = false;     ///< targets hard_labels(radii) instead of soft_labels(radii) (/train_estimator/loss "ce")
 };
 
 /// The objective and its per-example parts, for logging.
@@ -40,6 +41,11 @@ struct EstimatorLossTerms {
 /// \param radii  [B, S] label radii R_c(x, σ_i) (ℓ2 pixel units; 0 where the label abstains).
 /// \returns [B, S], each row sums to 1. \throws DataError unless radii is 2-D with S >= 1.
 at::Tensor soft_labels(const at::Tensor& radii);
+
+/// Hard labels: one-hot at argmax_i R_c(x, σ_i), ties → the smaller σ (the label file's
+/// `best`) [DualRS Fig. 5, the CE ablation]. \param radii  [B, S]. \returns [B, S] of 0/1.
+/// \throws DataError unless radii is 2-D with S >= 1.
+at::Tensor hard_labels(const at::Tensor& radii);
 
 /// Soft cross-entropy averaged over the noisy copies [docs/method.md §6]:
 /// L_ce(x) = (1/m) Σ_k −Σ_i y_i log softmax(z_{x,k})_i, with log_softmax (finite for
@@ -67,7 +73,8 @@ at::Tensor consistency_loss(const at::Tensor& logits, double lambda, double eta)
 at::Tensor radius_weight(const at::Tensor& logits, const at::Tensor& radii, RadiusWeight mode, double c);
 
 /// The estimator objective [DualRS §5.2; docs/method.md §6]:
-/// L = mean_b w_e[b]·(L_ce(b) + w_r[b]·L_con(b)), labels = soft_labels(radii).
+/// L = mean_b w_e[b]·(L_ce(b) + w_r[b]·L_con(b)), labels = soft_labels(radii) (or
+/// hard_labels(radii) with config.hard_labels).
 /// \param logits  [B, m, S] estimator logits. \param radii  [B, S] label radii.
 /// \param w_e  [B] rebalancing weights 1/q_{best(x)}. \throws DataError on shape mismatches
 /// or radius_scale_c <= 0 with a radius weight.

@@ -110,6 +110,7 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
   loss_config.eta = config.eta;
   loss_config.radius_weight = config.radius_weight;
   loss_config.radius_scale_c = set.radius_cap;
+  loss_config.hard_labels = config.loss == EstimatorTarget::kCe;
   const NoiseSource noise(config.seed, NoiseStage::kTrainEstimator);
 
   std::vector<EstimatorEpochStats> history;

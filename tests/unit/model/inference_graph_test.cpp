@@ -99,7 +99,8 @@ TEST_P(NativeInferenceGraphTest, FrozenFormMatchesEagerWithinTolerance) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, NativeInferenceGraphTest,
-                         ::testing::Values(std::make_tuple("mnist_cnn", 1, 28), std::make_tuple("cifar_resnet20", 3, 32),
+                         ::testing::Values(std::make_tuple("mnist_cnn", 1, 28), std::make_tuple("mnist_mlp", 1, 28),
+                                           std::make_tuple("cifar_resnet20", 3, 32),
                                            std::make_tuple("resnet50", 3, 64)),
                          [](const auto& info) { return std::get<0>(info.param); });
 

@@ -213,6 +213,42 @@ TEST(SigmaAnalysisTest, DiagnosisSplitsTheExamplesDualRsDoesNotCertify) {
   EXPECT_NE(csv.find("\n0.25,inclusive,0.4,0.8,0.2,0.2,0.2,0.0\n"), std::string::npos) << csv;
 }
 
+TEST(SigmaAnalysisTest, AblationRowsSummariseEachDualRsResult) {
+  // Three examples, Σ = {0.25, 1.0}: optimal σ 1, 0, none; the estimator picks 1, 1, abstains.
+  const CertifyRecord a0 = drawn(0, 1, 1, 0.4, 90), b0 = drawn(0, 1, 1, 0.6, 95);
+  const CertifyRecord a1 = drawn(1, 1, 1, 0.5, 92), b1 = drawn(1, 1, 1, 0.3, 80);
+  const CertifyRecord a2 = drawn(2, 1, kAbstain, 0, 40), b2 = drawn(2, 1, kAbstain, 0, 40);
+  const auto p1 = per_sigma(0.25, {a0, a1, a2});
+  const auto p2 = per_sigma(1.0, {b0, b1, b2});
+  CertifyRecord none = a2;
+  none.counts = {0, 0, 0};
+  none.counts_selection = {0, 0, 0};
+  auto dual = dual_file({dual_record(0, 1, 0.5, b0), dual_record(1, 1, 0.9, b1), dual_record(2, kAbstain, 0.0, none)});
+  dual.info.method = "lambda_40";
+  const SigmaAnalysis a = analyze_sigma_choice({p1, p2}, dual);
+  const AblationRow row = ablation_row(dual, a, {0.0, 0.4}, Convention::kInclusive);
+  EXPECT_EQ(row.method, "lambda_40");
+  // Radii min(R_σ, R_c): 0.5 and 0.3 (both correct).
+  EXPECT_DOUBLE_EQ(row.certified_accuracy[0], 2.0 / 3);
+  EXPECT_DOUBLE_EQ(row.certified_accuracy[1], 1.0 / 3);
+  EXPECT_DOUBLE_EQ(row.acr, (0.5 + 0.3) / 3);
+  EXPECT_DOUBLE_EQ(row.sigma_selection_accuracy, 0.5);  // right on example 0 only, of the two with an optimal σ
+  EXPECT_DOUBLE_EQ(row.bound_by_r_sigma, 0.5);          // example 0: R_σ 0.5 < R_c 0.6
+  EXPECT_DOUBLE_EQ(row.mean_delta_r_c, (0.0 + 0.2) / 2);
+  EXPECT_DOUBLE_EQ(row.oracle_acr, (0.6 + 0.5 + 0.0) / 3);
+  const std::string csv = ablation_csv({row}, {0.0, 0.4});
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "method,convention,num_examples,0.0,0.4,acr,sigma_selection_accuracy,bound_by_r_sigma,mean_delta_r_c,"
+            "oracle_acr,reference");
+  const std::string md = ablation_markdown({row}, {0.0, 0.4}, "Ablation lambda");
+  EXPECT_NE(md.find("| lambda_40 | 66.7 | 33.3 | 0.267 | 50.0 | 50.0 | 0.100 | 0.367 |"), std::string::npos) << md;
+  // Two Σ in one ablation: each result finds the reference runs that hold its own copies.
+  auto other = per_sigma(1.0, {drawn(0, 1, 1, 0.1, 60), b1, b2});  // another classifier's run at σ = 1.0
+  other.info.method = "other_classifier_sigma_1.0";
+  EXPECT_EQ(analyze_sigma_choice({other, p1, p2}, dual).reference_methods[1], p2.info.method);
+  EXPECT_THROW(analyze_sigma_choice({other, p1}, dual), DataError);  // and none of them: refused
+}
+
 TEST(SigmaAnalysisTest, QuantilesInterpolateLikeNumpy) {
   EXPECT_DOUBLE_EQ(quantile({1, 2, 3, 4}, 0.5), 2.5);
   EXPECT_DOUBLE_EQ(quantile({1, 2, 3, 4}, 0.1), 1.3);

@@ -108,6 +108,33 @@ TEST(EstimatorLossTest, MatchesNumpyReference) {
   }
 }
 
+TEST(EstimatorLossTest, HardLabelsAreOneHotAtTheFirstBestSigma) {
+  // Rows: a clear best, a tie (-> the smaller sigma), all zero (-> the first).
+  const auto radii = torch::tensor({0.2, 0.9, 0.4, 0.7, 0.1, 0.7, 0.0, 0.0, 0.0}, torch::kDouble).view({3, 3});
+  const auto hard = hard_labels(radii);
+  EXPECT_TRUE(torch::equal(hard, torch::tensor({0., 1., 0., 1., 0., 0., 1., 0., 0.}, torch::kDouble).view({3, 3})));
+  // With hard labels the cross-entropy is -mean_k log softmax(z_k)[best], by hand here.
+  const std::vector<double> z = {1.0, 2.0, 0.5, -1.0, 0.0, 3.0};  // one example, m = 2 copies, S = 3
+  const auto logits = torch::tensor(z, torch::kDouble).view({1, 2, 3});
+  double expected = 0;
+  for (int k = 0; k < 2; ++k) {
+    const double lse = std::log(std::exp(z[3 * k]) + std::exp(z[3 * k + 1]) + std::exp(z[3 * k + 2]));
+    expected += -(z[3 * k + 1] - lse) / 2;  // best sigma: index 1
+  }
+  const auto one = radii.slice(0, 0, 1);
+  EstimatorLossConfig config;
+  config.lambda = 0.0;
+  config.eta = 0.0;
+  config.radius_weight = RadiusWeight::kNone;
+  config.hard_labels = true;
+  const auto terms = estimator_loss(logits, one, torch::ones({1}, torch::kDouble), config);
+  EXPECT_NEAR(terms.ce.item<double>(), expected, 1e-12);
+  config.hard_labels = false;  // the soft targets give another loss
+  EXPECT_GT(std::abs(estimator_loss(logits, one, torch::ones({1}, torch::kDouble), config).ce.item<double>() - expected),
+            1e-3);
+  EXPECT_THROW(hard_labels(torch::zeros({3})), DataError);
+}
+
 TEST(EstimatorLossTest, LabelRadiusCapMatchesScipy) {
   const json ref = load_reference();
   ASSERT_GE(ref.at("label_radius_cap").size(), 3u);

@@ -24,12 +24,26 @@ void analyze_on_this_rank(const std::vector<std::string>& inputs, const std::str
     if (r.info.sigma_e > 0) dual.push_back(std::move(r));
     else if (r.info.sigma_candidates.empty()) global.push_back(std::move(r));
   }
-  if (dual.size() != 1) {
-    throw ConfigError("analyze", "inputs", "needs exactly one Dual RS result among the inputs, got " + std::to_string(dual.size()));
-  }
-  const report::SigmaAnalysis a = report::analyze_sigma_choice(global, dual.front());
+  if (dual.empty()) throw ConfigError("analyze", "inputs", "needs a Dual RS result among the inputs, got none");
   io::ensure_directory(out_dir);
   const std::filesystem::path dir(out_dir);
+  if (dual.size() > 1) {
+    // An ablation (docs/method.md §10.3): one row per Dual RS result, each against its own
+    // reference runs.
+    std::vector<report::AblationRow> rows;
+    const std::vector<double> radii = report::table_radii(table);
+    for (const report::Convention convention : report::table_conventions(table.convention)) {
+      for (const io::CertifyResults& d : dual) {
+        rows.push_back(report::ablation_row(d, report::analyze_sigma_choice(global, d), radii, convention));
+      }
+    }
+    const std::string title = "Ablation " + std::filesystem::path(out_dir).filename().string();
+    io::write_file_atomic((dir / "ablation_table.csv").string(), report::ablation_csv(rows, radii));
+    io::write_file_atomic((dir / "ablation_table.md").string(), report::ablation_markdown(rows, radii, title));
+    if (verbosity != Verbosity::kQuiet) std::cout << report::ablation_markdown(rows, radii, title);
+    return;
+  }
+  const report::SigmaAnalysis a = report::analyze_sigma_choice(global, dual.front());
   io::write_file_atomic((dir / "optimal_sigma_distribution.csv").string(), report::sigma_distribution_csv(a));
   io::write_file_atomic((dir / "delta_radius_summary.csv").string(), report::delta_summary_csv(a));
   io::write_file_atomic((dir / "sigma_choice_confusion.csv").string(), report::confusion_csv(a));
@@ -67,7 +81,11 @@ class AnalyzeStage : public Stage {
             "/certify/streams \"dual_rs_classifier\" when the inputs hold such files (then\n"
             "Delta R_c >= 0 exactly with fixed sampling), else from global-sigma results (with a\n"
             "warning). Radii in l2 [0,1]-pixel units; /table/radii and /table/convention from\n"
-            "--config when given. 'dualrs plot' draws the same analyses.",
+            "--config when given. 'dualrs plot' draws the same analyses.\n"
+            "With several Dual RS results (an ablation) it writes instead ablation_table.csv/.md:\n"
+            "one row per result (named by its method) with certified accuracy at the radii, ACR,\n"
+            "sigma-selection accuracy, the share bound by R_sigma, mean Delta R_c and the\n"
+            "oracle's ACR, each against the reference runs that hold its copies.",
             "dualrs analyze runs/dual/certify_*/certify.h5 -o runs/dual"};
   }
   std::string config_help() const override {
@@ -80,11 +98,11 @@ class AnalyzeStage : public Stage {
   }
   std::string out_help() const override {
     return "output folder: optimal_sigma_distribution.csv, delta_radius_summary.csv, sigma_choice_confusion.csv, "
-           "dual_rs_diagnosis.csv";
+           "dual_rs_diagnosis.csv (one Dual RS result) or ablation_table.csv, ablation_table.md (several)";
   }
   std::vector<std::string> outputs() const override {
     return {"optimal_sigma_distribution.csv", "delta_radius_summary.csv", "sigma_choice_confusion.csv",
-            "dual_rs_diagnosis.csv"};
+            "dual_rs_diagnosis.csv", "ablation_table.csv", "ablation_table.md"};
   }
   std::vector<std::string> sections() const override { return {"table"}; }
   StageTraits traits() const override {
