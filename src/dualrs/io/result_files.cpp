@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <tuple>
+#include <utility>
 
 #include "dualrs/core/config.h"
 #include "dualrs/core/error.h"
@@ -46,7 +47,10 @@ auto column(const std::vector<Record>& records, Get get) {
 
 template <typename Record>
 std::vector<std::int64_t> counts_matrix(const std::vector<Record>& records, const Counts Record::*field) {
+  std::size_t total = 0;
+  for (const Record& r : records) total += (r.*field).size();
   std::vector<std::int64_t> out;
+  out.reserve(total);  // exactly [N, K]: no growth beyond it (ImageNet: N x 1,000)
   for (const Record& r : records) {
     const Counts& c = r.*field;
     out.insert(out.end(), c.begin(), c.end());
@@ -162,7 +166,7 @@ Hdf5ResultSink::~Hdf5ResultSink() {
   if (!finished_) std::remove(temporary_path(path_).c_str());
 }
 
-void Hdf5ResultSink::write(const CertifyRecord& record) {
+void Hdf5ResultSink::check(const CertifyRecord& record) const {
   if (info_.kind != "certify") {
     DUALRS_THROW(IoError, "a certify record (example ", record.idx, ") was sent to the predict result file '", path_,
                  "'");
@@ -174,16 +178,34 @@ void Hdf5ResultSink::write(const CertifyRecord& record) {
     check_counts(record.estimator_counts_selection, "estimator_counts_selection", record.idx, s, path_);
     check_counts(record.estimator_counts, "estimator_counts", record.idx, s, path_);
   }
-  certified_.push_back(record);
 }
 
-void Hdf5ResultSink::write(const PredictRecord& record) {
+void Hdf5ResultSink::check(const PredictRecord& record) const {
   if (info_.kind != "predict") {
     DUALRS_THROW(IoError, "a predict record (example ", record.idx, ") was sent to the certify result file '", path_,
                  "'");
   }
   check_counts(record.counts, "counts", record.idx, info_.num_classes, path_);
+}
+
+void Hdf5ResultSink::write(const CertifyRecord& record) {
+  check(record);
+  certified_.push_back(record);
+}
+
+void Hdf5ResultSink::write(CertifyRecord&& record) {
+  check(record);
+  certified_.push_back(std::move(record));
+}
+
+void Hdf5ResultSink::write(const PredictRecord& record) {
+  check(record);
   predicted_.push_back(record);
+}
+
+void Hdf5ResultSink::write(PredictRecord&& record) {
+  check(record);
+  predicted_.push_back(std::move(record));
 }
 
 void Hdf5ResultSink::finish() {

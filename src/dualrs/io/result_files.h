@@ -55,9 +55,16 @@ class Hdf5ResultSink : public ResultSink {
   ~Hdf5ResultSink() override;
   void write(const CertifyRecord& record) override;
   void write(const PredictRecord& record) override;
+  /// The same, taking the record over instead of copying it (a merge of ImageNet results
+  /// would otherwise hold every example's [K] counts twice).
+  void write(CertifyRecord&& record);
+  void write(PredictRecord&& record);
   void finish() override;
 
  private:
+  void check(const CertifyRecord& record) const;
+  void check(const PredictRecord& record) const;
+
   std::string path_;
   ResultInfo info_;
   Provenance provenance_;

@@ -11,6 +11,7 @@
 #include <regex>
 #include <set>
 #include <stdexcept>
+#include <utility>
 
 #include "dualrs/core/error.h"
 #include "dualrs/io/atomic_file.h"
@@ -383,13 +384,16 @@ void merge_results(const std::string& dir, const std::string& kind, const std::v
   const std::string tsv = (fs::path(dir) / (kind + ".tsv")).string();
   Hdf5ResultSink h5_sink(h5, parts.front().info, p);
   TsvResultSink tsv_sink(tsv);
-  for (const Results& part : parts) {
-    for (const auto& r : part.records) {
-      h5_sink.write(r);
+  // Each part's records move into the HDF5 sink and the part is released, so the merge holds
+  // one copy of the rows (their counts are [N, K]: 0.4 GB each for 50,000 ImageNet images).
+  for (Results& part : parts) {
+    for (auto& r : part.records) {
       tsv_sink.write(r);
       report.non_finite_copies += r.non_finite;
       report.non_finite_examples += r.non_finite > 0 ? 1 : 0;
+      h5_sink.write(std::move(r));
     }
+    decltype(part.records)().swap(part.records);
   }
   h5_sink.finish();
   tsv_sink.finish();

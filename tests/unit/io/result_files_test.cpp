@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dualrs/core/error.h"
@@ -232,6 +233,30 @@ TEST_F(ResultFilesTest, FailedFinishLeavesTheOldFile) {
   }
   EXPECT_EQ(read_bytes(path_), "previous result");
   EXPECT_FALSE(fs::exists(temporary_path(path_)));
+}
+
+TEST_F(ResultFilesTest, SinkTakesRecordsOverWithTheSameChecksAndFile) {
+  // write(CertifyRecord&&), used by merges: the same file as copies give, the same refusals.
+  const std::vector<CertifyRecord> records{certified(7, 2, 2, 0.75), certified(3, 1, kAbstain, 0.0)};
+  const std::string copied = dir_.file("copied.h5");
+  Provenance p = test_provenance("dualrs.certify");
+  {
+    Hdf5ResultSink by_copy(copied, certify_info(), p), by_move(path_, certify_info(), p);
+    for (const auto& r : records) {
+      by_copy.write(r);
+      CertifyRecord moved = r;
+      by_move.write(std::move(moved));
+    }
+    CertifyRecord short_counts = certified(1, 0, 0, 0.1);
+    short_counts.counts = {1, 2};
+    EXPECT_PRED2(contains, io_error_message([&] { by_move.write(std::move(short_counts)); }), "'counts'");
+    by_copy.finish();
+    by_move.finish();
+  }
+  const CertifyResults a = read_certify_results(copied), b = read_certify_results(path_);
+  ASSERT_EQ(b.records.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) expect_same(b.records[i], a.records[i]);
+  expect_same(b.records[0], records[1]);
 }
 
 TEST_F(ResultFilesTest, SinkRejectsInconsistentRecords) {
