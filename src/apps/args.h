@@ -65,6 +65,7 @@ int cmd_check_model(const Invocation& inv);
 int cmd_run(const Invocation& inv);
 int cmd_validate(const Invocation& inv);
 int cmd_merge(const Invocation& inv);
+int cmd_calibrate(const Invocation& inv);
 int cmd_stages(const Invocation& inv);
 
 }  // namespace dualrs::app

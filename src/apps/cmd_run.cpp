@@ -1,12 +1,16 @@
-// dualrs run, validate, merge and stages: jobs, checks, merging shards and the stage list.
+// dualrs run, validate, merge, calibrate and stages: jobs, checks, merging shards, cost
+// calibration and the stage list.
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "args.h"
 #include "dualrs/core/error.h"
+#include "dualrs/io/atomic_file.h"
 #include "dualrs/io/dir_lock.h"
 #include "dualrs/io/shard_files.h"
+#include "dualrs/pipeline/calibration.h"
 #include "dualrs/pipeline/job.h"
 #include "dualrs/pipeline/registry.h"
 #include "dualrs/pipeline/sharded_stage.h"
@@ -32,7 +36,12 @@ int cmd_run(const Invocation& inv) {
        "resolved config), NN-NAME.stage.json (its completion record) and one line of plan.tsv (status "
        "done|pending, slurm resources, the command line running the stage alone); layout in "
        "data_schemas/slurm_plan.md")
-      ("force", "re-run every stage, even those whose completion record matches their config");
+      ("force", "re-run every stage, even those whose completion record matches their config")
+      ("calibration", po::value<std::string>(),
+       "with --dry-run: a calibration.json from 'dualrs calibrate'; the plan then gives each stage's projected "
+       "wall time and device-hours from its forward passes at the measured rates")
+      ("ranks", po::value<int>()->default_value(1),
+       "with --calibration: the ranks (GPUs) the job will run with; the projection divides the passes among them");
   add_plan_options(options);
   add_common_options(options);
   po::positional_options_description positional;
@@ -44,6 +53,8 @@ int cmd_run(const Invocation& inv) {
                    "work starts. A stage is skipped when its completion record matches its resolved config and\n"
                    "every earlier stage's (resume); a changed stage re-runs with everything after it.",
                    "dualrs run jobs/mnist_standard_rs.json --out runs/mnist_standard_rs\n"
+                   "  dualrs run jobs/imagenet_dual_rs.json --out runs/imagenet --dry-run --calibration calibration.json "
+                   "--ranks 128   (device-hours before submitting)\n"
                    "  mpirun -np 4 dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs   "
                    "(every stage runs with the 4 ranks)\n"
                    "  dualrs run jobs/mnist_dual_rs.json --out runs/mnist_dual_rs --emit-plan /tmp/plan   "
@@ -64,7 +75,16 @@ int cmd_run(const Invocation& inv) {
         pipeline::emit_plan(stages, plan_dir, vm.count("force") ? pipeline::Rerun::kAll : pipeline::Rerun::kSkipDone);
         std::cout << (fs::path(plan_dir) / "plan.tsv").string() << '\n';
       } else {
-        pipeline::print_plan(std::cout, job, out_dir, stages, limits);
+        pipeline::PlanCost cost;
+        std::optional<pipeline::Calibration> calibration;
+        if (vm.count("calibration")) {
+          cost.calibration_path = vm["calibration"].as<std::string>();
+          calibration = pipeline::read_calibration(cost.calibration_path);
+          cost.calibration = &*calibration;
+        }
+        cost.ranks = vm["ranks"].as<int>();
+        if (cost.ranks < 1) throw ConfigError("command line", "--ranks", "must be >= 1, got " + std::to_string(cost.ranks));
+        pipeline::print_plan(std::cout, job, out_dir, stages, limits, cost);
       }
     });
     return 0;
@@ -162,6 +182,45 @@ int cmd_stages(const Invocation& inv) {
       std::cout << entry["name"].get<std::string>() << '\t' << kind << '\t' << (sections.empty() ? "-" : sections) << '\t'
                 << (slurm_template.empty() ? "-" : slurm_template) << '\t' << entry["gpus"].get<std::string>() << '\n';
     }
+  });
+  return 0;
+}
+
+}  // namespace dualrs::app
+
+namespace dualrs::app {
+
+int cmd_calibrate(const Invocation& inv) {
+  po::options_description options("options");
+  options.add_options()
+      ("config,c", po::value<std::string>()->required(), "the config whose models to measure (configs/*.json)")
+      ("device", po::value<std::string>(), "run every model on this device (cpu, cuda, cuda:N) instead of its configured one")
+      ("out,o", po::value<std::string>()->default_value("calibration.json"), "the calibration file to write")
+      ("seconds", po::value<double>()->default_value(2.0), "time per measurement, after one warm-up batch");
+  add_common_options(options);
+  po::variables_map vm;
+  if (!parse_args(inv, options, {}, vm,
+                  {"-c CONFIG [--device D] [-o calibration.json]",
+                   "Measures on this machine the forward throughput (noisy copies per second) of every model the\n"
+                   "config names - classifier, Dual RS estimator, experts, denoiser - in the form the inference\n"
+                   "stages run (frozen unless 'optimize' is false) at /certify/batch_size, the training throughput\n"
+                   "(forward + backward) of the native classifier and estimator at their training batch sizes, and\n"
+                   "the dataset loader's images/s, and writes them as JSON. 'dualrs run JOB --dry-run --calibration\n"
+                   "FILE --ranks K' then projects every stage's wall time and device-hours. A model whose checkpoint\n"
+                   "a job writes later is measured with fresh weights (the speed does not depend on their values).\n"
+                   "Run it on one node of the kind the job will use (one GPU: --device cuda).",
+                   "dualrs calibrate -c configs/imagenet_dual.json --device cuda -o calibration.json"})) {
+    return 0;
+  }
+  StageContext& ctx = *inv.ctx;
+  ctx.on_root([&] {
+    const ExperimentConfig config = ExperimentConfig::load(vm["config"].as<std::string>());
+    const pipeline::Calibration c = pipeline::measure_calibration(
+        config, vm.count("device") ? vm["device"].as<std::string>() : "", vm["seconds"].as<double>(),
+        [&](const std::string& line) { say(ctx, "%s", line.c_str()); });
+    const std::string out = vm["out"].as<std::string>();
+    io::write_file_atomic(out, pipeline::to_json(c).dump(2) + "\n");
+    say(ctx, "calibrate: wrote %s", out.c_str());
   });
   return 0;
 }

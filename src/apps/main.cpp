@@ -45,6 +45,7 @@ const std::vector<Tool>& tools() {
       {"run", cmd_run, "run a job manifest (jobs/*.json): its stages in order, resuming finished ones"},
       {"validate", cmd_validate, "check a config or job file against its JSON Schema"},
       {"merge", cmd_merge, "merge a sharded stage's shards (e.g. of Slurm array jobs) into its output file"},
+      {"calibrate", cmd_calibrate, "measure the models' throughput on this device for --dry-run --calibration (device-hours)"},
       {"stages", cmd_stages, "list the pipeline stages (registry): traits, config sections, Slurm template, GPUs"},
   };
   return table;

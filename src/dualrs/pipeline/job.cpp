@@ -459,14 +459,75 @@ std::string set_aside_training_state(const JobStage& stage) {
 }  // namespace
 
 // The stage plan with each stage's model forward passes and, at the end, their totals.
+namespace {
+
+// 4000.5 s -> "1 h 06 min 40 s"; 12.3 s -> "12.3 s".
+std::string format_duration(double seconds) {
+  std::ostringstream os;
+  if (seconds < 60) {
+    os.setf(std::ios::fixed);
+    os.precision(1);
+    os << seconds << " s";
+    return os.str();
+  }
+  const auto total = static_cast<std::int64_t>(seconds + 0.5);
+  const std::int64_t h = total / 3600, m = total % 3600 / 60, s = total % 60;
+  char buffer[64];
+  if (h > 0) {
+    std::snprintf(buffer, sizeof buffer, "%lld h %02lld min %02lld s", static_cast<long long>(h), static_cast<long long>(m),
+                  static_cast<long long>(s));
+  } else {
+    std::snprintf(buffer, sizeof buffer, "%lld min %02lld s", static_cast<long long>(m), static_cast<long long>(s));
+  }
+  return buffer;
+}
+
+std::string format_hours(double hours) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(hours < 1 ? 4 : 1);
+  os << hours;
+  return os.str();
+}
+
+// "projected: 1 min 02 s on 4 ranks = 0.0689 device-hours (+ unmeasured: denoiser)"
+std::string projection_line(const Projection& p, int ranks) {
+  std::string line = "projected: " + format_duration(p.seconds) + " on " + std::to_string(ranks) +
+                     (ranks == 1 ? " rank" : " ranks") + " = " + format_hours(p.device_hours) + " device-hours";
+  if (!p.unmeasured.empty()) {
+    line += " (+ unmeasured:";
+    for (const std::string& m : p.unmeasured) line += " " + m;
+    line += ")";
+  }
+  if (p.unknown_examples) line += " (+ passes of unknown count: data absent)";
+  return line;
+}
+
+}  // namespace
+
 void print_plan(std::ostream& os, const std::string& job, const std::string& out_dir, const std::vector<JobStage>& stages,
-                const PlanLimits& limits) {
+                const PlanLimits& limits, const PlanCost& cost) {
   os << "job " << job << " -> " << out_dir << '\n';
+  if (cost.calibration != nullptr) {
+    const Calibration& c = *cost.calibration;
+    os << "  calibration " << cost.calibration_path << ": " << c.device << " (" << c.device_name << "), " << c.threads
+       << " threads, measured " << c.created_utc << " with " << c.config_source << '\n';
+    std::vector<std::string> seen;
+    for (const JobStage& stage : stages) {
+      for (const std::string& line : calibration_mismatches(stage.config, c)) {
+        if (std::find(seen.begin(), seen.end(), line) != seen.end()) continue;
+        seen.push_back(line);
+        os << "  warning: calibration " << cost.calibration_path << ": " << line << '\n';
+      }
+    }
+  }
   std::map<std::string, std::int64_t> totals;
   std::map<std::string, bool> unknown;
+  double seconds = 0, pending_seconds = 0;
   for (std::size_t i = 0; i < stages.size(); ++i) {
-    os << "  " << i + 1 << ". " << stages[i].name << " (" << stages[i].command << ")"
-              << (stage_done(stages[i]) ? " [up to date]" : "") << '\n';
+    const bool done = stage_done(stages[i]);
+    os << "  " << i + 1 << ". " << stages[i].name << " (" << stages[i].command << ")" << (done ? " [up to date]" : "")
+       << '\n';
     const std::vector<ForwardPasses> passes = stages[i].stage->plan(stages[i].config);
     const PlanCheck check = check_plan(passes, limits);
     if (check.exceeds) {
@@ -479,11 +540,25 @@ void print_plan(std::ostream& os, const std::string& job, const std::string& out
       totals[key] += p.total().value_or(0);
       unknown[key] = unknown[key] || !p.total();
     }
+    if (cost.calibration != nullptr && !passes.empty()) {
+      const Projection p = project(passes, *cost.calibration, cost.ranks);
+      os << "       " << projection_line(p, cost.ranks) << '\n';
+      seconds += p.seconds;
+      if (!done) pending_seconds += p.seconds;
+    }
   }
   os << "  model forward passes in all (one noisy copy through one model = one pass):\n";
   for (const auto& [model, total] : totals) {
     os << "       " << model << ": " << group_thousands(total) << (unknown[model] ? " + unknown (data absent)" : "")
               << '\n';
+  }
+  if (cost.calibration != nullptr) {
+    const double k = std::max(1, cost.ranks);
+    os << "  projected in all: " << format_duration(seconds) << " on " << cost.ranks << (cost.ranks == 1 ? " rank" : " ranks")
+       << " = " << format_hours(seconds * k / 3600) << " device-hours; stages not yet done: "
+       << format_duration(pending_seconds) << " = " << format_hours(pending_seconds * k / 3600)
+       << " device-hours (model forward passes only, at the calibration's rates; start-up, noise, "
+          "input and merges come on top)\n";
   }
 }
 

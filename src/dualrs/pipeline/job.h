@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dualrs/core/config.h"
+#include "dualrs/pipeline/calibration.h"
 #include "dualrs/pipeline/stage.h"
 #include "dualrs/pipeline/stage_context.h"
 
@@ -53,10 +54,19 @@ std::string record_path(const JobStage& stage);
 /// True when the stage's completion record holds its current fingerprint.
 bool stage_done(const JobStage& stage);
 
-/// The --dry-run plan: stages, which are up to date, and their model forward passes.
-/// Stages whose plan exceeds `limits` are marked.
+/// What --calibration and --ranks add to the plan.
+struct PlanCost {
+  const Calibration* calibration = nullptr;  ///< measured rates (calibration.h); nullptr: no projection
+  std::string calibration_path;
+  int ranks = 1;                             ///< ranks the job will run with
+};
+
+/// The --dry-run plan: stages, which are up to date, and their model forward passes; with a
+/// calibration also each stage's projected wall time and device-hours at `cost.ranks` ranks,
+/// the totals, and a warning for each model whose architecture or device differs from the
+/// calibration's. Stages whose plan exceeds `limits` are marked.
 void print_plan(std::ostream& os, const std::string& job, const std::string& out_dir, const std::vector<JobStage>& stages,
-                const PlanLimits& limits = {});
+                const PlanLimits& limits = {}, const PlanCost& cost = {});
 
 /// Whether emit_plan marks stages with a matching completion record "done".
 enum class Rerun { kSkipDone, kAll };
