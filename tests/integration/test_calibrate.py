@@ -81,6 +81,27 @@ class CalibrateTest(TempDirTestCase):
         self.assertLess(actual / p1[0], TOLERANCE, (actual, p1[0]))
         self.assertGreater(actual / p1[0], 1 / TOLERANCE, (actual, p1[0]))
 
+    def test_denoiser_not_yet_trained_is_measured_with_fresh_weights_and_projected(self):
+        cfg = read_json(self.config)
+        cfg["denoiser"] = {"arch": "mnist_unet", "schedule": "linear", "steps": 1000, "device": "cpu",
+                           "checkpoint": self.path("not_yet", "denoiser.pt")}
+        cfg["certify"]["batch_size"] = 100
+        config = self.write_json("denoised.json", cfg)
+        calibration = self.path("denoised_calibration.json")
+        run("calibrate", "-c", config, "-o", calibration, "--seconds", "0.3", "--quiet")
+        rates = read_json(calibration)["rates"]
+        self.assertEqual(rates["denoiser"]["weights"], "fresh")
+        self.assertEqual(rates["denoiser"]["arch"], "mnist_unet")
+        # The U-Net costs more per copy than the CNN classifier behind it.
+        self.assertLess(rates["denoiser"]["samples_per_s"], rates["classifier"]["samples_per_s"])
+        job = self.write_json("denoised_job.json", {"name": "denoised", "config": config,
+                                                    "stages": [{"name": "certify", "command": "certify"}]})
+        plan = run("run", job, "--out", self.path("out"), "--dry-run", "--calibration", calibration).stdout
+        self.assertIn("denoiser", plan)
+        self.assertNotIn("unmeasured", plan)
+        per_copy = 1 / rates["classifier"]["samples_per_s"] + 1 / rates["denoiser"]["samples_per_s"]
+        self.assertAlmostEqual(projections(plan)["certify"][0], 80 * 1100 * per_copy, delta=0.06 + 0.01 * 80 * 1100 * per_copy)
+
     def test_calibration_of_another_model_warns_naming_both(self):
         c = read_json(self.calibration)
         c["rates"]["classifier"]["arch"] = "cifar_resnet20"

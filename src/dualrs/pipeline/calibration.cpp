@@ -13,11 +13,13 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include "dualrs/core/diffusion_schedule.h"
 #include "dualrs/core/error.h"
 #include "dualrs/io/provenance.h"
 #include "dualrs/model/base_model.h"
 #include "dualrs/model/denoised_classifier.h"
 #include "dualrs/model/diffusion_denoiser.h"
+#include "dualrs/model/epsilon_model.h"
 #include "dualrs/pipeline/model_assembly.h"
 
 namespace dualrs::pipeline {
@@ -188,11 +190,20 @@ Calibration measure_calibration(const ExperimentConfig& config, const std::strin
   if (const std::optional<DenoiserConfig> denoiser_config = config.denoiser()) {
     DenoiserConfig d = *denoiser_config;
     if (!device.empty()) d.device = device;
+    std::shared_ptr<model::DiffusionDenoiser> denoiser;
+    std::string weights = d.torchscript.empty() ? "checkpoint" : "torchscript";
     if (d.torchscript.empty() && !fs::is_regular_file(d.checkpoint)) {
-      say("calibrate: denoiser not measured: its checkpoint " + d.checkpoint +
-          " does not exist yet (run train-denoiser first); its passes stay unprojected");
+      // train-denoiser writes it later in the job: the same network with fresh weights.
+      weights = "fresh";
+      std::unique_ptr<model::EpsilonModel> eps = model::make_native_epsilon_model(d.arch);
+      eps->to_device(d.device);
+      if (d.optimize) eps = model::prepare_epsilon_for_inference(std::move(eps));
+      denoiser = std::make_shared<model::DiffusionDenoiser>(std::move(eps),
+                                                            make_schedule(d.schedule, d.steps, d.rescale_timesteps));
     } else {
-      const std::shared_ptr<model::DiffusionDenoiser> denoiser = model::load_denoiser(d);
+      denoiser = model::load_denoiser(d);
+    }
+    {
       const double sigma = certify.sigma > 0 ? certify.sigma : 0.25;
       const at::Tensor x = random_batch(certify.batch_size, image_shape, d.device);
       torch::NoGradGuard no_grad;
@@ -200,7 +211,7 @@ Calibration measure_calibration(const ExperimentConfig& config, const std::strin
       r.arch = d.torchscript.empty() ? d.arch : d.torchscript;
       r.device = d.device;
       r.batch_size = certify.batch_size;
-      r.weights = d.torchscript.empty() ? "checkpoint" : "torchscript";
+      r.weights = weights;
       r.samples_per_s = measure_rate([&] { (void)denoiser->denoise(x, sigma).sum().item<double>(); }, certify.batch_size,
                                      seconds);
       c.rates["denoiser"] = r;

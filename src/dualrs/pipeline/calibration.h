@@ -48,9 +48,9 @@ struct Calibration {
 /// the inference stages use (frozen unless `optimize` is false) at /certify/batch_size, and
 /// training (eager, forward + backward) of the native classifier and estimator at their
 /// training batch sizes, each for at least `seconds` after one warm-up batch; then the
-/// dataset's loader on the first images of /certify/selection. A native model whose
-/// checkpoint does not exist yet (a job's later stage writes it) is measured with fresh
-/// weights. `say` receives one line per measurement.
+/// dataset's loader on the first images of /certify/selection. A native model (classifier,
+/// estimator or ε-model) whose checkpoint does not exist yet (a job's later stage writes it)
+/// is measured with fresh weights. `say` receives one line per measurement.
 /// \throws ConfigError (bad device, missing sections), ModelError, DataError (data absent).
 Calibration measure_calibration(const ExperimentConfig& config, const std::string& device, double seconds,
                                 const std::function<void(const std::string&)>& say);
