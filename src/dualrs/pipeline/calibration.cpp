@@ -57,16 +57,9 @@ std::string cpu_name() {
   return "unknown CPU";
 }
 
-// A model section as the loader takes it, with `device` when given.
+// A model section as the loader takes it (core's to_model_config), with `device` when given.
 ModelConfig as_model_config(const ModelRef& ref, std::int64_t outputs, const std::string& device) {
-  ModelConfig m;
-  m.arch = ref.arch;
-  m.checkpoint = ref.checkpoint;
-  m.torchscript = ref.torchscript;
-  m.num_classes = outputs;
-  m.device = ref.device;
-  m.input = ref.input;
-  m.optimize = ref.optimize;
+  ModelConfig m = to_model_config(ref, outputs);
   if (!device.empty()) m.device = device;
   return m;
 }

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Cost planning in device-hours (`dualrs calibrate`, `dualrs run --dry-run --calibration`;
-/// docs/cluster.md §8): the measured forward throughput of every model a config names on one
+/// docs/cluster.md §8a): the measured forward throughput of every model a config names on one
 /// device, and the projection of a job's planned forward passes (forward_passes.h) onto it.
 
 #include <cstdint>
