@@ -2,6 +2,9 @@
 # Installs the Debian 12 packages dualrs needs to build, test and run (as root, apt-get).
 # Idempotent: packages already installed are not fetched again. A fresh machine of the
 # development kind has only the compiler, CMake, GoogleTest and the CUDA toolkit.
+# On Debian 13 (scripts/test-debian13.sh runs it in a Debian 13 root) the same list is
+# installed under that release's names (LibTorch 2.6, HDF5 1.14, Open MPI 5).
+# DUALRS_SKIP_SLURM=1 leaves out Slurm and munge (a root without services).
 set -euo pipefail
 
 packages=(
@@ -21,8 +24,19 @@ packages=(
   python3-matplotlib python3-pandas    # figures (dualrs plot) and data frames (analysis/dualrs_h5.py)
   python3-pil                          # independent JPEG decoder for the ImageNet reference data
   shellcheck                           # the unit.shell_scripts test
-  slurm-wlm munge                      # the slurm-tier tests start a real single-node Slurm
 )
+if [ "${DUALRS_SKIP_SLURM:-0}" != "1" ]; then
+  packages+=(slurm-wlm munge)          # the slurm-tier tests start a real single-node Slurm
+fi
+# Debian 13 renamed the libraries of the 64-bit time_t transition.
+version_id="$(. /etc/os-release && echo "${VERSION_ID:-}")"
+if [ "$version_id" = "13" ]; then
+  for i in "${!packages[@]}"; do
+    case "${packages[$i]}" in
+      libtcmalloc-minimal4) packages[i]=libtcmalloc-minimal4t64 ;;
+    esac
+  done
+fi
 
 missing=()
 for p in "${packages[@]}"; do

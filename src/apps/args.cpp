@@ -7,6 +7,7 @@
 
 #include "dualrs/core/error.h"
 #include "dualrs/dist/world.h"
+#include "dualrs/pipeline/dataset_index.h"
 #include "dualrs/pipeline/job.h"
 
 namespace dualrs::app {
@@ -199,8 +200,12 @@ int run_stage_command(const pipeline::Stage& stage, const Invocation& inv) {
       vm.count("inputs") ? vm["inputs"].as<std::vector<std::string>>() : std::vector<std::string>{};
   pipeline::PlanLimits limits;
   inv.ctx->agreed([&] { limits = plan_limits_from(vm); });
+  // The dataset's file index next to the outputs (docs/cluster.md §8b) before the plan counts
+  // its examples on every rank.
+  const std::string out = vm.count("out") ? vm["out"].as<std::string>() : "";
+  if (pipeline::reads_dataset(stage)) pipeline::prepare_dataset_index(*inv.ctx, *config, out);
   pipeline::announce_plan(*inv.ctx, stage.name(), stage, *config, limits);
-  stage.run(*inv.ctx, pipeline::StageRun{*config, inputs, vm.count("out") ? vm["out"].as<std::string>() : "", args});
+  stage.run(*inv.ctx, pipeline::StageRun{*config, inputs, out, args});
   return 0;
 }
 

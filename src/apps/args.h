@@ -66,6 +66,7 @@ int cmd_run(const Invocation& inv);
 int cmd_validate(const Invocation& inv);
 int cmd_merge(const Invocation& inv);
 int cmd_calibrate(const Invocation& inv);
+int cmd_index_dataset(const Invocation& inv);
 int cmd_stages(const Invocation& inv);
 
 }  // namespace dualrs::app

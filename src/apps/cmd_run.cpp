@@ -1,5 +1,5 @@
-// dualrs run, validate, merge, calibrate and stages: jobs, checks, merging shards, cost
-// calibration and the stage list.
+// dualrs run, validate, merge, calibrate, index-dataset and stages: jobs, checks, merging
+// shards, cost calibration, the dataset file index and the stage list.
 
 #include <filesystem>
 #include <iostream>
@@ -9,8 +9,10 @@
 #include "dualrs/core/error.h"
 #include "dualrs/io/atomic_file.h"
 #include "dualrs/io/dir_lock.h"
+#include "dualrs/io/provenance.h"
 #include "dualrs/io/shard_files.h"
 #include "dualrs/pipeline/calibration.h"
+#include "dualrs/pipeline/dataset_index.h"
 #include "dualrs/pipeline/job.h"
 #include "dualrs/pipeline/registry.h"
 #include "dualrs/pipeline/sharded_stage.h"
@@ -223,6 +225,60 @@ int cmd_calibrate(const Invocation& inv) {
     say(ctx, "calibrate: wrote %s", out.c_str());
   });
   return 0;
+}
+
+int cmd_index_dataset(const Invocation& inv) {
+  po::options_description options("options");
+  options.add_options()
+      ("config,c", po::value<std::string>()->required(), "the config whose /dataset to index (format imagenet_folder)")
+      ("out,o", po::value<std::string>()->required(),
+       "the output folder of the job or stage that will read the dataset: the index is written to "
+       "OUT/dataset_index/imagenet-<key>.tsv")
+      ("check", "only check: exit 0 when the index is fresh, 1 when it is missing, stale or corrupt (nothing written)");
+  add_common_options(options);
+  po::variables_map vm;
+  if (!parse_args(inv, options, {}, vm,
+                  {"-c CONFIG -o OUT [--check]",
+                   "Lists an ImageNet folder once and writes its file index next to the outputs, where 'dualrs run'\n"
+                   "and the stages look for it: rank 0 of a job then only compares the index with the tree (one stat\n"
+                   "per folder, no listing) and the other ranks read the file, instead of every rank listing the\n"
+                   "1.33 M files of ILSVRC-2012. A job makes the index itself when there is none; run this beforehand\n"
+                   "(one task) to keep the listing out of the job's time. A stale index (a file added, removed or\n"
+                   "renamed since), a corrupt one or one of another dataset is rebuilt.",
+                   "dualrs index-dataset -c configs/imagenet_dual.json -o runs/imagenet_dual"})) {
+    return 0;
+  }
+  int code = 0;
+  StageContext& ctx = *inv.ctx;
+  ctx.on_root([&] {
+    const ExperimentConfig config = ExperimentConfig::load(vm["config"].as<std::string>());
+    const DatasetConfig dataset = config.dataset();
+    if (dataset.format != DatasetFormat::kImagenetFolder) {
+      throw ConfigError(config.source(), "/dataset/format",
+                        "index-dataset indexes imagenet_folder datasets; this one is " + to_string(dataset.format) +
+                            " (read without listing folders)");
+    }
+    const std::string path = pipeline::dataset_index_path(dataset, vm["out"].as<std::string>());
+    if (vm.count("check")) {
+      const pipeline::DatasetIndexFile file = pipeline::read_dataset_index(path, dataset);
+      std::string problem = file.problem;
+      if (file.list && file.stamp_sha256 != io::sha256_hex(data::imagenet_tree_stamp(dataset))) {
+        problem = "stale: the tree changed since the index was made (" + file.created_utc + ")";
+      }
+      if (problem.empty()) {
+        std::cout << path << ": fresh, " << file.list->size() << " files\n";
+      } else {
+        std::cout << path << ": " << problem << '\n';
+        code = 1;
+      }
+      return;
+    }
+    const pipeline::DatasetIndexOutcome outcome = pipeline::refresh_dataset_index(dataset, path);
+    if (outcome.action == "rebuilt") warn(ctx, "%s was not used (%s); rebuilt it", path.c_str(), outcome.reason.c_str());
+    std::cout << path << ": " << outcome.action << ", " << outcome.list->size() << " files in " << outcome.list->folders.size()
+              << " folders (" << outcome.seconds << " s)\n";
+  });
+  return code;
 }
 
 }  // namespace dualrs::app

@@ -46,6 +46,7 @@ const std::vector<Tool>& tools() {
       {"validate", cmd_validate, "check a config or job file against its JSON Schema"},
       {"merge", cmd_merge, "merge a sharded stage's shards (e.g. of Slurm array jobs) into its output file"},
       {"calibrate", cmd_calibrate, "measure the models' throughput on this device for --dry-run --calibration (device-hours)"},
+      {"index-dataset", cmd_index_dataset, "build or check the cached file index of an ImageNet folder (ranks > 0 then list nothing)"},
       {"stages", cmd_stages, "list the pipeline stages (registry): traits, config sections, Slurm template, GPUs"},
   };
   return table;

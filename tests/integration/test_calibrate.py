@@ -107,8 +107,15 @@ class CalibrateTest(TempDirTestCase):
         c["rates"]["classifier"]["arch"] = "cifar_resnet20"
         other = self.write_json("other.json", c)
         proc = run("run", self.job, "--out", self.path("out"), "--dry-run", "--calibration", other)
-        self.assertRegex(proc.stdout, r"warning: calibration .*other\.json: classifier: the stage uses mnist_cnn on cpu, "
-                                      r"the calibration measured cifar_resnet20 on cpu")
+        self.assertRegex(proc.stdout, r"warning: calibration .*other\.json: classifier: the stage uses mnist_cnn on cpu in "
+                                      r"fp32, the calibration measured cifar_resnet20 on cpu in fp32")
+        self.assertEqual(read_json(self.calibration)["rates"]["classifier"]["precision"], "fp32")
+        c = read_json(self.calibration)
+        c["rates"]["classifier"]["precision"] = "bf16"
+        other = self.write_json("other_precision.json", c)
+        proc = run("run", self.job, "--out", self.path("out"), "--dry-run", "--calibration", other)
+        self.assertRegex(proc.stdout, r"classifier: the stage uses mnist_cnn on cpu in fp32, the calibration measured "
+                                      r"mnist_cnn on cpu in bf16")
 
     def test_bad_calibration_and_ranks_are_refused_by_name(self):
         c = read_json(self.calibration)

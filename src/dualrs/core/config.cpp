@@ -157,6 +157,11 @@ struct Names<EstimatorTarget> {
                                                                      {EstimatorTarget::kCe, "ce"}};
 };
 template <>
+struct Names<Precision> {
+  static constexpr std::pair<Precision, const char*> kAll[] = {
+      {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"}};
+};
+template <>
 struct Names<NoiseStreams> {
   static constexpr std::pair<NoiseStreams, const char*> kAll[] = {{NoiseStreams::kGlobal, "global"},
                                                                   {NoiseStreams::kDualRsClassifier, "dual_rs_classifier"}};
@@ -194,6 +199,28 @@ template <typename E>
 E get_enum_or(const json& obj, const char* key, E fallback, const std::string& pointer, const std::string& source) {
   auto it = obj.find(key);
   return it == obj.end() ? fallback : parse_name<E>(it->get<std::string>(), pointer, source);
+}
+
+// /…/loader_threads of a trainer section: absent = 0 (the rank's CPU share), else >= 1.
+std::int64_t read_loader_threads(const json& j, const std::string& section, const std::string& source) {
+  auto it = j.find("loader_threads");
+  if (it == j.end()) return 0;
+  const auto threads = it->get<std::int64_t>();
+  if (threads <= 0) {
+    throw ConfigError(source, section + "/loader_threads",
+                      "must be >= 1, got " + std::to_string(threads) + " (leave it out for the rank's CPU share)");
+  }
+  return threads;
+}
+
+// /…/precision of a model object; fp16 only on a CUDA device (CPU kernels lack most of it).
+Precision read_precision(const json& j, const std::string& pointer, const std::string& device, const std::string& source) {
+  const Precision p = get_enum_or(j, "precision", Precision::kFp32, pointer + "/precision", source);
+  if (p == Precision::kFp16 && device.rfind("cuda", 0) != 0) {
+    throw ConfigError(source, pointer + "/precision",
+                      "fp16 needs a CUDA device (" + pointer + "/device is '" + device + "'); use bf16 on the CPU");
+  }
+  return p;
 }
 
 // Runs a section's validate(), naming `source` in its error.
@@ -555,6 +582,8 @@ ModelConfig ExperimentConfig::model() const {
   c.device = get_or<std::string>(j, "device", c.device);
   parse_device(c.device, "/model/device", source_);
   c.optimize = get_or<bool>(j, "optimize", c.optimize);
+  c.precision = read_precision(j, "/model", c.device, source_);
+  c.allow_tf32 = get_or<bool>(j, "allow_tf32", c.allow_tf32);
   c.input = read_classifier_input(j, "/model", source_);
   if (!c.torchscript.empty() && !c.arch.empty()) {
     throw ConfigError(source_, "/model", "give either 'arch' (native model) or 'torchscript', not both");
@@ -642,6 +671,7 @@ TrainBaseConfig ExperimentConfig::train_base() const {
   c.sigma_candidates = get_or<std::vector<double>>(j, "sigma_candidates", {});
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
+  c.loader_threads = read_loader_threads(j, "/train_base", source_);
   if (c.sigma && !c.sigma_candidates.empty()) {
     throw ConfigError(source_, "/train_base/sigma", "give either 'sigma' or 'sigma_candidates', not both");
   }
@@ -687,6 +717,8 @@ ModelRef read_model_ref(const json& j, const std::string& pointer, const std::st
   r.device = get_or<std::string>(j, "device", r.device);
   parse_device(r.device, pointer + "/device", source);
   r.optimize = get_or<bool>(j, "optimize", r.optimize);
+  r.precision = read_precision(j, pointer, r.device, source);
+  r.allow_tf32 = get_or<bool>(j, "allow_tf32", r.allow_tf32);
   r.sigma = get_or<double>(j, "sigma", 0.0);
   r.input = read_classifier_input(j, pointer, source);
   if (!r.torchscript.empty() && !r.checkpoint.empty()) {
@@ -779,6 +811,7 @@ FinetuneConfig ExperimentConfig::finetune() const {
   c.lr = get_or<double>(j, "lr", c.lr);
   c.weight_decay = get_or<double>(j, "weight_decay", c.weight_decay);
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
+  c.loader_threads = read_loader_threads(j, "/finetune", source_);
   if (c.estimates.empty()) throw ConfigError(source_, "/finetune/estimates", "missing: the sigma-estimates file to fine-tune with");
   return c;
 }
@@ -796,6 +829,7 @@ std::optional<DenoiserConfig> ExperimentConfig::denoiser() const {
   c.device = get_or<std::string>(j, "device", c.device);
   parse_device(c.device, "/denoiser/device", source_);
   c.optimize = get_or<bool>(j, "optimize", c.optimize);
+  c.precision = read_precision(j, "/denoiser", c.device, source_);
   if (c.arch.empty() == c.torchscript.empty()) {
     throw ConfigError(source_, "/denoiser",
                       "needs exactly one of 'arch' (native epsilon-model, with 'checkpoint') or 'torchscript'");
@@ -815,8 +849,19 @@ TrainDenoiserConfig ExperimentConfig::train_denoiser() const {
   c.validation_fraction = get_or<double>(j, "validation_fraction", c.validation_fraction);
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.selection = read_selection(j, c.selection);
+  c.loader_threads = read_loader_threads(j, "/train_denoiser", source_);
   return c;
 }
+
+// Precision keys are written only when not the default (fp32, no TF32), as the noise keys are,
+// so that the resolved config and resume key of a float32 run are those of earlier versions:
+// a resolved config without /…/precision ran in fp32.
+namespace {
+void add_precision(json& j, Precision precision, bool allow_tf32) {
+  if (precision != Precision::kFp32) j["precision"] = to_string(precision);
+  if (allow_tf32) j["allow_tf32"] = true;
+}
+}  // namespace
 
 json to_json(const ClassifierInputConfig& c) {
   return {{"input_range", to_string(c.range)}, {"input_size", json::array({c.height, c.width})}};
@@ -827,12 +872,15 @@ json to_json(const DenoiserConfig& c) {
   if (!c.arch.empty()) j["arch"] = c.arch;
   if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;
   if (!c.torchscript.empty()) j["torchscript"] = c.torchscript;
+  add_precision(j, c.precision, false);
   return j;
 }
 json to_json(const TrainDenoiserConfig& c) {
-  return {{"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr}, {"weight_decay", c.weight_decay},
-          {"lr_step_epochs", c.lr_step_epochs}, {"lr_gamma", c.lr_gamma}, {"sigmas", c.sigmas}, {"t_window", c.t_window},
-          {"validation_fraction", c.validation_fraction}, {"seed", c.seed}, {"selection", to_json(c.selection)}};
+  json j = {{"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr}, {"weight_decay", c.weight_decay},
+            {"lr_step_epochs", c.lr_step_epochs}, {"lr_gamma", c.lr_gamma}, {"sigmas", c.sigmas}, {"t_window", c.t_window},
+            {"validation_fraction", c.validation_fraction}, {"seed", c.seed}, {"selection", to_json(c.selection)}};
+  if (c.loader_threads > 0) j["loader_threads"] = c.loader_threads;
+  return j;
 }
 
 json to_json(const ModelRef& c) {
@@ -842,6 +890,7 @@ json to_json(const ModelRef& c) {
   if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;
   if (!c.torchscript.empty()) j["torchscript"] = c.torchscript;
   if (c.sigma != 0.0) j["sigma"] = c.sigma;
+  add_precision(j, c.precision, c.allow_tf32);
   return j;
 }
 json to_json(const DualConfig& c) {
@@ -876,8 +925,10 @@ json to_json(const TableConfig& c) {
 }
 json to_json(const PlotConfig& c) { return {{"convention", to_string(c.convention)}, {"formats", c.formats}}; }
 json to_json(const FinetuneConfig& c) {
-  return {{"estimates", c.estimates}, {"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr},
-          {"weight_decay", c.weight_decay}, {"seed", c.seed}};
+  json j = {{"estimates", c.estimates}, {"epochs", c.epochs}, {"batch_size", c.batch_size}, {"lr", c.lr},
+            {"weight_decay", c.weight_decay}, {"seed", c.seed}};
+  if (c.loader_threads > 0) j["loader_threads"] = c.loader_threads;
+  return j;
 }
 
 ModelConfig to_model_config(const ModelRef& ref, std::int64_t num_classes) {
@@ -888,6 +939,8 @@ ModelConfig to_model_config(const ModelRef& ref, std::int64_t num_classes) {
   m.device = ref.device;
   m.input = ref.input;
   m.optimize = ref.optimize;
+  m.precision = ref.precision;
+  m.allow_tf32 = ref.allow_tf32;
   m.num_classes = num_classes;
   return m;
 }
@@ -917,6 +970,7 @@ json to_json(const ModelConfig& c) {
   if (!c.arch.empty()) j["arch"] = c.arch;
   if (!c.checkpoint.empty()) j["checkpoint"] = c.checkpoint;
   if (!c.torchscript.empty()) j["torchscript"] = c.torchscript;
+  add_precision(j, c.precision, c.allow_tf32);
   return j;
 }
 json to_json(const CertifyConfig& c) {
@@ -951,6 +1005,7 @@ json to_json(const TrainBaseConfig& c) {
             {"selection", to_json(c.selection)}};
   if (c.sigma) j["sigma"] = *c.sigma;
   else j["sigma_candidates"] = c.sigma_candidates;
+  if (c.loader_threads > 0) j["loader_threads"] = c.loader_threads;
   return j;
 }
 
@@ -965,6 +1020,7 @@ std::string to_string(NoiseKind kind) { return name_of(kind); }
 std::string to_string(Sampling sampling) { return name_of(sampling); }
 std::string to_string(NoiseStreams streams) { return name_of(streams); }
 std::string to_string(EstimatorTarget target) { return name_of(target); }
+std::string to_string(Precision precision) { return name_of(precision); }
 std::string to_string(const DeviceSpec& device) {
   return name_of(device.kind) + (device.index >= 0 ? ":" + std::to_string(device.index) : "");
 }
@@ -1068,6 +1124,7 @@ TrainEstimatorConfig ExperimentConfig::train_estimator() const {
   c.seed = get_or<std::uint64_t>(j, "seed", c.seed);
   c.labels = get_or<std::string>(j, "labels", "");
   c.init_checkpoint = get_or<std::string>(j, "init_checkpoint", "");
+  c.loader_threads = read_loader_threads(j, "/train_estimator", source_);
   validate_in(c, source_);
   return c;
 }
@@ -1079,6 +1136,7 @@ json to_json(const TrainEstimatorConfig& c) {
             {"rebalance", c.rebalance}, {"validation_fraction", c.validation_fraction}, {"seed", c.seed}};
   if (!c.init_checkpoint.empty()) j["init_checkpoint"] = c.init_checkpoint;
   if (c.loss != EstimatorTarget::kSoftCe) j["loss"] = to_string(c.loss);
+  if (c.loader_threads > 0) j["loader_threads"] = c.loader_threads;
   return j;
 }
 

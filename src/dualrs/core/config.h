@@ -60,6 +60,11 @@ enum class EstimatorTarget { kSoftCe, kCe };
 /// draws at this σ of Σ (σ word = its index in /dual/sigma_candidates), at level α_c, so a run
 /// at every σ_i gives R_c(x, σ_i) on the very counts Dual RS used at its chosen σ.
 enum class NoiseStreams { kGlobal, kDualRsClassifier };
+/// /model/precision (also /dual/estimator, /dual/experts/i, /denoiser): the floating-point type
+/// a model's inference runs in (docs/method.md §18). Inputs are cast to it and logits back to
+/// float32; certificates stay sound at any precision (the smoothed classifier is built over
+/// whatever function the base classifier computes). fp16 needs a CUDA device.
+enum class Precision { kFp32, kBf16, kFp16 };
 // NoiseKind (/…/noise: "gaussian", "grid") is declared in core/noise_kind.h for the RNG layer.
 
 /// A parsed /…/device.
@@ -85,6 +90,7 @@ std::string to_string(NoiseKind kind);   ///< "gaussian", "grid"
 std::string to_string(Sampling sampling);  ///< "fixed", "staged"
 std::string to_string(NoiseStreams streams);  ///< "global", "dual_rs_classifier"
 std::string to_string(EstimatorTarget target);  ///< "soft_ce", "ce"
+std::string to_string(Precision precision);  ///< "fp32", "bf16", "fp16"
 
 /// Parse a config's name; the counterpart of to_string. \param pointer the JSON pointer (or
 /// command-line flag) the name came from; \param source the file (or "command line").
@@ -159,6 +165,8 @@ struct ModelConfig {
   std::string device = "cpu";
   ClassifierInputConfig input;  ///< /model/input_range and /model/input_size
   bool optimize = true;         ///< /model/optimize: inference through a frozen, optimised graph (docs/method.md §14)
+  Precision precision = Precision::kFp32;  ///< /model/precision (inference only; training runs in float32)
+  bool allow_tf32 = false;      ///< /model/allow_tf32: TF32 matmuls and convolutions on CUDA
 };
 
 /// The diffusion denoiser of denoised smoothing [DDS; docs/method.md §9]: an ε-prediction network
@@ -174,6 +182,7 @@ struct DenoiserConfig {
   bool rescale_timesteps = true;  ///< the network receives t·1000/T (else t)
   std::string device = "cpu";
   bool optimize = true;      ///< /denoiser/optimize: inference through a frozen, optimised graph
+  Precision precision = Precision::kFp32;  ///< /denoiser/precision (inference only)
 };
 
 /// Training of a native ε-model with the DDPM objective (Ho et al. 2020): x_t = √ᾱ_t x0' +
@@ -192,6 +201,9 @@ struct TrainDenoiserConfig {
   double validation_fraction = 0.05;
   std::uint64_t seed = 0;
   SelectionConfig selection{"train", 0, -1, 1};
+  /// /…/loader_threads: threads that decode and noise step t+1's batch while step t computes
+  /// (docs/method.md §19); 0 = not given: the rank's CPU share. Results never depend on it.
+  std::int64_t loader_threads = 0;
 };
 
 /// Standard randomized smoothing at one global sigma [Cohen, CERTIFY]. Defaults follow
@@ -264,6 +276,9 @@ struct TrainBaseConfig {
   std::vector<double> sigma_candidates;  ///< per-example noise levels (Σ)
   std::uint64_t seed = 0;
   SelectionConfig selection{"train", 0, -1, 1};
+  /// /…/loader_threads: threads that decode and noise step t+1's batch while step t computes
+  /// (docs/method.md §19); 0 = not given: the rank's CPU share. Results never depend on it.
+  std::int64_t loader_threads = 0;
 };
 
 /// A model without a class count: the Dual RS estimator (|Σ| outputs) or an expert.
@@ -275,6 +290,8 @@ struct ModelRef {
   double sigma = 0.0;  ///< experts: the σ it serves
   ClassifierInputConfig input;  ///< input_range / input_size
   bool optimize = true;         ///< inference through a frozen, optimised graph (docs/method.md §14)
+  Precision precision = Precision::kFp32;  ///< inference precision (training runs in float32)
+  bool allow_tf32 = false;      ///< TF32 matmuls and convolutions on CUDA
   bool empty() const { return arch.empty() && torchscript.empty(); }
 };
 
@@ -317,6 +334,9 @@ struct FinetuneConfig {
   double lr = 1e-4;
   double weight_decay = 0.01;
   std::uint64_t seed = 0;
+  /// /…/loader_threads: threads that decode and noise step t+1's batch while step t computes
+  /// (docs/method.md §19); 0 = not given: the rank's CPU share. Results never depend on it.
+  std::int64_t loader_threads = 0;
 };
 
 /// The variance estimator's training [DualRS §5.2; docs/method.md §6]: /train_estimator with
@@ -340,6 +360,9 @@ struct TrainEstimatorConfig {
   std::uint64_t seed = 0;
   std::string labels;             ///< labels.h5 from `dualrs label` ("" until a job sets it)
   std::string init_checkpoint;    ///< classifier whose feature layers start the estimator; "" = fresh
+  /// /…/loader_threads: threads that decode and noise step t+1's batch while step t computes
+  /// (docs/method.md §19); 0 = not given: the rank's CPU share. Results never depend on it.
+  std::int64_t loader_threads = 0;
 };
 
 /// The recipe of a named preset (the paper's settings, docs/method.md §6): "" (the struct's

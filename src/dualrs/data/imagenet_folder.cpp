@@ -1,17 +1,25 @@
 #include "dualrs/data/imagenet_folder.h"
 
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <unordered_map>
 
 #include "dualrs/core/error.h"
 #include "dualrs/data/jpeg.h"
+#include "dualrs/data/parallel.h"
 #include "dualrs/data/transforms.h"
 
 namespace dualrs::data {
@@ -32,8 +40,21 @@ std::string stem_of(const std::string& name) {
   return is_jpeg_name(base) ? base.substr(0, base.rfind('.')) : base;
 }
 
+std::atomic<std::int64_t> g_listings{0};
+
+// Counts (and with DUALRS_TRACE_LISTINGS=1 prints) one directory listing of the dataset tree.
+void note_listing(const fs::path& dir) {
+  g_listings.fetch_add(1, std::memory_order_relaxed);
+  static const bool trace = [] {
+    const char* v = std::getenv("DUALRS_TRACE_LISTINGS");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  if (trace) std::fprintf(stderr, "dualrs[pid %ld]: listing %s\n", static_cast<long>(::getpid()), dir.string().c_str());
+}
+
 // JPEG file names (not paths) in `dir`, sorted bytewise as Python's sorted() sorts them.
 std::vector<std::string> list_jpegs(const fs::path& dir) {
+  note_listing(dir);
   std::vector<std::string> names;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
@@ -46,34 +67,13 @@ std::vector<std::string> list_jpegs(const fs::path& dir) {
   return names;
 }
 
-// Every example's file: folders, and file names packed into one buffer (1.3 M names).
-struct FileIndex {
-  std::vector<std::string> folders;
-  std::vector<std::uint32_t> folder_of;
-  std::string names;
-  std::vector<std::size_t> name_end;
-  std::vector<std::int64_t> labels;
-
-  void add(std::uint32_t folder, const std::string& name, std::int64_t label) {
-    folder_of.push_back(folder);
-    names += name;
-    name_end.push_back(names.size());
-    labels.push_back(label);
-  }
-  std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
-  std::string path(std::int64_t i) const {
-    const auto k = static_cast<std::size_t>(i);
-    const std::size_t begin = k == 0 ? 0 : name_end[k - 1];
-    return folders[folder_of[k]] + "/" + names.substr(begin, name_end[k] - begin);
-  }
-};
-
 // `part`/<wnid>/*.JPEG for every synset, in synset order; every folder must be a synset and
 // every synset must have a non-empty folder.
-void add_class_folders(FileIndex& index, const fs::path& part, const std::vector<std::string>& synsets,
+void add_class_folders(ImagenetFileList& index, const fs::path& part, const std::vector<std::string>& synsets,
                        const std::string& synsets_path) {
   std::unordered_map<std::string, std::int64_t> class_of;
   for (std::size_t i = 0; i < synsets.size(); ++i) class_of.emplace(synsets[i], static_cast<std::int64_t>(i));
+  note_listing(part);
   std::error_code ec;
   for (fs::directory_iterator it(part, ec), end; !ec && it != end; it.increment(ec)) {
     std::error_code type_ec;
@@ -128,7 +128,7 @@ std::unordered_map<std::string, std::int64_t> read_val_labels(const std::string&
 }
 
 // Flat val/: every JPEG needs a label; ordered by (class, file name) as ImageFolder would.
-void add_flat_val(FileIndex& index, const fs::path& part, const std::string& labels_path,
+void add_flat_val(ImagenetFileList& index, const fs::path& part, const std::string& labels_path,
                   const std::vector<std::string>& synsets, const std::string& synsets_path) {
   const auto label_of = read_val_labels(labels_path, synsets, synsets_path);
   std::vector<std::pair<std::int64_t, std::string>> entries;
@@ -143,10 +143,29 @@ void add_flat_val(FileIndex& index, const fs::path& part, const std::string& lab
   for (const auto& [label, name] : entries) index.add(static_cast<std::uint32_t>(index.folders.size() - 1), name, label);
 }
 
+// The file list registered for this process (use_imagenet_file_list), if any.
+std::mutex g_registry_mutex;
+std::map<std::string, std::shared_ptr<const ImagenetFileList>>& registry() {
+  static std::map<std::string, std::shared_ptr<const ImagenetFileList>> lists;
+  return lists;
+}
+std::string registry_key(const DatasetConfig& config) {
+  return config.root + '\n' + config.synsets + '\n' + config.val_labels;
+}
+std::shared_ptr<const ImagenetFileList> registered(const DatasetConfig& config) {
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  auto it = registry().find(registry_key(config));
+  return it == registry().end() ? nullptr : it->second;
+}
+
 // val first, then train.
-FileIndex list_files(const DatasetConfig& config, std::int64_t& val_count) {
+ImagenetFileList list_files(const DatasetConfig& config, std::int64_t& val_count) {
+  if (auto list = registered(config)) {
+    val_count = list->val_count;
+    return *list;
+  }
   const std::vector<std::string> synsets = read_synsets(config.synsets);
-  FileIndex index;
+  ImagenetFileList index;
   const fs::path root(config.root);
   for (const char* part : {"val", "train"}) {
     if (!fs::is_directory(root / part)) {
@@ -156,20 +175,41 @@ FileIndex list_files(const DatasetConfig& config, std::int64_t& val_count) {
   if (!config.val_labels.empty()) add_flat_val(index, root / "val", config.val_labels, synsets, config.synsets);
   else add_class_folders(index, root / "val", synsets, config.synsets);
   val_count = index.size();
+  index.val_count = val_count;
   add_class_folders(index, root / "train", synsets, config.synsets);
   return index;
 }
 
+// One folder's stamp: path, inode, modification time in ns (a listing-free change detector).
+void stamp_folder(std::string& out, const fs::path& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    out += dir.string() + "\tmissing\n";
+    return;
+  }
+  out += dir.string() + '\t' + std::to_string(static_cast<unsigned long long>(st.st_ino)) + '\t' +
+         std::to_string(static_cast<long long>(st.st_mtim.tv_sec)) + '.' +
+         std::to_string(static_cast<long long>(st.st_mtim.tv_nsec)) + '\n';
+}
+
+std::string file_bytes(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) DUALRS_THROW(DataError, "cannot open ", what, " ", path);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
 class JpegFolderSource final : public ImageSource {
  public:
-  JpegFolderSource(FileIndex index, std::int64_t resize, std::int64_t crop)
+  JpegFolderSource(ImagenetFileList index, std::int64_t resize, std::int64_t crop)
       : index_(std::move(index)), resize_(resize), crop_(crop) {}
   std::vector<std::int64_t> image_shape() const override { return {3, crop_, crop_}; }
   at::Tensor images(const std::vector<std::int64_t>& indices) const override {
     const auto b = static_cast<std::int64_t>(indices.size());
     at::Tensor out = torch::empty({b, 3, crop_, crop_}, torch::kFloat32);
     // Each example is decoded independently, so the result does not depend on the threads.
-    at::parallel_for(0, b, 1, [&](std::int64_t begin, std::int64_t end) {
+    parallel_ranges(0, b, 1, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t i = begin; i < end; ++i) {
         const std::string path = index_.path(indices[static_cast<std::size_t>(i)]);
         at::Tensor decoded = read_jpeg_file(path);
@@ -184,7 +224,7 @@ class JpegFolderSource final : public ImageSource {
   }
 
  private:
-  FileIndex index_;
+  ImagenetFileList index_;
   std::int64_t resize_;
   std::int64_t crop_;
 };
@@ -210,15 +250,42 @@ std::vector<std::string> read_synsets(const std::string& path) {
   return out;
 }
 
+ImagenetFileList scan_imagenet_folder(const DatasetConfig& config) {
+  std::int64_t val_count = 0;
+  return list_files(config, val_count);
+}
+
+std::string imagenet_tree_stamp(const DatasetConfig& config) {
+  const std::vector<std::string> synsets = read_synsets(config.synsets);
+  std::string out = "root\t" + config.root + "\nsynsets\n" + file_bytes(config.synsets, "synset list") + "\n";
+  if (!config.val_labels.empty()) out += "val_labels\n" + file_bytes(config.val_labels, "val labels file") + "\n";
+  const fs::path root(config.root);
+  stamp_folder(out, root / "val");
+  if (config.val_labels.empty()) {
+    for (const auto& wnid : synsets) stamp_folder(out, root / "val" / wnid);
+  }
+  stamp_folder(out, root / "train");
+  for (const auto& wnid : synsets) stamp_folder(out, root / "train" / wnid);
+  return out;
+}
+
+void use_imagenet_file_list(const DatasetConfig& config, std::shared_ptr<const ImagenetFileList> list) {
+  std::lock_guard<std::mutex> lock(g_registry_mutex);
+  if (list) registry()[registry_key(config)] = std::move(list);
+  else registry().erase(registry_key(config));
+}
+
+std::int64_t imagenet_folder_listings() { return g_listings.load(std::memory_order_relaxed); }
+
 SplitRanges imagenet_split_ranges(const DatasetConfig& config) {
   std::int64_t val_count = 0;
-  const FileIndex index = list_files(config, val_count);
+  const ImagenetFileList index = list_files(config, val_count);
   return {{"val", {0, val_count}}, {"train", {val_count, index.size()}}};
 }
 
 ImageDataset load_imagenet_folder(const DatasetConfig& config, std::string name) {
   std::int64_t val_count = 0;
-  FileIndex index = list_files(config, val_count);
+  ImagenetFileList index = list_files(config, val_count);
   std::vector<std::int64_t> labels = index.labels;
   const auto num_classes = static_cast<std::int64_t>(read_synsets(config.synsets).size());
   const SplitRanges splits{{"val", {0, val_count}}, {"train", {val_count, index.size()}}};

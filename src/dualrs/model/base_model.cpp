@@ -9,6 +9,7 @@
 #include "dualrs/core/error.h"
 #include "dualrs/model/inference_graph.h"
 #include "dualrs/model/mnist_cnn.h"
+#include "dualrs/model/precision.h"
 #include "dualrs/model/resnet.h"
 #include "dualrs/model/torchscript_model.h"
 
@@ -51,15 +52,23 @@ c10::Device parse_device(const std::string& device) {
 
 std::unique_ptr<BaseModel> load_model(const ModelConfig& config, ModelUse use, const std::string& pointer,
                                       std::string* warning) {
-  const bool optimize = use == ModelUse::kInference && config.optimize;
+  const bool inference = use == ModelUse::kInference;
+  const bool optimize = inference && config.optimize;
+  // Training stages train in float32 whatever /…/precision says (docs/method.md §18).
+  const Precision precision = inference ? config.precision : Precision::kFp32;
+  if (inference && config.allow_tf32) allow_tf32();
   if (!config.torchscript.empty()) {
-    return load_torchscript_model(config.torchscript, config.num_classes, config.device, optimize, pointer, warning);
+    return with_precision(load_torchscript_model(config.torchscript, config.num_classes, config.device, optimize, pointer,
+                                                 warning, precision),
+                          precision, pointer);
   }
   if (config.checkpoint.empty()) throw ConfigError("", pointer + "/checkpoint", "a native model needs a checkpoint to load");
   auto model = make_native_model(config.arch, config.num_classes);
   load_checkpoint(*model, config.checkpoint);
   model->to_device(config.device);
-  return optimize ? prepare_for_inference(std::move(model), pointer) : std::move(model);
+  if (precision != Precision::kFp32) cast_module(*model, precision);
+  if (optimize) model = prepare_for_inference(std::move(model), pointer);
+  return with_precision(std::move(model), precision, pointer);
 }
 
 std::unique_ptr<BaseModel> prepare_for_inference(std::unique_ptr<BaseModel> model, const std::string& pointer) {

@@ -1,9 +1,12 @@
 #include "dualrs/model/epsilon_model.h"
 
+#include <torch/torch.h>
+
 #include "dualrs/core/error.h"
 #include "dualrs/model/base_model.h"
 #include "dualrs/model/inference_graph.h"
 #include "dualrs/model/mnist_unet.h"
+#include "dualrs/model/precision.h"
 
 namespace dualrs::model {
 
@@ -19,7 +22,9 @@ std::unique_ptr<EpsilonModel> make_native_epsilon_model(const std::string& arch)
 
 std::unique_ptr<EpsilonModel> load_epsilon_model(const DenoiserConfig& config, std::string* warning) {
   if (!config.torchscript.empty()) {
-    return load_torchscript_epsilon_model(config.torchscript, config.device, config.optimize, warning);
+    return with_precision(
+        load_torchscript_epsilon_model(config.torchscript, config.device, config.optimize, warning, config.precision),
+        config.precision, "/denoiser");
   }
   if (config.checkpoint.empty()) {
     throw ConfigError("", "/denoiser/checkpoint", "a native epsilon-model needs a checkpoint (written by train-denoiser)");
@@ -28,7 +33,9 @@ std::unique_ptr<EpsilonModel> load_epsilon_model(const DenoiserConfig& config, s
   load_module_checkpoint(*model->module(), model->describe(), config.checkpoint);
   model->to_device(config.device);
   model->set_training(false);
-  return config.optimize ? prepare_epsilon_for_inference(std::move(model)) : std::move(model);
+  if (config.precision != Precision::kFp32) model->module()->to(scalar_type_of(config.precision));
+  if (config.optimize) model = prepare_epsilon_for_inference(std::move(model));
+  return with_precision(std::move(model), config.precision, "/denoiser");
 }
 
 }  // namespace dualrs::model

@@ -57,8 +57,11 @@ class EpsilonModel {
 /// \throws ModelError naming the path when the file is missing or not TorchScript; each
 /// epsilon() call throws ModelError naming the path when the output is not `[B, C, H, W]` or
 /// `[B, 2C, H, W]` with the input's B, H, W, or not floating point.
+/// \param precision  the module's weights are cast to it (docs/method.md §18); inputs x_t are
+/// then expected in that type (model/precision.h's with_precision casts them).
 std::unique_ptr<EpsilonModel> load_torchscript_epsilon_model(const std::string& path, const std::string& device = "cpu",
-                                                             bool optimize = false, std::string* warning = nullptr);
+                                                             bool optimize = false, std::string* warning = nullptr,
+                                                             Precision precision = Precision::kFp32);
 
 /// The frozen inference form of a native ε-model, as prepare_for_inference (base_model.h) is
 /// for classifiers: its script_source() over copies of its weights, frozen and optimised,
@@ -74,7 +77,8 @@ std::unique_ptr<EpsilonModel> make_native_epsilon_model(const std::string& arch)
 /// checkpoint, on the section's device (an explicit "cpu" or "cuda:N"; map "cuda" to a rank's
 /// GPU first); with /denoiser/optimize (the default), in its frozen inference form
 /// (docs/method.md §14; a TorchScript file that cannot be frozen runs unfrozen and `warning`
-/// says so). \throws ConfigError (a native model without checkpoint), ModelError.
+/// says so); at /denoiser/precision (inputs cast to it, ε̂ back to float32; model/precision.h).
+/// \throws ConfigError (a native model without checkpoint), ModelError.
 std::unique_ptr<EpsilonModel> load_epsilon_model(const DenoiserConfig& config, std::string* warning = nullptr);
 
 }  // namespace dualrs::model

@@ -42,6 +42,11 @@ torch::jit::Module freeze_and_optimize(torch::jit::Module module) {
   return torch::jit::optimize_for_inference(frozen);
 }
 
+double self_check_tolerance(const at::Tensor& out) {
+  return out.scalar_type() == torch::kBFloat16 || out.scalar_type() == torch::kFloat16 ? kReducedInferenceTolerance
+                                                                                       : kInferenceTolerance;
+}
+
 double relative_logit_error(const at::Tensor& a, const at::Tensor& b) {
   const at::Tensor x = a.to(torch::kCPU, torch::kFloat64);
   const at::Tensor y = b.to(torch::kCPU, torch::kFloat64);
@@ -77,10 +82,11 @@ at::Tensor GraphModel::logits(const at::Tensor& x) {
     const std::int64_t rows = std::min(b, kSelfCheckRows);
     const at::Tensor eager = eager_->logits(x.narrow(0, 0, rows));
     checked_error_ = relative_logit_error(out.narrow(0, 0, rows), eager);
-    if (!(checked_error_ <= kInferenceTolerance)) {
+    const double tolerance = self_check_tolerance(out);
+    if (!(checked_error_ <= tolerance)) {
       DUALRS_THROW(ModelError, "model ", describe(), ": its frozen, optimised graph gives logits up to ", checked_error_,
                    " (relative) away from the eager model's on the first ", rows, " inputs, more than the tolerance ",
-                   kInferenceTolerance, "; refusing it (set ", pointer_, "/optimize false to run the eager model)");
+                   tolerance, "; refusing it (set ", pointer_, "/optimize false to run the eager model)");
     }
   }
   return out;
@@ -104,7 +110,8 @@ at::Tensor GraphEpsilonModel::epsilon(const at::Tensor& x_t, const at::Tensor& t
   at::Tensor out;
   try {
     torch::jit::GraphOptimizerEnabledGuard as_frozen(false);
-    out = graph_.forward({x_t.to(device_, torch::kFloat32), t.to(device_, torch::kFloat32)}).toTensor();
+    // x_t keeps its floating type (float32, or the cast of a reduced-precision model); t is float32.
+    out = graph_.forward({x_t.to(device_), t.to(device_, torch::kFloat32)}).toTensor();
   } catch (const std::exception& e) {
     DUALRS_THROW(ModelError, "the frozen inference graph of epsilon-model ", describe(), " failed on x_t ", x_t.sizes(),
                  ": ", e.what(), " (set /denoiser/optimize false to run the eager model)");
@@ -113,15 +120,16 @@ at::Tensor GraphEpsilonModel::epsilon(const at::Tensor& x_t, const at::Tensor& t
                    out.size(1) >= x_t.size(1),
                ModelError, "the frozen inference graph of epsilon-model ", describe(), " returned ", out.sizes(), " for x_t ",
                x_t.sizes());
+  const double tolerance = self_check_tolerance(out);
   out = out.narrow(1, 0, x_t.size(1)).to(torch::kFloat32);
   if (!checked_) {
     const std::int64_t rows = std::min(x_t.size(0), kSelfCheckRows);
     const at::Tensor eager = eager_->epsilon(x_t.narrow(0, 0, rows), t.narrow(0, 0, rows));
     const double error = relative_logit_error(out.narrow(0, 0, rows).flatten(1), eager.flatten(1));
-    if (!(error <= kInferenceTolerance)) {
+    if (!(error <= tolerance)) {
       DUALRS_THROW(ModelError, "epsilon-model ", describe(), ": its frozen, optimised graph predicts noise up to ", error,
                    " (relative) away from the eager model's on the first ", rows, " inputs, more than the tolerance ",
-                   kInferenceTolerance, "; refusing it (set /denoiser/optimize false to run the eager model)");
+                   tolerance, "; refusing it (set /denoiser/optimize false to run the eager model)");
     }
     checked_ = true;
   }

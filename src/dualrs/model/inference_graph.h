@@ -14,6 +14,7 @@
 
 #include "dualrs/model/base_model.h"
 #include "dualrs/model/epsilon_model.h"
+#include "dualrs/model/precision.h"
 
 namespace torch::nn {
 class Module;
@@ -107,6 +108,10 @@ class GraphEpsilonModel final : public EpsilonModel {
   c10::Device device_;
   bool checked_ = false;
 };
+
+/// The self-check's tolerance for a graph output of `out`'s type: kInferenceTolerance for
+/// float32, kReducedInferenceTolerance (precision.h) for bf16 and fp16.
+double self_check_tolerance(const at::Tensor& out);
 
 /// The relative difference the self-check measures: max over rows of
 /// max |a − b| / (1 + max |b|) (b the eager logits). Both `[R, K]`.

@@ -74,7 +74,9 @@ struct MnistUNetImpl : torch::nn::Module {
   }
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t) {
-    const torch::Tensor emb = embed2(torch::silu(embed1(timestep_embedding(t, kChannels))));
+    // The embedding is computed in float32 and cast to the weights' type (bf16 inference).
+    const torch::Tensor emb =
+        embed2(torch::silu(embed1(timestep_embedding(t, kChannels).to(embed1->weight.scalar_type()))));
     const torch::Tensor h1 = down1(input(torch::pixel_unshuffle(x, 2)), emb);   // [B, c, 14, 14]
     const torch::Tensor h2 = down2(downsample(h1), emb);                       // [B, 2c, 7, 7]
     torch::Tensor u = middle(h2, emb);
@@ -128,7 +130,7 @@ std::string unet_script(const torch::nn::Module& net) {
   src += "    freqs = torch.exp(" + std::string(log_base) + " * torch.arange(" + half +
          ", dtype=6, device=t.device) / " + half + ".0)\n";
   src += "    args = t.float().unsqueeze(1) * freqs.unsqueeze(0)\n";  // dtype 6: float32
-  src += "    emb = torch.cat([torch.sin(args), torch.cos(args)], 1)\n";
+  src += "    emb = torch.cat([torch.sin(args), torch.cos(args)], 1).to(self.embed1_weight.dtype)\n";
   src += "    emb = torch.linear(torch.silu(torch.linear(emb, self.embed1_weight, self.embed1_bias)), self.embed2_weight, "
          "self.embed2_bias)\n";
   src += "    h0 = " + conv_of("torch.pixel_unshuffle(x, 2)", "input", 1, 1) + "\n";
@@ -150,7 +152,7 @@ class MnistUNetModel : public EpsilonModel {
  public:
   at::Tensor epsilon(const at::Tensor& x_t, const at::Tensor& t) override {
     check_input(x_t, t);
-    return net_->forward(x_t.to(device_, torch::kFloat32), t.to(device_));
+    return net_->forward(x_t.to(device_, net_->embed1->weight.scalar_type()), t.to(device_));
   }
   void check_input(const at::Tensor& x_t, const at::Tensor& t) const override {
     DUALRS_CHECK(x_t.is_floating_point() && x_t.dim() == 4 && x_t.size(1) == 1 && x_t.size(2) == 28 && x_t.size(3) == 28,

@@ -13,6 +13,7 @@
 #include "dualrs/model/contract.h"
 #include "dualrs/model/epsilon_model.h"
 #include "dualrs/model/inference_graph.h"
+#include "dualrs/model/precision.h"
 
 namespace dualrs::model {
 namespace {
@@ -147,7 +148,8 @@ class TorchScriptEpsilonModel : public EpsilonModel {
   at::Tensor epsilon(const at::Tensor& x_t, const at::Tensor& t) override {
     DUALRS_CHECK(x_t.dim() == 4 && t.dim() == 1 && t.size(0) == x_t.size(0), ModelError, "epsilon-model ", path_,
                  ": x_t must be [B, C, H, W] and t [B], got ", x_t.sizes(), " and ", t.sizes());
-    const at::Tensor out = run_forward(module_, {x_t.to(device_, torch::kFloat32), t.to(device_, torch::kFloat32)},
+    // x_t keeps its floating type (float32, or bf16/fp16 for a cast module); t stays float32.
+    const at::Tensor out = run_forward(module_, {x_t.to(device_), t.to(device_, torch::kFloat32)},
                                        "epsilon-model", path_, "x_t " + shape_text(x_t) + ", t " + shape_text(t));
     check_epsilon(path_, out, x_t);
     return out.narrow(1, 0, x_t.size(1)).to(torch::kFloat32);
@@ -169,8 +171,9 @@ class TorchScriptEpsilonModel : public EpsilonModel {
 
 std::unique_ptr<BaseModel> load_torchscript_model(const std::string& path, std::int64_t num_classes,
                                                   const std::string& device, bool optimize, const std::string& pointer,
-                                                  std::string* warning) {
+                                                  std::string* warning, Precision precision) {
   LoadedModule loaded = load_module(path, device, "model");
+  if (precision != Precision::kFp32) loaded.module.to(scalar_type_of(precision));
   if (!optimize) return std::make_unique<TorchScriptModel>(path, std::move(loaded.module), num_classes, loaded.device);
   std::optional<torch::jit::Module> graph = try_freeze(loaded.module, path, "model", pointer, warning);
   auto eager = std::make_unique<TorchScriptModel>(path, std::move(loaded.module), num_classes, loaded.device);
@@ -179,8 +182,9 @@ std::unique_ptr<BaseModel> load_torchscript_model(const std::string& path, std::
 }
 
 std::unique_ptr<EpsilonModel> load_torchscript_epsilon_model(const std::string& path, const std::string& device,
-                                                             bool optimize, std::string* warning) {
+                                                             bool optimize, std::string* warning, Precision precision) {
   LoadedModule loaded = load_module(path, device, "epsilon-model");
+  if (precision != Precision::kFp32) loaded.module.to(scalar_type_of(precision));
   std::optional<torch::jit::Module> graph;
   if (optimize) graph = try_freeze(loaded.module, path, "epsilon-model", "/denoiser", warning);
   auto eager = std::make_unique<TorchScriptEpsilonModel>(path, std::move(loaded.module), loaded.device);

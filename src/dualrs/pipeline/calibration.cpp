@@ -93,6 +93,7 @@ ModelRate inference_rate(const ModelConfig& m, const std::string& pointer, std::
   rate.arch = m.torchscript.empty() ? m.arch : m.torchscript;
   rate.device = m.device;
   rate.batch_size = batch;
+  rate.precision = to_string(m.precision);
   const std::shared_ptr<model::BaseModel> net = inference_model(m, pointer, rate.weights);
   const at::Tensor x = random_batch(batch, image_shape, m.device);
   torch::NoGradGuard no_grad;
@@ -227,7 +228,7 @@ json to_json(const Calibration& c) {
   json rates = json::object();
   for (const auto& [key, r] : c.rates) {
     rates[key] = {{"arch", r.arch}, {"device", r.device}, {"batch_size", r.batch_size},
-                  {"samples_per_s", r.samples_per_s}, {"weights", r.weights}};
+                  {"samples_per_s", r.samples_per_s}, {"weights", r.weights}, {"precision", r.precision}};
   }
   return {{"schema", "dualrs.calibration"}, {"schema_version", 1},      {"config", c.config_source},
           {"config_name", c.config_name},   {"device", c.device},       {"device_name", c.device_name},
@@ -268,6 +269,7 @@ Calibration read_calibration(const std::string& path) {
       rate.batch_size = r.value("batch_size", std::int64_t{0});
       rate.samples_per_s = need(r, "samples_per_s", "/rates/" + key).get<double>();
       rate.weights = r.value("weights", "");
+      rate.precision = r.value("precision", "fp32");
       if (!(rate.samples_per_s > 0)) {
         throw ConfigError(path, "/rates/" + key + "/samples_per_s", "must be > 0, got " + std::to_string(rate.samples_per_s));
       }
@@ -304,23 +306,25 @@ Projection project(const std::vector<ForwardPasses>& passes, const Calibration& 
 std::vector<std::string> calibration_mismatches(const ExperimentConfig& config, const Calibration& calibration) {
   std::vector<std::string> lines;
   const auto kind = [](const std::string& device) { return device.substr(0, device.find(':')); };
-  const auto check = [&](const std::string& key, const std::string& arch, const std::string& device) {
+  const auto check = [&](const std::string& key, const std::string& arch, const std::string& device, Precision precision) {
     const auto r = calibration.rates.find(key);
     if (r == calibration.rates.end()) return;
-    if (r->second.arch != arch || kind(r->second.device) != kind(device)) {
-      lines.push_back(key + ": the stage uses " + arch + " on " + device + ", the calibration measured " + r->second.arch +
-                      " on " + r->second.device + " (" + calibration.config_source + ")");
+    const std::string p = to_string(precision);
+    if (r->second.arch != arch || kind(r->second.device) != kind(device) || r->second.precision != p) {
+      lines.push_back(key + ": the stage uses " + arch + " on " + device + " in " + p + ", the calibration measured " +
+                      r->second.arch + " on " + r->second.device + " in " + r->second.precision + " (" +
+                      calibration.config_source + ")");
     }
   };
   if (config.has("model")) {
     const ModelConfig m = config.model();
-    check("classifier", m.torchscript.empty() ? m.arch : m.torchscript, m.device);
+    check("classifier", m.torchscript.empty() ? m.arch : m.torchscript, m.device, m.precision);
   }
   if (config.has("dual")) {
     const DualConfig dual = config.dual();
     if (!dual.estimator.empty()) {
       check("estimator", dual.estimator.torchscript.empty() ? dual.estimator.arch : dual.estimator.torchscript,
-            dual.estimator.device);
+            dual.estimator.device, dual.estimator.precision);
     }
   }
   return lines;

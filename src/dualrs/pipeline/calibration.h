@@ -25,6 +25,7 @@ struct ModelRate {
   std::int64_t batch_size = 0;   ///< rows per forward in the measurement
   double samples_per_s = 0.0;    ///< noisy copies through the model per second (training: forward + backward)
   std::string weights;           ///< "checkpoint", "torchscript" or "fresh" (no checkpoint yet: speed does not depend on values)
+  std::string precision = "fp32";  ///< the inference precision measured (/…/precision); training: fp32
 };
 
 /// What `dualrs calibrate` writes (calibration.json).

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "dualrs/core/error.h"
@@ -17,6 +18,7 @@
 #include "dualrs/io/dir_lock.h"
 #include "dualrs/io/provenance.h"
 #include "dualrs/io/shard_files.h"
+#include "dualrs/pipeline/dataset_index.h"
 #include "dualrs/pipeline/registry.h"
 #include "dualrs/report/certified_accuracy.h"
 
@@ -356,7 +358,8 @@ std::vector<JobStage> plan_job(const std::string& job_path, const std::string& o
     try {
       auto config = ExperimentConfig::load(config_path, stage.value("set", json::object()), job_dir);
       const std::string command = stage.at("command").get<std::string>();
-      const Stage& kind = stage_for(command, job_path, pointer + "/command");
+      const std::string command_pointer = pointer + "/command";
+      const Stage& kind = stage_for(command, job_path, command_pointer);
       JobStage s{stage.at("name").get<std::string>(), command, &kind, config, {}, "", "", stage.value("slurm", json::object())};
       check_slurm_section(kind, s.slurm, pointer + "/slurm", issues);
       for (const auto& input : stage.value("inputs", json::array())) {
@@ -645,8 +648,18 @@ void announce_plan(StageContext& ctx, const std::string& name, const Stage& stag
 void run_job(StageContext& ctx, const std::string& job_path, const std::string& out_dir, bool force,
              const PlanLimits& limits) {
   std::vector<JobStage> stages;
+  ctx.agreed([&] { stages = plan_job(job_path, out_dir); });
+  // The file index of each dataset the stages read (docs/cluster.md §8b), before anything
+  // counts its examples: the plans below do, on every rank.
+  ctx.on_root([&] { io::ensure_directory(out_dir); });
+  std::set<std::string> indexed;
+  for (const JobStage& stage : stages) {
+    if (reads_dataset(*stage.stage) && stage.config.has("dataset") &&
+        indexed.insert(stage.config.doc().at("dataset").dump()).second) {
+      prepare_dataset_index(ctx, stage.config, out_dir);
+    }
+  }
   ctx.agreed([&] {
-    stages = plan_job(job_path, out_dir);
     // Every stage's plan against the ceiling before the first one starts.
     std::vector<ConfigIssue> issues;
     for (std::size_t i = 0; i < stages.size(); ++i) {
@@ -663,7 +676,6 @@ void run_job(StageContext& ctx, const std::string& job_path, const std::string& 
   const auto job_start = std::chrono::steady_clock::now();
   json summary = {{"job", job_path}, {"out", out_dir}, {"started_utc", io::utc_now()},
                   {"world_size", ctx.world.size}, {"stages", json::array()}};
-  ctx.on_root([&] { io::ensure_directory(out_dir); });
   for (std::size_t i = 0; i < stages.size(); ++i) {
     const JobStage& stage = stages[i];
     // A stop request that came during an earlier stage ends the job here; re-running resumes.

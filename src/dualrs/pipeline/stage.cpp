@@ -1,9 +1,15 @@
 #include "dualrs/pipeline/stage.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
 namespace dualrs::pipeline {
+
+bool reads_dataset(const Stage& stage) {
+  const std::vector<std::string> sections = stage.sections();
+  return std::find(sections.begin(), sections.end(), "dataset") != sections.end();
+}
 
 void Stage::validate(const ExperimentConfig& config, const std::vector<std::string>& inputs,
                      std::vector<ConfigIssue>& issues) const {

@@ -127,6 +127,9 @@ class Stage {
   virtual void run(StageContext& ctx, const StageRun& run) const = 0;
 };
 
+/// Whether `stage` reads the dataset section (and so loads the dataset).
+bool reads_dataset(const Stage& stage);
+
 /// Runs `fn`, adding the issues of a ConfigError it throws to `issues` (with `config`'s file
 /// as their source when they have none).
 template <typename Fn>

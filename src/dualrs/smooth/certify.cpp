@@ -89,8 +89,8 @@ StagedCertificate staged_certify_step(model::BaseModel& model, const Example& ex
   const NoiseRequest base{example.idx, step.sigma_index, step.sigma, 0, n0, plan.batch_size};
   out.selection = sample_counts(model, example.image, NoiseSource(plan.seed, step.draws[0].stage, plan.noise), base);
   const std::int64_t c_hat = argmax_lowest(out.selection.votes);
-  const StagedThresholds& thresholds =
-      shared_thresholds(look_schedule(staged, n, alpha), step.sigma, stop_radii, 1.0, staged.futility_beta);
+  const LookSchedule schedule = look_schedule(staged, n, alpha);
+  const StagedThresholds& thresholds = shared_thresholds(schedule, step.sigma, stop_radii, 1.0, staged.futility_beta);
   const StagedEstimate est = staged_estimate(model, example.image, NoiseSource(plan.seed, step.draws[1].stage, plan.noise),
                                              base, c_hat, thresholds, cap(c_hat));
   out.cert = est.best;

@@ -4,10 +4,14 @@
 
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <exception>
 #include <filesystem>
+#include <mutex>
 
 #include "dualrs/core/error.h"
 #include "dualrs/train/optimizer_state.h"
+#include "dualrs/train/prefetch.h"
 
 namespace dualrs::train {
 
@@ -110,6 +114,7 @@ std::vector<DenoiserEpochStats> train_denoiser(model::DiffusionDenoiser& denoise
   }
   std::vector<DenoiserEpochStats> history;
   const auto n_train = static_cast<std::int64_t>(train_idx.size());
+  const int loader_threads = loader_threads_of(config.loader_threads);
   for (std::int64_t epoch = first_epoch; epoch <= config.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     const double lr = stepped_learning_rate(config.lr, config.lr_gamma, config.lr_step_epochs, epoch);
@@ -120,25 +125,62 @@ std::vector<DenoiserEpochStats> train_denoiser(model::DiffusionDenoiser& denoise
     double loss_sum = 0.0;
     ProgressMeter progress("train-denoiser epoch " + std::to_string(epoch) + "/" + std::to_string(config.epochs), n_train,
                            "img", verbosity);
-    for (std::int64_t begin = 0; begin < n_train; begin += config.batch_size) {
+    // Batches are built ahead on the loader threads. Their random draws come from the epoch's
+    // one generator in step order, as when each batch is built in turn (a step waits for the
+    // previous step's draws); decoding, the larger part, runs side by side.
+    struct Batch {
+      at::Tensor x_t, net_t, noise;
+    };
+    std::mutex draw_mutex;
+    std::condition_variable draw_turn;
+    std::int64_t next_draw = 0;
+    const std::int64_t steps = (n_train + config.batch_size - 1) / config.batch_size;
+    BatchPrefetcher<Batch> batches(steps, loader_threads, [&](std::int64_t step) {
+      const std::int64_t begin = step * config.batch_size;
       const std::int64_t b = std::min(config.batch_size, n_train - begin);
       std::vector<std::int64_t> idx(static_cast<std::size_t>(b));
       for (std::int64_t j = 0; j < b; ++j) {
         idx[static_cast<std::size_t>(j)] = train_idx[static_cast<std::size_t>(order[begin + j].item<std::int64_t>())];
       }
-      const at::Tensor x0 = dataset.batch(idx) * 2.0 - 1.0;  // model space
-      // σ uniformly from `sigmas`, then t uniformly from its window (float64 index arithmetic).
-      const at::Tensor which = torch::randint(static_cast<std::int64_t>(windows.size()), {b}, generator, torch::kInt64);
-      const at::Tensor u = torch::rand({b}, generator, torch::kFloat64);
+      // A failure before the draws still passes the turn on, or the later steps would wait forever.
+      std::exception_ptr failed;
+      at::Tensor x0, which, u, noise;
+      try {
+        x0 = dataset.batch(idx) * 2.0 - 1.0;  // model space
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      {
+        std::unique_lock<std::mutex> lock(draw_mutex);
+        draw_turn.wait(lock, [&] { return next_draw == step; });
+        try {
+          if (!failed) {
+            // σ uniformly from `sigmas`, then t uniformly from its window (float64 index arithmetic).
+            which = torch::randint(static_cast<std::int64_t>(windows.size()), {b}, generator, torch::kInt64);
+            u = torch::rand({b}, generator, torch::kFloat64);
+            noise = torch::randn(x0.sizes(), generator);
+          }
+        } catch (...) {
+          failed = std::current_exception();
+        }
+        ++next_draw;
+      }
+      draw_turn.notify_all();
+      if (failed) std::rethrow_exception(failed);
       const at::Tensor t = (window_lo.index_select(0, which) + torch::floor(u * window_width.index_select(0, which)))
                                .to(torch::kInt64)
                                .clamp_max(schedule.steps - 1);
       const at::Tensor abar = alpha_bar.index_select(0, t);
       const at::Tensor a = abar.sqrt().to(torch::kFloat32).view({b, 1, 1, 1});
       const at::Tensor c = (1.0 - abar).sqrt().to(torch::kFloat32).view({b, 1, 1, 1});
-      const at::Tensor noise = torch::randn(x0.sizes(), generator);
-      const at::Tensor x_t = a * x0 + c * noise;
-      const at::Tensor net_t = (t.to(torch::kFloat64) * timestep_scale).to(torch::kFloat32);
+      return Batch{a * x0 + c * noise, (t.to(torch::kFloat64) * timestep_scale).to(torch::kFloat32), noise};
+    });
+    for (std::int64_t begin = 0; begin < n_train; begin += config.batch_size) {
+      const std::int64_t b = std::min(config.batch_size, n_train - begin);
+      const Batch batch = batches.next();
+      const at::Tensor& x_t = batch.x_t;
+      const at::Tensor& net_t = batch.net_t;
+      const at::Tensor& noise = batch.noise;
       optimizer.zero_grad();
       const at::Tensor eps = eps_model.epsilon(x_t, net_t);  // on the model's device; the draws stay on the CPU
       const at::Tensor loss = torch::mse_loss(eps, noise.to(eps.device()));

@@ -11,6 +11,7 @@
 #include "dualrs/rng/noise.h"
 #include "dualrs/train/noise_augment.h"
 #include "dualrs/train/optimizer_state.h"
+#include "dualrs/train/prefetch.h"
 
 namespace dualrs::train {
 
@@ -116,6 +117,7 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
   std::vector<EstimatorEpochStats> history;
   const auto n_train = static_cast<std::int64_t>(train_rows.size());
   const auto n_val = static_cast<std::int64_t>(val_rows.size());
+  const int loader_threads = loader_threads_of(config.loader_threads);
   for (std::int64_t epoch = first_epoch; epoch <= config.epochs; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     // The learning rate and the random streams depend only on the epoch, so a resumed run
@@ -128,6 +130,28 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
     double sums[5] = {0, 0, 0, 0, 0};  // loss · examples, ce, consistency, train hits, validation hits
     ProgressMeter progress("train-estimator epoch " + std::to_string(epoch) + "/" + std::to_string(config.epochs),
                            n_train, "ex", verbosity);
+    // This rank's slice of every step with its m noisy copies per image, built ahead on the
+    // loader threads (the copies are counter-based: a function of the step alone).
+    struct Batch {
+      std::vector<std::int64_t> rows;
+      at::Tensor copies;
+    };
+    const std::int64_t steps = (n_train + config.batch_size - 1) / config.batch_size;
+    BatchPrefetcher<Batch> batches(steps, loader_threads, [&](std::int64_t step) {
+      const std::int64_t begin = step * config.batch_size;
+      const RankSlice mine = dp.slice(std::min(config.batch_size, n_train - begin));
+      Batch batch;
+      if (mine.count == 0) return batch;
+      std::vector<std::int64_t> idx;
+      for (std::int64_t j = 0; j < mine.count; ++j) {
+        batch.rows.push_back(train_rows[static_cast<std::size_t>(position[begin + mine.begin + j])]);
+        idx.push_back(set.idx[static_cast<std::size_t>(batch.rows.back())]);
+      }
+      // m noisy copies per image at σ_e: [B*m, C, H, W], copy-major within each image.
+      batch.copies = noisy_copies(dataset, idx, std::vector<float>(idx.size(), static_cast<float>(config.sigma_e)),
+                                  config.m, noise, (epoch - 1) * config.m);
+      return batch;
+    });
     for (std::int64_t begin = 0; begin < n_train; begin += config.batch_size) {
       const std::int64_t b = std::min(config.batch_size, n_train - begin);
       const RankSlice mine = dp.slice(b);
@@ -135,17 +159,10 @@ std::vector<EstimatorEpochStats> train_estimator(model::BaseModel& estimator, co
       dp.broadcast_buffers();
       std::exception_ptr error;
       try {
+        const Batch batch = batches.next();  // every step takes its batch, so a failed one is this step's
         if (mine.count > 0) {
-          std::vector<std::int64_t> rows, idx;
-          for (std::int64_t j = 0; j < mine.count; ++j) {
-            rows.push_back(train_rows[static_cast<std::size_t>(position[begin + mine.begin + j])]);
-            idx.push_back(set.idx[static_cast<std::size_t>(rows.back())]);
-          }
-          const at::Tensor row_t = torch::tensor(rows, torch::kInt64);
-          // m noisy copies per image at σ_e: [B*m, C, H, W], copy-major within each image.
-          const at::Tensor copies =
-              noisy_copies(dataset, idx, std::vector<float>(idx.size(), static_cast<float>(config.sigma_e)), config.m,
-                           noise, (epoch - 1) * config.m);
+          const at::Tensor row_t = torch::tensor(batch.rows, torch::kInt64);
+          const at::Tensor& copies = batch.copies;
           const at::Tensor logits = estimator.logits(copies).view({mine.count, config.m, s});
           const EstimatorLossTerms terms =
               estimator_loss(logits, radii_all.index_select(0, row_t).to(logits.device()),

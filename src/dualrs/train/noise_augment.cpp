@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "dualrs/core/error.h"
+#include "dualrs/data/parallel.h"
 
 namespace dualrs::train {
 
@@ -18,7 +19,7 @@ at::Tensor noisy_copies(const data::ImageDataset& dataset, const std::vector<std
   at::Tensor noisy = torch::empty({b * m, clean.size(1), clean.size(2), clean.size(3)}, clean.options());
   const float* in = clean.data_ptr<float>();
   float* out = noisy.data_ptr<float>();
-  at::parallel_for(0, b, 1, [&](std::int64_t begin, std::int64_t end) {
+  data::parallel_ranges(0, b, 1, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t k = begin; k < end; ++k) {
       const auto j = static_cast<std::size_t>(k);
       noise.fill(out + k * m * numel, numel, idx[j], 0, first_sample, m, sigma[j], in + k * numel);

@@ -8,6 +8,7 @@
 #include "dualrs/core/error.h"
 #include "dualrs/rng/noise.h"
 #include "dualrs/train/noise_augment.h"
+#include "dualrs/train/prefetch.h"
 #include "dualrs/train/optimizer_state.h"
 
 namespace dualrs::train {
@@ -60,6 +61,7 @@ std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::Im
   const NoiseSource noise(config.seed, stage);
   const NoiseSource choice(config.seed, NoiseStage::kTrainSigmaChoice);
   const auto n = static_cast<std::int64_t>(indices.size());
+  const int loader_threads = loader_threads_of(config.loader_threads);
   std::vector<EpochStats> history;
   // The learning rate is multiplied by gamma after every lr_step_epochs-th epoch. A resumed
   // run repeats those multiplications instead of computing gamma^k, so its rate equals an
@@ -77,6 +79,33 @@ std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::Im
     double sums[2] = {0.0, 0.0};  // loss · examples, correct
     ProgressMeter progress(label + " epoch " + std::to_string(epoch) + "/" + std::to_string(config.epochs), n, "ex",
                            verbosity);
+    // This rank's slice of every step, decoded and noised ahead on the loader threads.
+    struct Batch {
+      at::Tensor x;
+      std::vector<std::int64_t> labels;
+      std::vector<double> sigma_exact;  // float64 for a denoiser's t* search
+    };
+    const std::int64_t steps = (n + config.batch_size - 1) / config.batch_size;
+    BatchPrefetcher<Batch> batches(steps, loader_threads, [&](std::int64_t step) {
+      const std::int64_t begin = step * config.batch_size;
+      const RankSlice mine = dp.slice(std::min(config.batch_size, n - begin));
+      Batch batch;
+      if (mine.count == 0) return batch;
+      std::vector<std::int64_t> idx;
+      std::vector<float> sigma;
+      for (std::int64_t k = 0; k < mine.count; ++k) {
+        const std::int64_t p = position[begin + mine.begin + k];
+        const std::int64_t i = indices[static_cast<std::size_t>(p)];
+        idx.push_back(i);
+        batch.labels.push_back(dataset.label(i));
+        const std::size_t s =
+            fixed.empty() ? choice.uniform_index(i, 0, epoch - 1, static_cast<std::uint32_t>(sigmas.size())) : 0;
+        batch.sigma_exact.push_back(fixed.empty() ? sigmas[s] : fixed[static_cast<std::size_t>(p)]);
+        sigma.push_back(static_cast<float>(batch.sigma_exact.back()));
+      }
+      batch.x = noisy_copies(dataset, idx, sigma, 1, noise, epoch - 1);
+      return batch;
+    });
     for (std::int64_t begin = 0; begin < n; begin += config.batch_size) {
       const std::int64_t b = std::min(config.batch_size, n - begin);
       const RankSlice mine = dp.slice(b);
@@ -84,25 +113,12 @@ std::vector<EpochStats> train_with_noise(model::BaseModel& model, const data::Im
       dp.broadcast_buffers();
       std::exception_ptr error;
       try {
+        Batch batch = batches.next();  // every step takes its batch, so a failed one is this step's
         if (mine.count > 0) {
-          std::vector<std::int64_t> idx, labels;
-          std::vector<float> sigma;
-          std::vector<double> sigma_exact;  // float64 for a denoiser's t* search
-          for (std::int64_t k = 0; k < mine.count; ++k) {
-            const std::int64_t p = position[begin + mine.begin + k];
-            const std::int64_t i = indices[static_cast<std::size_t>(p)];
-            idx.push_back(i);
-            labels.push_back(dataset.label(i));
-            const std::size_t s =
-                fixed.empty() ? choice.uniform_index(i, 0, epoch - 1, static_cast<std::uint32_t>(sigmas.size())) : 0;
-            sigma_exact.push_back(fixed.empty() ? sigmas[s] : fixed[static_cast<std::size_t>(p)]);
-            sigma.push_back(static_cast<float>(sigma_exact.back()));
-          }
-          const at::Tensor x = noisy_copies(dataset, idx, sigma, 1, noise, epoch - 1);
           // A denoised-smoothing classifier denoises each row at its own σ (docs/method.md §9).
           // The model moves x to its device; the targets follow the logits there.
-          const at::Tensor logits = model.logits_under_noise(x, torch::tensor(sigma_exact, torch::kFloat64));
-          const at::Tensor y = torch::tensor(labels, torch::kInt64).to(logits.device());
+          const at::Tensor logits = model.logits_under_noise(batch.x, torch::tensor(batch.sigma_exact, torch::kFloat64));
+          const at::Tensor y = torch::tensor(batch.labels, torch::kInt64).to(logits.device());
           const at::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
           loss.backward();
           sums[0] += loss.item<double>() * static_cast<double>(mine.count);

@@ -16,16 +16,13 @@
 #include "dualrs/rng/noise.h"
 #include "dualrs/train/noise_augment.h"
 #include "dualrs/train/train_base.h"
+#include "digits.h"
 
 namespace dualrs::train {
 namespace {
 
-std::string mnist(const std::string& name) { return std::string(DUALRS_SOURCE_DIR) + "/data/mnist/" + name; }
-
-const data::ImageDataset& digits() {
-  static const data::ImageDataset ds = data::load_mnist_idx(mnist("images-idx3-ubyte.gz"), mnist("labels-idx1-ubyte.gz"));
-  return ds;
-}
+using test_data::digits;
+using test_data::mnist;
 
 TEST(PlanBucketsTest, BucketsCloseBeforeTheParameterThatWouldOverflowThem) {
   // 1 KiB buckets of floats hold 256 elements.

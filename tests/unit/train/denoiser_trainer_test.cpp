@@ -12,16 +12,13 @@
 #include "dualrs/core/error.h"
 #include "dualrs/model/base_model.h"
 #include "dualrs/model/mnist_unet.h"
+#include "digits.h"
 
 namespace dualrs::train {
 namespace {
 
-std::string mnist(const std::string& name) { return std::string(DUALRS_SOURCE_DIR) + "/data/mnist/" + name; }
-
-const data::ImageDataset& digits() {
-  static const data::ImageDataset ds = data::load_mnist_idx(mnist("images-idx3-ubyte.gz"), mnist("labels-idx1-ubyte.gz"));
-  return ds;
-}
+using test_data::digits;
+using test_data::mnist;
 
 std::vector<std::int64_t> first_train(std::size_t count) {
   const auto train = data::read_split(mnist("split/train.txt"), digits().size());

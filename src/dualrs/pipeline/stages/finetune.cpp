@@ -52,6 +52,7 @@ void run_finetune(StageContext& ctx, const ExperimentConfig& config, const std::
     train.lr = ft.lr;
     train.weight_decay = ft.weight_decay;
     train.seed = ft.seed;
+    train.loader_threads = ft.loader_threads;
     if (ctx.is_root()) io::ensure_directory(out_dir);
     json resolved = {{"name", config.doc().value("name", "")}, {"dataset", to_json(config.dataset())},
                      {"model", to_json(config.model())}, {"dual", to_json(dual)}, {"finetune", to_json(ft)}};
