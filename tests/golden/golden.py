@@ -3,7 +3,7 @@
 A digest covers what a run computes and nothing about when, where or by which build it ran:
 every HDF5 dataset (dtype, shape and bytes) and the HDF5 attributes that describe the method
 (sigma, n0, n, alpha, ...), every CSV/TSV table with its timing columns dropped, the Markdown
-and LaTeX tables, and the bytes of every model checkpoint (*.pt). Left out: per-example
+and LaTeX tables, and the tensors of every model checkpoint (*.pt). Left out: per-example
 timings (time_s), the optimizer's resume state (optimizer.pt), provenance (times, host, git revision, library versions, the resolved config, whose paths name the
 temporary folder), logs, JSON sidecars and figures.
 """
@@ -97,6 +97,21 @@ def digest_table(path):
     return _sha(buf.getvalue().encode())
 
 
+def digest_checkpoint(path):
+    """Every tensor of a LibTorch checkpoint (name, dtype, shape and bytes), not the archive's
+    bytes: LibTorch 1.13 and 2.x write the same weights into differently laid-out archives."""
+    import torch  # Debian's python3-torch; only checkpoints need it
+    module = torch.jit.load(path, map_location="cpu")
+    h = hashlib.sha256()
+    tensors = dict(module.named_parameters())
+    tensors.update(dict(module.named_buffers()))
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
+    return h.hexdigest()
+
+
 def digest_tree(out_dir):
     """{relative path: digest or {object: digest}} for the results under a job's output folder."""
     out = {}
@@ -109,7 +124,9 @@ def digest_tree(out_dir):
                 out[rel] = digest_hdf5(path)
             elif name.endswith(TEXT_SUFFIXES) and name != "train_log.csv":
                 out[rel] = digest_table(path)
-            elif name.endswith(TABLE_SUFFIXES) or (name.endswith(".pt") and name != "optimizer.pt"):
+            elif name.endswith(".pt") and name != "optimizer.pt":
+                out[rel] = digest_checkpoint(path)
+            elif name.endswith(TABLE_SUFFIXES):
                 with open(path, "rb") as f:
                     out[rel] = _sha(f.read())
     return out

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "dualrs/core/error.h"
+#include "dualrs/model/torch_compat.h"
 
 namespace dualrs::model {
 
@@ -68,7 +69,7 @@ at::Tensor GraphModel::logits(const at::Tensor& x) {
   try {
     // The graph the freezing passes made runs as it is, from the first call on.
     torch::jit::GraphOptimizerEnabledGuard as_frozen(false);
-    out = graph_.forward({x.to(device_)}).toTensor();
+    out = forward_frozen(graph_, {x.to(device_)});
   } catch (const std::exception& e) {
     DUALRS_THROW(ModelError, "the frozen inference graph of ", describe(), " failed on input ", x.sizes(), ": ", e.what(),
                  " (set ", pointer_, "/optimize false to run the eager model)");
@@ -111,7 +112,7 @@ at::Tensor GraphEpsilonModel::epsilon(const at::Tensor& x_t, const at::Tensor& t
   try {
     torch::jit::GraphOptimizerEnabledGuard as_frozen(false);
     // x_t keeps its floating type (float32, or the cast of a reduced-precision model); t is float32.
-    out = graph_.forward({x_t.to(device_), t.to(device_, torch::kFloat32)}).toTensor();
+    out = forward_frozen(graph_, {x_t.to(device_), t.to(device_, torch::kFloat32)});
   } catch (const std::exception& e) {
     DUALRS_THROW(ModelError, "the frozen inference graph of epsilon-model ", describe(), " failed on x_t ", x_t.sizes(),
                  ": ", e.what(), " (set /denoiser/optimize false to run the eager model)");
