@@ -4,6 +4,9 @@
 # project's scratch folder. The root is made once and reused; the build folder inside it too.
 #   scripts/test-debian13.sh                 build, then ctest -L 'unit|integration'
 #   scripts/test-debian13.sh -R golden       build, then ctest with these arguments instead
+#   scripts/test-debian13.sh --run CMD ARGS  build, then run CMD in the root's /dualrs instead of
+#                                            ctest (e.g. the golden digests of this environment:
+#                                            --run python3 tests/golden/test_golden.py --regenerate)
 # Environment:
 #   DUALRS_DEBIAN13_ROOT   the root (default: scratch/debian13 in the repository)
 #   DUALRS_DEBIAN_MIRROR   the Debian archive (default: http://deb.debian.org/debian)
@@ -19,8 +22,14 @@ jobs="${DUALRS_BUILD_JOBS:-$(nproc)}"
 test_jobs="${DUALRS_TEST_JOBS:-2}"
 werror="${DUALRS_WERROR:-ON}"
 keep_going="${DUALRS_KEEP_GOING:-0}"
+mode=ctest
+if [ "${1:-}" = "--run" ]; then
+  mode=run
+  shift
+  if [ $# -eq 0 ]; then echo "test-debian13: --run needs a command" >&2; exit 2; fi
+fi
 ctest_args=("$@")
-if [ ${#ctest_args[@]} -eq 0 ]; then ctest_args=(-L 'unit|integration'); fi
+if [ "$mode" = ctest ] && [ ${#ctest_args[@]} -eq 0 ]; then ctest_args=(-L 'unit|integration'); fi
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "test-debian13: needs root (debootstrap, chroot and bind mounts); run it with sudo" >&2
@@ -69,7 +78,7 @@ cp /etc/resolv.conf "$target/etc/resolv.conf"
 # shellcheck disable=SC2016
 chroot "$target" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
   DEBIAN_FRONTEND=noninteractive DUALRS_SKIP_SLURM=1 TMPDIR=/tmp \
-  JOBS="$jobs" TEST_JOBS="$test_jobs" WERROR="$werror" KEEP_GOING="$keep_going" \
+  JOBS="$jobs" TEST_JOBS="$test_jobs" WERROR="$werror" KEEP_GOING="$keep_going" MODE="$mode" \
   bash -euo pipefail -c '
     cd /dualrs
     bash scripts/install-deps.sh
@@ -77,6 +86,10 @@ chroot "$target" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root L
     echo "test-debian13: $(. /etc/os-release && echo "$PRETTY_NAME"), LibTorch $(dpkg-query -W -f="\${Version}" libtorch-dev)"
     cmake -S /dualrs -B /build-debian13 -DCMAKE_BUILD_TYPE=Release -DDUALRS_WERROR="$WERROR"
     if [ "$KEEP_GOING" = 1 ]; then cmake --build /build-debian13 -j "$JOBS" -- -k; else cmake --build /build-debian13 -j "$JOBS"; fi
+    if [ "$MODE" = run ]; then
+      export DUALRS_BIN=/build-debian13/dualrs
+      exec "$@"
+    fi
     cd /build-debian13
     ctest --output-on-failure -j "$TEST_JOBS" "$@"
   ' test-debian13 "${ctest_args[@]}"

@@ -134,7 +134,18 @@ def digest_tree(out_dir):
 
 def compute_environment():
     """What the digests depend on besides the code: the CPU's vector instruction set (oneDNN
-    and OpenBLAS pick kernels by it, and float sums differ between kernels)."""
+    and OpenBLAS pick kernels by it, and float sums differ between kernels) and the LibTorch
+    version (Debian's python3-torch matches its libtorch-dev: 1.13 on Debian 12, 2.6 on Debian 13),
+    e.g. "x86_64-avx2-torch1.13"."""
+    return _isa() + "-torch" + _torch_version()
+
+
+def _torch_version():
+    import torch
+    return ".".join(torch.__version__.split("+")[0].split(".")[:2])
+
+
+def _isa():
     flags = set()
     try:
         with open("/proc/cpuinfo") as f:

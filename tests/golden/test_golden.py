@@ -46,15 +46,16 @@ class GoldenIdentityTest(unittest.TestCase):
 
     def test_results_match_the_expected_digests(self):
         with open(EXPECTED) as f:
-            expected = json.load(f)
+            environments = json.load(f)["environments"]
         environment = golden.compute_environment()
-        if expected["environment"] != environment:
-            self.skipTest(f"golden: skipped: the digests were made on {expected['environment']}, this machine is "
-                          f"{environment} (float kernels differ); regenerate them here to guard this machine")
+        if environment not in environments:
+            self.skipTest(f"golden: skipped: the digests were made on {', '.join(sorted(environments))}, this machine "
+                          f"is {environment} (float kernels differ); regenerate them here to guard this machine")
+        expected = environments[environment]
         actual = compute_all(self.tmp)
         problems = []
         for job in JOBS:
-            problems += [f"{job}: {line}" for line in golden.compare(expected["jobs"][job], actual[job])]
+            problems += [f"{job}: {line}" for line in golden.compare(expected[job], actual[job])]
         self.assertFalse(problems, "results differ from tests/golden/expected_digests.json:\n  " + "\n  ".join(problems))
         # The digests must cover the results that matter: certificates, labels, tables, weights.
         for job, must in (("dual_job.json", ["certify_dual_rs/certify.h5", "label/labels.h5",
@@ -75,15 +76,23 @@ class GoldenIdentityTest(unittest.TestCase):
 
 
 def regenerate():
+    """Rewrites this environment's digests; those of other environments are kept."""
+    environment = golden.compute_environment()
     tmp = tempfile.mkdtemp(prefix="dualrs_golden_")
     try:
-        doc = {"environment": golden.compute_environment(), "jobs": compute_all(tmp)}
+        jobs = compute_all(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    doc = {"environments": {}}
+    if os.path.exists(EXPECTED):
+        with open(EXPECTED) as f:
+            doc = json.load(f)
+    doc["environments"][environment] = jobs
     with open(EXPECTED, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.write("\n")
-    print(f"wrote {EXPECTED} ({sum(len(v) for v in doc['jobs'].values())} outputs, environment {doc['environment']})")
+    print(f"wrote {EXPECTED} ({sum(len(v) for v in jobs.values())} outputs, environment {environment}; "
+          f"kept {', '.join(sorted(set(doc['environments']) - {environment})) or 'no other'})")
 
 
 if __name__ == "__main__":
