@@ -31,14 +31,16 @@ c10::ScalarType scalar_type_of(Precision precision);
 void cast_module(BaseModel& model, Precision precision);
 
 /// `model` (already cast, see cast_module / load_torchscript_model) behind the cast of its
-/// inputs to `precision` and of its logits back to float32. The first forward that fails
-/// is reported as the model not running at that precision, naming `pointer`/precision.
-/// fp32 returns `model` unchanged.
+/// inputs to `precision` and of its logits back to float32: logits(x) takes float `[B, C, H,
+/// W]` and returns float32 `[B, K]`. fp32 returns `model` unchanged.
+/// \throws (from logits) ModelError "cannot run in bf16 (POINTER/precision): …" when the first
+/// forward fails, naming the model; later failures pass through unchanged.
 std::unique_ptr<BaseModel> with_precision(std::unique_ptr<BaseModel> model, Precision precision,
                                           const std::string& pointer);
 
-/// The same for an ε-model (the timesteps stay float32; native ε-models cast their timestep
-/// embedding to their weights' type).
+/// The same for an ε-model: epsilon(x_t float `[B, C, H, W]`, t float32 `[B]`) returns
+/// float32 `[B, C, H, W]`; the timesteps stay float32 (native ε-models cast their timestep
+/// embedding to their weights' type). \throws as the classifier form, from epsilon().
 std::unique_ptr<EpsilonModel> with_precision(std::unique_ptr<EpsilonModel> model, Precision precision,
                                              const std::string& pointer);
 

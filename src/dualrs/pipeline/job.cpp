@@ -651,7 +651,6 @@ void run_job(StageContext& ctx, const std::string& job_path, const std::string& 
   ctx.agreed([&] { stages = plan_job(job_path, out_dir); });
   // The file index of each dataset the stages read (docs/cluster.md §8b), before anything
   // counts its examples: the plans below do, on every rank.
-  ctx.on_root([&] { io::ensure_directory(out_dir); });
   std::set<std::string> indexed;
   for (const JobStage& stage : stages) {
     if (reads_dataset(*stage.stage) && stage.config.has("dataset") &&
@@ -676,6 +675,7 @@ void run_job(StageContext& ctx, const std::string& job_path, const std::string& 
   const auto job_start = std::chrono::steady_clock::now();
   json summary = {{"job", job_path}, {"out", out_dir}, {"started_utc", io::utc_now()},
                   {"world_size", ctx.world.size}, {"stages", json::array()}};
+  ctx.on_root([&] { io::ensure_directory(out_dir); });
   for (std::size_t i = 0; i < stages.size(); ++i) {
     const JobStage& stage = stages[i];
     // A stop request that came during an earlier stage ends the job here; re-running resumes.

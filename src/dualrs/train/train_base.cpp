@@ -8,8 +8,8 @@
 #include "dualrs/core/error.h"
 #include "dualrs/rng/noise.h"
 #include "dualrs/train/noise_augment.h"
-#include "dualrs/train/prefetch.h"
 #include "dualrs/train/optimizer_state.h"
+#include "dualrs/train/prefetch.h"
 
 namespace dualrs::train {
 
