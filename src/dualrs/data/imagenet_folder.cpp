@@ -278,6 +278,8 @@ void use_imagenet_file_list(const DatasetConfig& config, std::shared_ptr<const I
 std::int64_t imagenet_folder_listings() { return g_listings.load(std::memory_order_relaxed); }
 
 SplitRanges imagenet_split_ranges(const DatasetConfig& config) {
+  // The counts of a registered list, without copying its 1.33 M names (every plan asks).
+  if (auto list = registered(config)) return {{"val", {0, list->val_count}}, {"train", {list->val_count, list->size()}}};
   std::int64_t val_count = 0;
   const ImagenetFileList index = list_files(config, val_count);
   return {{"val", {0, val_count}}, {"train", {val_count, index.size()}}};
