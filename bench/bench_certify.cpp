@@ -232,11 +232,63 @@ void BM_GridVsGaussianNoise(benchmark::State& state) {
   }
 }
 
+/// Whether drawing the next batch's noise on a thread of its own while the forward runs pays:
+/// paired, `pairs` times (alternating which goes first), (a) in turn: noise for batch b+1 on
+/// all cores (as sample_counts does), then the forward of batch b; (b) overlapped: the noise
+/// for b+1 on one extra thread (plain fill, no parallel_for) while the forward of b runs.
+/// Counter `overlap_speedup` = median of (a)/(b) wall times; above 1 means overlap pays.
+void BM_NoiseOverlap(benchmark::State& state) {
+  Fixture f(state.range(0));
+  const auto pairs = static_cast<std::size_t>(state.range(1));
+  f.warm_up();
+  torch::Tensor next = torch::empty_like(f.noisy);
+  const float* clean = f.x.data_ptr<float>();
+  const std::int64_t numel = f.x.numel();
+  auto in_turn = [&] {
+    dualrs::smooth::fill_noisy_copies(next, f.x, f.noise, 0, 0, kSigma, f.first);
+    f.forward();
+  };
+  auto overlapped = [&] {
+    std::thread drawer([&] {
+      f.noise.fill(next.data_ptr<float>(), numel, 0, 0, f.first, f.batch, static_cast<float>(kSigma), clean);
+    });
+    f.forward();
+    drawer.join();
+  };
+  auto seconds = [](auto&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (auto _ : state) {
+    std::vector<double> speedup, t_turn, t_overlap;
+    for (std::size_t p = 0; p < pairs; ++p, f.first += f.batch) {
+      double a = 0, b = 0;
+      if (p % 2 == 0) {
+        a = seconds(in_turn);
+        b = seconds(overlapped);
+      } else {
+        b = seconds(overlapped);
+        a = seconds(in_turn);
+      }
+      speedup.push_back(a / b);
+      t_turn.push_back(a);
+      t_overlap.push_back(b);
+    }
+    state.SetIterationTime(std::accumulate(t_turn.begin(), t_turn.end(), 0.0) +
+                           std::accumulate(t_overlap.begin(), t_overlap.end(), 0.0));
+    state.counters["overlap_speedup"] = quantile(speedup, 0.5);
+    state.counters["in_turn_per_s"] = static_cast<double>(f.batch) / quantile(t_turn, 0.5);
+    state.counters["overlapped_per_s"] = static_cast<double>(f.batch) / quantile(t_overlap, 0.5);
+  }
+}
+
 // {batch size, pairs per repetition}: about 10 s per repetition on a quiet 2-core machine.
 BENCHMARK(BM_CertifyVsForward)->Args({1000, 40})->Args({250, 160})->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(1);
 BENCHMARK(BM_BareForward)->Arg(1000)->Arg(250)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SampleCounts)->Arg(1000)->Arg(250)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_NoiseOnly)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_NoiseOverlap)->Args({1000, 40})->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(1);
 BENCHMARK(BM_GridVsGaussianNoise)->Args({1000, 60})->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(1);
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "dualrs/dist/nccl_communicator.h"
 #include "dualrs/dist/shard_runner.h"
 #include "dualrs/dist/stop_signal.h"
+#include "dualrs/model/blas_threads.h"
 #include "dualrs/pipeline/registry.h"
 
 namespace {
@@ -69,13 +70,15 @@ bool dispatch(const std::string& name, const dualrs::app::Invocation& inv, int& 
 
 // Intra-op threads for LibTorch: $DUALRS_NUM_THREADS, else $OMP_NUM_THREADS, else this
 // rank's share of the node's cores (every core for a single process). (Debian's OpenMP
-// runtime may start with one thread when nothing is set.)
+// runtime may start with one thread when nothing is set.) OpenBLAS, where LibTorch uses it,
+// gets one thread of its own unless $OPENBLAS_NUM_THREADS says otherwise (model/blas_threads.h).
 void configure_threads(const dualrs::dist::World& world) {
   int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, world.local_size));
   for (const char* name : {"OMP_NUM_THREADS", "DUALRS_NUM_THREADS"}) {
     if (const char* value = std::getenv(name); value != nullptr && std::atoi(value) > 0) threads = std::atoi(value);
   }
   if (threads > 0) at::set_num_threads(threads);
+  dualrs::model::limit_openblas_threads(1);
 }
 
 void print_usage() {

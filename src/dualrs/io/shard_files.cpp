@@ -193,6 +193,13 @@ ShardScan scan_shards(const std::string& out_dir, const ShardSpec& spec) {
                    " with config_sha256 ", spec.config_sha256,
                    ". Use another output folder, or delete its shards/ to start over");
     }
+    if (spec.rng_layout_version != 0 && s.provenance.rng_layout_version != spec.rng_layout_version) {
+      DUALRS_THROW(IoError, "output folder '", out_dir, "' holds shards drawn with RNG layout version ",
+                   s.provenance.rng_layout_version, " (", path, "), this dualrs draws layout version ",
+                   spec.rng_layout_version,
+                   ": resuming would mix two noise layouts in one result. Finish the stage with the dualrs that "
+                   "started it, use another output folder, or delete its shards/ to start over");
+    }
     if (s.meta.selection_count != spec.selection_count || s.meta.selection_sha256 != spec.selection_sha256) {
       DUALRS_THROW(IoError, "output folder '", out_dir, "' holds shards of another selection: ", path, " covers ",
                    s.meta.selection_count, " examples with selection_sha256 ", short_hash(s.meta.selection_sha256),
@@ -235,13 +242,16 @@ std::vector<ShardFileInfo> check_shard_set(const std::string& dir, std::vector<S
   const ShardFileInfo& first = infos.front();
   for (const ShardFileInfo& s : infos) {
     const bool same = s.schema == first.schema && s.provenance.config_sha256 == first.provenance.config_sha256 &&
+                      s.provenance.rng_layout_version == first.provenance.rng_layout_version &&
                       s.meta.selection_count == first.meta.selection_count &&
                       s.meta.selection_sha256 == first.meta.selection_sha256 && s.meta.shard_size == first.meta.shard_size;
     if (!same) {
       DUALRS_THROW(IoError, "shards in '", dir, "/shards' do not belong together: ", first.path, " is ", first.schema,
                    " config_sha256 ", first.provenance.config_sha256, " (", first.meta.selection_count,
-                   " examples, shard_size ", first.meta.shard_size, "), ", s.path, " is ", s.schema, " config_sha256 ",
-                   s.provenance.config_sha256, " (", s.meta.selection_count, " examples, shard_size ", s.meta.shard_size, ")");
+                   " examples, shard_size ", first.meta.shard_size, ", RNG layout ", first.provenance.rng_layout_version,
+                   "), ", s.path, " is ", s.schema, " config_sha256 ", s.provenance.config_sha256, " (",
+                   s.meta.selection_count, " examples, shard_size ", s.meta.shard_size, ", RNG layout ",
+                   s.provenance.rng_layout_version, ")");
     }
   }
   if (!expected_config_sha256.empty() && first.provenance.config_sha256 != expected_config_sha256) {

@@ -67,6 +67,7 @@ struct ShardSpec {
   std::int64_t selection_count = 0;
   std::string selection_sha256;
   std::vector<Shard> shards;     ///< the shards this run is responsible for (all, or a subset)
+  int rng_layout_version = 0;    ///< the noise layout this run draws (0: not checked)
 };
 
 /// Outcome of scan_shards.
@@ -83,7 +84,8 @@ struct ShardScan {
 /// `shards/corrupt/` and reported, so that it is recomputed and never merged; a leftover
 /// `.tmp` of one of `spec.shards` is removed.
 /// \throws IoError when a shard file belongs to another config or selection, naming the
-/// folder, the file and both hashes (nothing is changed then).
+/// folder, the file and both hashes, or was drawn with another RNG layout version (an older
+/// dualrs: resuming would mix two noise layouts in one result); nothing is changed then.
 ShardScan scan_shards(const std::string& out_dir, const ShardSpec& spec);
 
 /// What merge_shards found and wrote.

@@ -80,12 +80,14 @@ class DigitModel : public BaseModel {
   c10::Device device_{c10::kCPU};
 };
 
-// MnistCnnImpl::forward in TorchScript.
+// MnistCnnImpl::forward in TorchScript, with each ReLU moved after its max pooling: ReLU is
+// monotone, so relu(max(a, b, c, d)) = max(relu(a), …, relu(d)) exactly, and it then runs on a
+// quarter of the values.
 constexpr const char* kMnistCnnScript = R"(
 def forward(self, x: Tensor) -> Tensor:
     x = (x - 0.1307) / 0.3081
-    x = torch.max_pool2d(torch.relu(torch.conv2d(x, self.conv1_weight, self.conv1_bias, [1, 1], [1, 1])), [2, 2])
-    x = torch.max_pool2d(torch.relu(torch.conv2d(x, self.conv2_weight, self.conv2_bias, [1, 1], [1, 1])), [2, 2])
+    x = torch.relu(torch.max_pool2d(torch.conv2d(x, self.conv1_weight, self.conv1_bias, [1, 1], [1, 1]), [2, 2]))
+    x = torch.relu(torch.max_pool2d(torch.conv2d(x, self.conv2_weight, self.conv2_bias, [1, 1], [1, 1]), [2, 2]))
     x = torch.relu(torch.linear(torch.flatten(x, 1), self.fc1_weight, self.fc1_bias))
     return torch.linear(x, self.fc2_weight, self.fc2_bias)
 )";

@@ -82,6 +82,7 @@ bool run_sharded_stage(StageContext& ctx, const std::string& out_dir, ShardedSta
   spec.selection_count = count;
   spec.selection_sha256 = io::selection_sha256(stage.indices);
   spec.shards = mine;
+  spec.rng_layout_version = stage.provenance.rng_layout_version;
 
   // 1. Lock, clean up, find what is left (rank 0).
   std::optional<io::DirectoryLock> lock;

@@ -1,11 +1,11 @@
 #include "dualrs/rng/noise.h"
 
-#include <Random123/boxmuller.hpp>
 #include <Random123/philox.h>
 
 #include <algorithm>
 
 #include "dualrs/core/error.h"
+#include "dualrs/rng/gaussian.h"
 #include "dualrs/rng/grid_noise.h"
 #include "dualrs/rng/philox8.h"
 
@@ -32,28 +32,21 @@ void NoiseSource::fill(float* out, std::int64_t numel, std::int64_t example, std
       first_sample + count > 0x100000000LL || numel < 0 || numel / 4 > 0xFFFFFFFFLL) {
     DUALRS_THROW(DataError, "NoiseSource::fill: example, sample or element index outside the 32-bit counter");
   }
-  // Eight Philox blocks (32 values) per step; Box–Muller stays Random123's scalar
-  // r123::boxmuller (glibc sincosf/logf), so the numbers are those of layout version 1.
+  // One Philox8 call (eight blocks, 32 words) gives 32 values: layout version 2's element
+  // order within a step (gaussian.h) lets the transform run eight lanes at a time.
   constexpr std::int64_t kStep = 4 * detail::kPhiloxLanes;
   const detail::Philox8Fn philox8 = detail::best_philox8();
+  const detail::Gaussian32Fn gaussian32 = detail::best_gaussian32();
   detail::Philox8 r;
-  float z[kStep];
+  alignas(32) float z[kStep];
   for (std::int64_t s = 0; s < count; ++s) {
     float* dst = out + s * numel;
     const auto sample = static_cast<std::uint32_t>(first_sample + s);
     for (std::int64_t e0 = 0; e0 < numel; e0 += kStep) {
       philox8(static_cast<std::uint32_t>(e0 / 4), sample, sigma_index, static_cast<std::uint32_t>(example), key_[0],
               key_[1], r);
+      gaussian32(r, z);
       const std::int64_t m = std::min(kStep, numel - e0);
-      const std::int64_t lanes = (m + 3) / 4;  // the last step may need fewer blocks
-      for (std::int64_t l = 0; l < lanes; ++l) {
-        const r123::float2 z01 = r123::boxmuller(r.word[0][l], r.word[1][l]);
-        const r123::float2 z23 = r123::boxmuller(r.word[2][l], r.word[3][l]);
-        z[4 * l + 0] = z01.x;
-        z[4 * l + 1] = z01.y;
-        z[4 * l + 2] = z23.x;
-        z[4 * l + 3] = z23.y;
-      }
       float* d = dst + e0;
       if (offset != nullptr) {
         const float* o = offset + e0;

@@ -6,8 +6,12 @@
 ///
 /// Layout (version kRngLayoutVersion):
 ///   key     = splitmix64(seed ^ splitmix64(stage)), split into two 32-bit words;
-///   counter = {element block, sample index, sigma index, example index};
-///   one Philox call gives four 32-bit words -> two Box–Muller pairs -> elements 4b..4b+3.
+///   counter = {block b, sample index, sigma index, example index};
+///   one Philox call gives four 32-bit words -> two Box–Muller pairs (gaussian.h) -> with
+///   b = 8g + l, elements 32g + l, 32g + 8 + l (words 0, 1) and 32g + 16 + l, 32g + 24 + l
+///   (words 2, 3), so eight consecutive blocks fill 32 consecutive elements.
+/// Version 1 (up to 2026-12) used Random123's r123::boxmuller (the C library's sincosf and
+/// logf, scalar) and elements 4b..4b+3; version 2 has the transform vectorised.
 /// The numbers for (example, sigma index, sample, element) therefore do not depend on batch
 /// size, rank count, shard order or device.
 
@@ -20,7 +24,7 @@ inline namespace rng {
 
 /// Bumped whenever the mapping from (seed, stage, counter) to numbers changes; written into
 /// every output so results made with different layouts are never mixed.
-inline constexpr int kRngLayoutVersion = 1;
+inline constexpr int kRngLayoutVersion = 2;
 
 /// Independent noise streams per use. Never renumber an existing entry.
 enum class NoiseStage : std::uint32_t {

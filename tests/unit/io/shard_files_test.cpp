@@ -132,6 +132,20 @@ TEST(ShardFilesTest, AScanKeepsGoodShardsMovesDamagedOnesAsideAndRemovesLeftover
   EXPECT_EQ(scan.removed_tmp.size(), 1u);
 }
 
+TEST(ShardFilesTest, AScanRefusesShardsOfAnotherRngLayoutAndChangesNothing) {
+  TempDir dir;
+  write_label_shard(dir.path(), {0, 0, 4});  // drawn with layout version 1
+  ShardSpec spec = label_spec();
+  spec.rng_layout_version = 2;
+  const std::string message = io_error_message([&] { scan_shards(dir.path(), spec); });
+  EXPECT_PRED2(contains, message, "RNG layout version 1");
+  EXPECT_PRED2(contains, message, "draws layout version 2");
+  EXPECT_PRED2(contains, message, shard_path(dir.path(), 0));
+  EXPECT_TRUE(fs::exists(shard_path(dir.path(), 0)));
+  spec.rng_layout_version = 1;  // the same layout resumes
+  EXPECT_EQ(scan_shards(dir.path(), spec).complete.size(), 1u);
+}
+
 TEST(ShardFilesTest, AScanRefusesAnotherConfigsShardsAndChangesNothing) {
   TempDir dir;
   write_label_shard(dir.path(), {0, 0, 4}, "b");
@@ -185,6 +199,12 @@ TEST(ShardFilesTest, MergeRefusesMissingShardsAnotherConfigAndTheWrongRows) {
   EXPECT_PRED2(contains, io_error_message([&] { merge_shards(dir.path()); }), "1 of 3 shards missing (1)");
   write_label_shard(dir.path(), shards[1], "b");
   EXPECT_PRED2(contains, io_error_message([&] { merge_shards(dir.path()); }), "do not belong together");
+  // Same config, another noise layout (a shard resumed by a newer dualrs).
+  write_labels(shard_path(dir.path(), 1), label_rows(4, 8),
+               shard_provenance(make_provenance("dualrs.labels", "label",
+                                                nlohmann::json{{"label", {{"config", "a"}}}}, 5, 2),
+                                meta(shards[1])));
+  EXPECT_PRED2(contains, io_error_message([&] { merge_shards(dir.path()); }), "RNG layout 2");
   // Right place, wrong rows: the selection hash catches an index that is not the selection's.
   LabelSet rows = label_rows(4, 8);
   rows.idx[0] = 999;
