@@ -29,7 +29,7 @@ NoiseSource::NoiseSource(std::uint64_t seed, NoiseStage stage, NoiseKind kind) :
 void NoiseSource::fill(float* out, std::int64_t numel, std::int64_t example, std::uint32_t sigma_index,
                        std::int64_t first_sample, std::int64_t count, float sigma, const float* offset) const {
   if (example < 0 || example > 0xFFFFFFFFLL || first_sample < 0 || count < 0 ||
-      first_sample + count > 0x100000000LL || numel < 0 || numel / 4 > 0xFFFFFFFFLL) {
+      first_sample + count > 0x100000000LL || numel < 0 || (numel + 31) / 32 * 8 > 0x100000000LL) {
     DUALRS_THROW(DataError, "NoiseSource::fill: example, sample or element index outside the 32-bit counter");
   }
   // One Philox8 call (eight blocks, 32 words) gives 32 values: layout version 2's element
