@@ -38,14 +38,17 @@ echo "$count test digits, sigma 0.25, n0 100, n 1000, alpha 0.001, batch 1000, 2
 wall() {  # wall seconds of one command, its output discarded
   /usr/bin/python3 -c 'import subprocess, sys, time; t = time.monotonic(); subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True); print(time.monotonic() - t)' "$@"
 }
-compare() {  # compare LABEL OPTIMIZE: RUNS pairs, alternating which goes first
-  local a b as=() bs=()
+compare() {  # compare LABEL OPTIMIZE [PEER_ENV]: RUNS pairs, alternating which goes first
+  local a b as=() bs=() peer_env="${3:-PEER_DEFAULTS=1}"
   for ((i = 0; i < ${RUNS:-3}; i++)); do
-    if ((i % 2 == 0)); then a=$(wall sh -c "$(dualrs_run "$2")"); b=$(wall "${peer[@]}")
-    else b=$(wall "${peer[@]}"); a=$(wall sh -c "$(dualrs_run "$2")"); fi
+    if ((i % 2 == 0)); then a=$(wall sh -c "$(dualrs_run "$2")"); b=$(wall env "$peer_env" "${peer[@]}")
+    else b=$(wall env "$peer_env" "${peer[@]}"); a=$(wall sh -c "$(dualrs_run "$2")"); fi
     as+=("$a"); bs+=("$b")
   done
   /usr/bin/python3 -c "import statistics as s, sys; a, b = (list(map(float, x.split())) for x in sys.argv[2:4]); r = [y / x for x, y in zip(a, b)]; print(f'{sys.argv[1]}: dualrs {s.median(a):.2f} s, Cohen-style loop {s.median(b):.2f} s (medians of {len(a)}), dualrs faster by {s.median(r):.2f}x (median pair ratio)')" "$1" "${as[*]}" "${bs[*]}"
 }
-compare "frozen graph (default)" true
-compare "optimize false" false
+# dualrs gives OpenBLAS one thread (docs/method.md §14); the peer, on Debian's python3-torch,
+# has the same OpenBLAS, so it is timed as it comes and with the same setting.
+compare "frozen graph (default), peer as installed" true
+compare "frozen graph (default), peer with OPENBLAS_NUM_THREADS=1" true OPENBLAS_NUM_THREADS=1
+compare "optimize false, peer with OPENBLAS_NUM_THREADS=1" false OPENBLAS_NUM_THREADS=1

@@ -6,13 +6,17 @@
 /// the counter-based noise of dualrs/rng/noise.h), so the batches, their order and the
 /// trained weights are the same for every L, and the same as building each batch in turn.
 
+#include <algorithm>
+#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
-#include <future>
+#include <map>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "dualrs/core/error.h"
 #include "dualrs/data/parallel.h"
@@ -28,25 +32,32 @@ int default_loader_threads();
 int loader_threads_of(std::int64_t configured);
 
 /// Builds `make(0)`, `make(1)`, … `make(steps − 1)` ahead of their use, up to `threads` at a
-/// time, each on its own loader thread (data::LoaderThreadScope); next() returns them in
-/// order. threads = 0 builds each batch inside next(), with no overlap (the reference the
-/// benchmark compares with). `make` must be safe to call from several threads at once and
-/// must not read state the caller changes while batches are in flight.
+/// time, on `threads` loader threads (data::LoaderThreadScope) started once per prefetcher;
+/// next() returns them in order. threads = 0 builds each batch inside next(), with no overlap
+/// (the reference the benchmark compares with). `make` must be safe to call from several
+/// threads at once and must not read state the caller changes while batches are in flight.
+/// The threads live as long as the prefetcher: a thread that is new to LibTorch makes LibTorch
+/// set up its thread pools again on its first parallel operation (in 1.13 it re-creates its
+/// pthreadpool), which, once per batch, had cost train-estimator a sixth of its time.
 template <typename Batch>
 class BatchPrefetcher {
  public:
   BatchPrefetcher(std::int64_t steps, int threads, std::function<Batch(std::int64_t)> make)
       : steps_(steps), threads_(threads), make_(std::move(make)) {
     DUALRS_CHECK(threads >= 0, Error, "BatchPrefetcher: threads must be >= 0, got ", threads);
-    while (threads_ > 0 && launched_ < steps_ && static_cast<int>(pending_.size()) < threads_) launch();
+    const auto workers = static_cast<int>(std::min<std::int64_t>(threads_, steps_));
+    for (int t = 0; t < workers; ++t) workers_.emplace_back([this] { work(); });
   }
   BatchPrefetcher(const BatchPrefetcher&) = delete;
   BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
   /// Waits for the batches still being built (their results are dropped).
   ~BatchPrefetcher() {
-    for (auto& f : pending_) {
-      if (f.valid()) f.wait();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
     }
+    changed_.notify_all();
+    for (std::thread& t : workers_) t.join();
   }
 
   /// The next step's batch. \throws what `make` threw for that step (later steps may still
@@ -54,37 +65,55 @@ class BatchPrefetcher {
   Batch next() {
     DUALRS_CHECK(taken_ < steps_, Error, "BatchPrefetcher: all ", steps_, " batches were taken");
     if (threads_ == 0) return make_(taken_++);
-    std::future<Batch> front = std::move(pending_.front());
-    pending_.pop_front();
-    ++taken_;
-    // The next build starts once this one is done, so that at most `threads` run at a time.
-    std::optional<Batch> batch;
-    std::exception_ptr failed;
-    try {
-      batch.emplace(front.get());
-    } catch (...) {
-      failed = std::current_exception();
-    }
-    if (launched_ < steps_) launch();
-    if (failed) std::rethrow_exception(failed);
-    return std::move(*batch);
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return done_.count(taken_) != 0; });
+    Built built = std::move(done_.at(taken_));
+    done_.erase(taken_);
+    ++taken_;  // the next build may start: at most `threads` are in flight
+    lock.unlock();
+    changed_.notify_all();
+    if (built.failed) std::rethrow_exception(built.failed);
+    return std::move(*built.batch);
   }
 
  private:
-  void launch() {
-    const std::int64_t step = launched_++;
-    pending_.push_back(std::async(std::launch::async, [this, step] {
-      data::LoaderThreadScope loader;
-      return make_(step);
-    }));
+  struct Built {
+    std::optional<Batch> batch;
+    std::exception_ptr failed;
+  };
+
+  // A loader thread: takes the next step to build while fewer than `threads` steps are built
+  // or being built ahead of the caller.
+  void work() {
+    data::LoaderThreadScope loader;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return stopping_ || launched_ >= steps_ || launched_ < taken_ + threads_; });
+      if (stopping_ || launched_ >= steps_) return;
+      const std::int64_t step = launched_++;
+      lock.unlock();
+      Built built;
+      try {
+        built.batch.emplace(make_(step));
+      } catch (...) {
+        built.failed = std::current_exception();
+      }
+      lock.lock();
+      done_.emplace(step, std::move(built));
+      changed_.notify_all();
+    }
   }
 
   std::int64_t steps_;
   int threads_;
   std::function<Batch(std::int64_t)> make_;
-  std::deque<std::future<Batch>> pending_;
-  std::int64_t launched_ = 0;
-  std::int64_t taken_ = 0;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::map<std::int64_t, Built> done_;  // built, not yet taken
+  std::int64_t launched_ = 0;            // steps handed to a loader thread
+  std::int64_t taken_ = 0;               // steps returned by next()
+  bool stopping_ = false;
 };
 
 }  // namespace dualrs::train
